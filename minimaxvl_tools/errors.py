@@ -1,0 +1,149 @@
+"""One exception hierarchy for minimaxvl-tools.
+
+Every error the package raises on purpose is a :class:`MiniMaxVLError`; each message names the input
+that caused it and what to do about it, so an agent or a person can act on the text alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class MiniMaxVLError(Exception):
+    """Base class of every error raised on purpose by minimaxvl-tools."""
+
+
+# ---------------------------------------------------------------- inputs
+class InvalidInputError(MiniMaxVLError, ValueError):
+    """An argument or input cannot be used as given (wrong type, empty, out of range)."""
+
+
+class UnsupportedImageError(InvalidInputError):
+    """Bytes that are not a readable image, a truncated file, or a decompression bomb."""
+
+
+class ImageTooLargeError(UnsupportedImageError):
+    """An image over the pixel or byte cap (decompression-bomb guard)."""
+
+
+class AspectRatioError(InvalidInputError):
+    """An image more elongated than any canvas holds (beyond 6:1) and splitting was not allowed."""
+
+
+class PDFError(InvalidInputError):
+    """A PDF that cannot be opened or rendered (corrupt, truncated, no pages)."""
+
+
+class PDFPasswordError(PDFError):
+    """An encrypted PDF opened without (or with a wrong) password."""
+
+
+class AccessDeniedError(InvalidInputError, PermissionError):
+    """A path outside the allowed roots, a disallowed URL scheme/host, or URL loading disabled."""
+
+
+class FetchError(InvalidInputError):
+    """An allowed URL could not be fetched (timeout, HTTP error, over the size cap)."""
+
+
+# ---------------------------------------------------------------- planning / budget
+class ContextOverflowError(MiniMaxVLError):
+    """A request that cannot fit the served context, refused before it is sent."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        image_tokens: int = 0,
+        text_tokens: int = 0,
+        max_tokens: int = 0,
+        max_model_len: int = 0,
+        images: int = 0,
+    ) -> None:
+        super().__init__(message)
+        self.image_tokens = image_tokens
+        self.text_tokens = text_tokens
+        self.max_tokens = max_tokens
+        self.max_model_len = max_model_len
+        self.images = images
+
+
+class TooManyImagesError(ContextOverflowError):
+    """More images in one request than the server accepts (``--limit-mm-per-prompt``)."""
+
+
+# ---------------------------------------------------------------- server / transport
+class ServerError(MiniMaxVLError):
+    """The server answered with an error; carries the HTTP status and the server's message."""
+
+    def __init__(self, message: str, *, status_code: int | None = None, body: Any = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.body = body
+
+
+class BadRequestError(ServerError):
+    """HTTP 400 from the server that is not a known media or budget error."""
+
+
+class MediaError(ServerError):
+    """The server could not load an image of the request (vLLM answers some of these with HTTP 500)."""
+
+
+class RateLimitError(ServerError):
+    """HTTP 429 after all retries."""
+
+
+class ServerUnavailableError(ServerError):
+    """5xx, connection failures or timeouts after all retries; the endpoint may be down."""
+
+
+class ModelMismatchError(ServerError):
+    """The endpoint serves a different model than the one configured."""
+
+
+# ---------------------------------------------------------------- outputs
+class OutputValidationError(MiniMaxVLError):
+    """Model output that failed validation even after the repair attempt; keeps the raw text."""
+
+    def __init__(self, message: str, *, raw: str = "", errors: Any = None) -> None:
+        super().__init__(message)
+        self.raw = raw
+        self.errors = errors
+
+
+class TruncatedOutputError(OutputValidationError):
+    """Output cut off by ``max_tokens`` (finish_reason ``length``) after every retry."""
+
+
+class RepetitionError(OutputValidationError):
+    """Output that loops (n-gram repetition) after every retry."""
+
+
+class JobAbortedError(MiniMaxVLError):
+    """A batch stopped because its failure rate passed the caller's threshold."""
+
+
+__all__ = [
+    "AccessDeniedError",
+    "AspectRatioError",
+    "BadRequestError",
+    "ContextOverflowError",
+    "FetchError",
+    "ImageTooLargeError",
+    "InvalidInputError",
+    "JobAbortedError",
+    "MediaError",
+    "MiniMaxVLError",
+    "ModelMismatchError",
+    "OutputValidationError",
+    "PDFError",
+    "PDFPasswordError",
+    "RateLimitError",
+    "RepetitionError",
+    "ServerError",
+    "ServerUnavailableError",
+    "TooManyImagesError",
+    "TruncatedOutputError",
+    "UnsupportedImageError",
+]

@@ -1,0 +1,76 @@
+"""Settings: arguments > environment (``MINIMAXVL_*``) > defaults.
+
+One :class:`Settings` object describes the endpoint, the model and the limits; the client, tools, loader
+and CLI all read the same one, so nothing in the package reads the environment anywhere else.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+
+ENV_PREFIX = "MINIMAXVL_"
+DEFAULT_BASE_URL = "http://localhost:8000/v1"
+DEFAULT_MODEL = "MiniMaxAI/MiniMax-VL-01"
+
+
+def _split_list(value: str) -> list[str]:
+    return [v.strip() for v in value.replace(";", ",").split(",") if v.strip()]
+
+
+class Settings(BaseModel):
+    """Endpoint, model, limits and cache location; build with :meth:`from_env` to honour ``MINIMAXVL_*``."""
+
+    base_url: str = Field(DEFAULT_BASE_URL, description="OpenAI-compatible endpoint (vLLM) ending in /v1.")
+    base_urls: list[str] = Field(default_factory=list, description="Several replicas; overrides base_url.")
+    api_key: str = Field("EMPTY", description="Bearer token; vLLM accepts any unless started with --api-key.")
+    model: str = Field(DEFAULT_MODEL, description="Served model name as /v1/models lists it.")
+    timeout: float = Field(300.0, gt=0, description="Seconds per HTTP request.")
+    max_retries: int = Field(4, ge=0, description="Retries on 429, 5xx and connection errors.")
+    max_concurrency: int = Field(16, ge=1, description="In-flight requests per client (async batches).")
+    max_images_per_request: int = Field(4, ge=1, description="Server's --limit-mm-per-prompt image count.")
+    max_model_len: int | None = Field(None, ge=256, description="Context length; None reads /v1/models.")
+    max_tokens: int = Field(2048, ge=1, description="Default completion budget per request.")
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    jpeg_quality: int = Field(90, ge=1, le=100)
+    allowed_roots: list[Path] = Field(default_factory=lambda: [Path.cwd()])
+    allow_urls: bool = False
+    url_allowlist: list[str] = Field(default_factory=list, description="Hosts allowed when allow_urls.")
+    cache_dir: Path = Field(default_factory=lambda: Path(".minimaxvl-cache"))
+
+    @field_validator("base_url")
+    @classmethod
+    def _strip_slash(cls, v: str) -> str:
+        return v.rstrip("/")
+
+    @property
+    def endpoints(self) -> list[str]:
+        """All base URLs this configuration names (replicas first, else the single base_url)."""
+        return [u.rstrip("/") for u in self.base_urls] or [self.base_url]
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from ``MINIMAXVL_*`` variables, with explicit (non-None) ``overrides`` winning."""
+        env = dict(os.environ if env is None else env)
+        data: dict[str, Any] = {}
+        for name, info in cls.model_fields.items():
+            raw = env.get(ENV_PREFIX + name.upper())
+            if raw is None or raw == "":
+                continue
+            ann = info.annotation
+            if name in {"base_urls", "url_allowlist"}:
+                data[name] = _split_list(raw)
+            elif name == "allowed_roots":
+                data[name] = [Path(p) for p in raw.split(os.pathsep) if p]
+            elif ann is bool:
+                data[name] = raw.strip().lower() in {"1", "true", "yes", "on"}
+            else:
+                data[name] = raw
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**data)
+
+
+__all__ = ["DEFAULT_BASE_URL", "DEFAULT_MODEL", "ENV_PREFIX", "Settings"]
