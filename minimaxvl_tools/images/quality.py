@@ -1,0 +1,378 @@
+"""Client-side page checks that cost no request: blank pages and rotated scans.
+
+Why: a blank page sent to MiniMax-VL-01 costs ~1-3k image tokens and often comes back as hallucinated
+text; a page scanned sideways or upside down is read far worse than an upright one. Both are cheap to
+catch locally before a request is planned.
+
+How: every check works on a small grayscale copy of the page (a few hundred pixels on the long side),
+so it costs milliseconds; only the 0-vs-180 (and 90-vs-270) decision of :func:`detect_rotation` may
+start Tesseract (OSD when its ``osd`` data is installed, else two small OCR runs), and only when the
+caller allows it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from PIL import Image
+
+from ..errors import InvalidInputError
+from ..local_ocr import LocalOCREngine, LocalOCRError
+
+__all__ = [
+    "BlankCheck",
+    "RotationCheck",
+    "correct_rotation",
+    "detect_rotation",
+    "ink_mask",
+    "is_blank",
+]
+
+RotationMethod = Literal["blank", "osd", "projection+ocr", "projection+layout", "projection"]
+
+
+@dataclass(frozen=True)
+class BlankCheck:
+    """Result of :func:`is_blank`.
+
+    ``ink_fraction`` is the share (0-1) of the downscaled page, margins excluded, covered by marks that
+    stand out from the local background and are not isolated specks; ``reason`` says why in words.
+    """
+
+    blank: bool
+    ink_fraction: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class RotationCheck:
+    """Result of :func:`detect_rotation`.
+
+    ``angle`` is the **clockwise** rotation (0/90/180/270) that makes the page upright
+    (:func:`correct_rotation` applies it); ``confidence`` is a 0-1 score (0 = no evidence, kept upright);
+    ``method`` names the evidence: ``"blank"``, ``"osd"`` (Tesseract orientation detection),
+    ``"projection+ocr"`` (text-line axis + OCR confidence of both candidates), ``"projection+layout"``
+    (text-line axis + ascender/descender asymmetry) or ``"projection"`` (axis only).
+    """
+
+    angle: int
+    confidence: float
+    method: str
+
+
+def _check_image(image: object, fn: str) -> Image.Image:
+    if not isinstance(image, Image.Image):
+        raise InvalidInputError(f"{fn}() needs a PIL.Image.Image, got {type(image).__name__}")
+    if image.width < 1 or image.height < 1:
+        raise InvalidInputError(f"{fn}() got an empty {image.width}x{image.height} image")
+    return image
+
+
+def _gray_small(image: Image.Image, size: int) -> np.ndarray:
+    """Grayscale float32 copy with the long side at most ``size`` (area-averaged, so specks fade)."""
+    gray = image.convert("L")
+    scale = size / max(gray.size)
+    if scale < 1:
+        new = (max(1, round(gray.width * scale)), max(1, round(gray.height * scale)))
+        gray = gray.resize(new, Image.Resampling.BOX)
+    return np.asarray(gray, dtype=np.float32)
+
+
+def _local_background(a: np.ndarray, block: int) -> np.ndarray:
+    """Per-block median background, smoothly upsampled: follows shading and gray paper, ignores sparse ink."""
+    h, w = a.shape
+    bh, bw = max(1, -(-h // block)), max(1, -(-w // block))
+    padded = np.pad(a, ((0, bh * block - h), (0, bw * block - w)), mode="edge")
+    blocks = padded.reshape(bh, block, bw, block).transpose(0, 2, 1, 3).reshape(bh, bw, -1)
+    med = np.median(blocks, axis=2).astype(np.float32)
+    bg = Image.fromarray(med, mode="F").resize((bw * block, bh * block), Image.Resampling.BILINEAR)
+    return np.asarray(bg, dtype=np.float32)[:h, :w]
+
+
+def _neighbours(mask: np.ndarray) -> np.ndarray:
+    """Number of set pixels in each 3x3 neighbourhood (the pixel included)."""
+    p = np.pad(mask.astype(np.uint8), 1)
+    h, w = mask.shape
+    return sum(p[dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3))
+
+
+def ink_mask(
+    image: Image.Image,
+    *,
+    size: int = 256,
+    ink_threshold: float = 40.0,
+    margin: float = 0.02,
+    min_neighbours: int = 3,
+) -> np.ndarray:
+    """Boolean mask of "ink" on a ``size``-px copy of the page (margins cropped).
+
+    A pixel is ink when it differs from the local background (block medians, so gray paper, shading and
+    a dark page are all "background") by more than ``ink_threshold`` gray levels, and at least
+    ``min_neighbours`` pixels of its 3x3 neighbourhood are ink too (isolated specks are dropped).
+    """
+    image = _check_image(image, "ink_mask")
+    a = _gray_small(image, size)
+    h, w = a.shape
+    my, mx = int(h * margin), int(w * margin)
+    if h - 2 * my >= 8 and w - 2 * mx >= 8:
+        a = a[my : h - my, mx : w - mx]
+    block = max(8, min(a.shape) // 8)
+    bg = _local_background(a, block)
+    raw = np.abs(a - bg) > ink_threshold
+    if min_neighbours <= 1:
+        return raw
+    return raw & (_neighbours(raw) >= min_neighbours)
+
+
+def is_blank(
+    image: Image.Image,
+    *,
+    ink_threshold: float = 40.0,
+    min_ink_fraction: float = 0.0005,
+    size: int = 256,
+    margin: float = 0.02,
+) -> BlankCheck:
+    """Say whether a page is blank or nearly so (white/gray/dark paper, scanner noise, dust, faint specks).
+
+    The page is downscaled to ``size`` px (area averaging removes single-pixel noise), compared with its
+    local background level, and isolated specks are ignored; the page is blank when the remaining ink
+    covers less than ``min_ink_fraction`` of it. A single short line of text covers roughly 0.2-1 % of
+    a page and is not blank. ``margin`` (share of each side) is ignored so that scanner-bed edges and
+    punch holes do not count as content.
+    """
+    image = _check_image(image, "is_blank")
+    if not 0 <= min_ink_fraction < 1:
+        raise InvalidInputError(f"min_ink_fraction={min_ink_fraction} must be in [0, 1)")
+    if ink_threshold <= 0:
+        raise InvalidInputError(f"ink_threshold={ink_threshold} must be positive (gray levels, 0-255)")
+    a = _gray_small(image, size)
+    level, spread = float(np.median(a)), float(np.percentile(a, 99.5) - np.percentile(a, 0.5))
+    mask = ink_mask(image, size=size, ink_threshold=ink_threshold, margin=margin)
+    fraction = float(mask.mean()) if mask.size else 0.0
+    tone = "dark" if level < 96 else "gray" if level < 235 else "white"
+    if fraction < min_ink_fraction:
+        if spread <= 12:
+            reason = f"uniform {tone} page (background {level:.0f}, contrast {spread:.0f})"
+        else:
+            reason = (
+                f"only noise or isolated specks on a {tone} page "
+                f"(ink {fraction:.3%} < {min_ink_fraction:.3%})"
+            )
+        return BlankCheck(True, fraction, reason)
+    return BlankCheck(False, fraction, f"ink covers {fraction:.2%} of the page")
+
+
+# ---------------------------------------------------------------------------------------------- rotation
+def _close_rows(mask: np.ndarray, gap: int) -> np.ndarray:
+    """Fill horizontal gaps of up to ``gap`` pixels (joins the letters of a word into one run)."""
+    out = mask.copy()
+    w = mask.shape[1]
+    for span in range(2, gap + 2):
+        for a in range(1, span):
+            b = span - a
+            if a >= w or b >= w:
+                continue
+            left = np.zeros_like(mask)
+            left[:, a:] = mask[:, :-a]
+            right = np.zeros_like(mask)
+            right[:, :-b] = mask[:, b:]
+            out |= left & right
+    return out
+
+
+def _mean_run(mask: np.ndarray) -> float:
+    """Mean length of horizontal runs of set pixels."""
+    m = mask.astype(np.int8)
+    d = np.diff(np.pad(m, ((0, 0), (1, 1))), axis=1)
+    starts = int((d == 1).sum())
+    return float(m.sum()) / starts if starts else 0.0
+
+
+def _profile_cv(mask: np.ndarray, axis: int) -> float:
+    """Coefficient of variation of the projection profile inside the ink bounding box."""
+    prof = mask.sum(axis=axis).astype(np.float64)
+    nz = np.nonzero(prof)[0]
+    if nz.size < 2:
+        return 0.0
+    prof = prof[nz[0] : nz[-1] + 1]
+    mean = prof.mean()
+    return float(prof.std() / mean) if mean > 0 else 0.0
+
+
+def _axis_score(mask: np.ndarray, gap: int = 3) -> float:
+    """Log-evidence that text lines run horizontally (> 0) rather than vertically (< 0).
+
+    Two cues: (a) rows of text make the projection profile across the lines alternate between ink and
+    gaps (high variance) while the profile along the lines stays smooth; (b) after closing small gaps
+    along one direction, letters merge into long word runs along the text direction but only into short
+    runs (one line height) across it. Cue (b) is weighted double because (a) fails on a single line.
+    """
+    eps = 1e-6
+    profile = np.log((_profile_cv(mask, 1) + eps) / (_profile_cv(mask, 0) + eps))
+    along = _mean_run(_close_rows(mask, gap))
+    across = _mean_run(_close_rows(np.ascontiguousarray(mask.T), gap))
+    runs = np.log((along + eps) / (across + eps))
+    return float(0.5 * profile + runs)
+
+
+def _line_asymmetry(mask: np.ndarray) -> tuple[float, int]:
+    """Ascender-vs-descender evidence that horizontal text is upright (> 0) or upside down (< 0).
+
+    In Latin script ascenders (b d f h k l t, capitals, digits) are far more frequent than descenders
+    (g j p q y), so within each text line more ink lies above the x-height band than below it.
+    Returns (score in [-1, 1], number of lines used).
+    """
+    rows = mask.sum(axis=1).astype(np.float64)
+    on = rows > 0.02 * max(rows.max(), 1)
+    lines: list[tuple[int, int]] = []
+    start = None
+    for i, v in enumerate(on):
+        if v and start is None:
+            start = i
+        elif not v and start is not None:
+            lines.append((start, i))
+            start = None
+    if start is not None:
+        lines.append((start, len(on)))
+    above = below = 0.0
+    used = 0
+    for r0, r1 in lines:
+        if r1 - r0 < 6:
+            continue
+        prof = rows[r0:r1]
+        core = np.nonzero(prof >= 0.5 * prof.max())[0]
+        c0, c1 = core[0], core[-1] + 1
+        above += prof[:c0].sum()
+        below += prof[c1:].sum()
+        used += 1
+    total = above + below
+    return (float((above - below) / total) if total > 0 else 0.0), used
+
+
+def _rotate_cw(image: Image.Image, angle: int) -> Image.Image:
+    """Rotate clockwise by a multiple of 90 degrees, losslessly."""
+    angle %= 360
+    if angle == 0:
+        return image
+    transpose = {
+        90: Image.Transpose.ROTATE_270,  # PIL's ROTATE_* turn counter-clockwise
+        180: Image.Transpose.ROTATE_180,
+        270: Image.Transpose.ROTATE_90,
+    }[angle]
+    return image.transpose(transpose)
+
+
+def _ocr_score(engine: LocalOCREngine, image: Image.Image) -> float:
+    result = engine.ocr(image)
+    plausible = sum(
+        1 for w in result.text.split() if len(w) >= 2 and w.isalpha() and any(c in "aeiouyAEIOUY" for c in w)
+    )
+    share = plausible / result.words if result.words else 0.0
+    return result.mean_confidence * (0.5 + 0.5 * share) if result.words else 0.0
+
+
+def _text_sample(image: Image.Image, long_side: int) -> Image.Image:
+    """A band of an (assumed upright-axis) page holding text, for a cheap OCR vote.
+
+    Crops to the ink bounding box, keeps a band at most half as tall as it is wide around the middle
+    of the text, and downscales it to ``long_side`` px: OCR cost grows with area, and a few lines are
+    enough to tell upright text from upside-down text.
+    """
+    gray = image.convert("L")
+    mask = ink_mask(gray, size=512, margin=0.0)
+    ys, xs = np.nonzero(mask)
+    if ys.size:
+        sy, sx = gray.height / mask.shape[0], gray.width / mask.shape[1]
+        pad = int(0.01 * max(gray.size))
+        left, right = max(0, int(xs.min() * sx) - pad), min(gray.width, int((xs.max() + 1) * sx) + pad)
+        top, bottom = max(0, int(ys.min() * sy) - pad), min(gray.height, int((ys.max() + 1) * sy) + pad)
+        band = max(1, min(bottom - top, (right - left) // 2))
+        mid = (top + bottom) // 2
+        top = max(0, mid - band // 2)
+        gray = gray.crop((left, top, right, min(gray.height, top + band)))
+    if max(gray.size) > long_side:
+        scale = long_side / max(gray.size)
+        gray = gray.resize(
+            (max(1, round(gray.width * scale)), max(1, round(gray.height * scale))), Image.Resampling.LANCZOS
+        )
+    return gray
+
+
+def detect_rotation(
+    image: Image.Image,
+    *,
+    engine: LocalOCREngine | None = None,
+    use_ocr: bool = True,
+    use_osd: bool = True,
+    size: int = 512,
+    ocr_long_side: int = 1200,
+) -> RotationCheck:
+    """Find the clockwise rotation (0/90/180/270) that makes a scanned page upright.
+
+    Steps, cheapest first:
+
+    1. Text-line axis from a binarised ``size``-px copy: projection-profile variance and ink run lengths
+       decide "0 or 180" against "90 or 270".
+    2. Direction along that axis: Tesseract OSD when its ``osd`` data is installed (it answers all four
+       angles and overrides step 1 when confident); else local OCR of both candidates (downscaled to
+       ``ocr_long_side``), keeping the one read with the higher confidence and share of word-like tokens;
+       else (Tesseract missing or ``use_ocr=False``) the ascender/descender asymmetry of the text lines.
+
+    ``use_ocr=False`` keeps Tesseract out entirely; ``use_osd=False`` skips OSD only.
+    ``engine`` defaults to ``LocalOCREngine()`` when Tesseract is installed. A blank page or one
+    without text answers ``angle=0`` with ``confidence=0``.
+    """
+    image = _check_image(image, "detect_rotation")
+    mask = ink_mask(image, size=size, ink_threshold=40.0)
+    if mask.size == 0 or mask.mean() < 0.0005:
+        return RotationCheck(0, 0.0, "blank")
+    axis = _axis_score(mask)
+    horizontal = axis >= 0
+    axis_conf = float(1 - np.exp(-abs(axis)))
+    candidates = (0, 180) if horizontal else (90, 270)
+
+    if use_ocr and engine is None and LocalOCREngine.available():
+        engine = LocalOCREngine()
+    if use_ocr and engine is not None:
+        try:
+            osd = engine.orientation_details(image) if use_osd and engine.osd_available() else None
+            if osd is not None:
+                degrees, osd_conf = osd
+                angle = (360 - degrees) % 360
+                conf = osd_conf / (osd_conf + 2.0)
+                if angle not in candidates:
+                    conf *= 0.5  # OSD and the line axis disagree: trust OSD, but say so
+                return RotationCheck(angle, round(conf, 3), "osd")
+            crop = _text_sample(_rotate_cw(image, candidates[0]), ocr_long_side)
+            scores = {
+                candidates[0]: _ocr_score(engine, crop),
+                candidates[1]: _ocr_score(engine, _rotate_cw(crop, 180)),
+            }
+            best, other = sorted(candidates, key=lambda a: scores[a], reverse=True)
+            hi, lo = scores[best], scores[other]
+            if hi > 0:
+                margin = (hi - lo) / hi
+                return RotationCheck(best, round(axis_conf * min(1.0, 0.3 + margin), 3), "projection+ocr")
+        except LocalOCRError:
+            pass  # fall through to the image-only heuristic
+    # image only: rotate the mask so candidate[0] is upright, then read ascender/descender asymmetry
+    upright = mask if horizontal else np.rot90(mask, k=-1)  # k=-1: 90 degrees clockwise
+    big = ink_mask(
+        _rotate_cw(image, candidates[0]), size=max(size, 1024), ink_threshold=40.0, min_neighbours=1
+    )
+    asym, lines = _line_asymmetry(big if big.any() else upright)
+    if lines == 0 or asym == 0:
+        return RotationCheck(candidates[0], round(axis_conf * 0.5, 3), "projection")
+    angle = candidates[0] if asym > 0 else candidates[1]
+    return RotationCheck(angle, round(axis_conf * min(1.0, abs(asym) * 2), 3), "projection+layout")
+
+
+def correct_rotation(image: Image.Image, check: RotationCheck | int) -> Image.Image:
+    """Rotate ``image`` clockwise by ``check.angle`` (or an int angle, a multiple of 90), losslessly."""
+    image = _check_image(image, "correct_rotation")
+    angle = check.angle if isinstance(check, RotationCheck) else int(check)
+    if angle % 90:
+        raise InvalidInputError(f"angle={angle} is not a multiple of 90 degrees")
+    return _rotate_cw(image, angle)

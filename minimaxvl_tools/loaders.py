@@ -1,0 +1,450 @@
+"""MiniMaxVLDocumentLoader: PDFs and images in, one LangChain ``Document`` per page out.
+
+Pages stream one at a time (a 500-page PDF never sits in memory), each page's result is cached on disk
+under a key made of the file's content hash, the page number and every setting that changes the output,
+so an interrupted run resumes without recomputing finished pages. A failed page is recorded in its
+``Document.metadata['error']`` and the rest go on; a caller can stop the job when the failure rate
+passes a threshold.
+
+Modes: ``vlm`` (MiniMax-VL-01 OCR through the same page pipeline the tools use), ``text-layer``
+(born-digital pages, no model), ``auto`` (text layer where it is good, OCR otherwise), ``local`` (the
+offline Tesseract engine: no GPU, no hub).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from langchain_core.document_loaders import BaseLoader
+from langchain_core.documents import Document
+from pydantic import BaseModel
+
+from .errors import InvalidInputError, JobAbortedError, MiniMaxVLError
+from .images.policy import InputPolicy
+from .results import OCRPage, markdown_to_text
+
+LoaderMode = Literal["vlm", "text-layer", "auto", "local"]
+FallbackEngine = Literal["text-layer", "local"]
+CACHE_VERSION = "1"
+DOC_SUFFIXES = {".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif"}
+
+
+class JobStats(BaseModel):
+    """Counts for one loader run: what was done, cached, blank, fell back or failed, and what it cost."""
+
+    documents: int = 0
+    pages: int = 0
+    ok: int = 0
+    cached: int = 0
+    blank: int = 0
+    fallback: int = 0
+    failed: int = 0
+    image_tokens: int = 0
+    requests: int = 0
+    seconds: float = 0.0
+
+    @property
+    def failure_rate(self) -> float:
+        """Failed pages over pages processed (0 when none)."""
+        return self.failed / self.pages if self.pages else 0.0
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _text_is_good(text: str, min_chars: int) -> bool:
+    """A text layer worth trusting: enough characters, mostly printable letters/digits (not glyph garbage)."""
+    stripped = "".join(text.split())
+    if len(stripped) < min_chars:
+        return False
+    good = sum(ch.isalnum() or ch in ".,;:!?%€$()-/'\"" for ch in stripped)
+    return good / len(stripped) >= 0.8
+
+
+class PageCache:
+    """One JSON file per finished page, written atomically, so a killed run loses at most the page in flight."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The stored record for ``key``, or None (a corrupt file counts as missing)."""
+        p = self._path(key)
+        try:
+            return json.loads(p.read_text("utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def put(self, key: str, record: dict[str, Any]) -> None:
+        """Store ``record`` under ``key`` (write to a temp file, then rename)."""
+        p = self._path(key)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(record, ensure_ascii=False), "utf-8")
+        os.replace(tmp, p)
+
+
+class MiniMaxVLDocumentLoader(BaseLoader):
+    """Load files or folders of PDFs and images as one ``Document`` per page (lazy, cached, resumable)."""
+
+    def __init__(
+        self,
+        paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+        *,
+        mode: LoaderMode = "auto",
+        client: Any | None = None,
+        pages: str | Sequence[int] | None = None,
+        dpi: int = 200,
+        password: str | None = None,
+        plain: bool = False,
+        recursive: bool = True,
+        cache_dir: str | os.PathLike[str] | None = None,
+        use_cache: bool = True,
+        min_text_chars: int = 40,
+        fallbacks: Sequence[FallbackEngine] = ("text-layer", "local"),
+        skip_blank: bool = True,
+        detect_rotation: bool = True,
+        max_failure_rate: float | None = None,
+        min_pages_before_abort: int = 5,
+        policy: InputPolicy | None = None,
+        local_engine: Any | None = None,
+    ) -> None:
+        if mode not in ("vlm", "text-layer", "auto", "local"):
+            raise InvalidInputError(f"mode {mode!r} is not one of 'vlm', 'text-layer', 'auto', 'local'")
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        self.paths = [Path(p) for p in paths]
+        self.mode: LoaderMode = mode
+        self._client = client
+        self.pages = pages
+        self.dpi = dpi
+        self.password = password
+        self.plain = plain
+        self.recursive = recursive
+        self.cache = PageCache(Path(cache_dir)) if (use_cache and cache_dir is not None) else None
+        if use_cache and cache_dir is None:
+            self.cache = PageCache(Path(".minimaxvl-cache") / "pages")
+        self.min_text_chars = min_text_chars
+        self.fallbacks = tuple(fallbacks)
+        self.skip_blank = skip_blank
+        self.detect_rotation = detect_rotation
+        self.max_failure_rate = max_failure_rate
+        self.min_pages_before_abort = min_pages_before_abort
+        self.policy = policy
+        self._local = local_engine
+        self.stats = JobStats()
+
+    # ------------------------------------------------------------ discovery
+    def files(self) -> list[Path]:
+        """Every document file the given paths name, sorted, folders expanded by suffix."""
+        out: list[Path] = []
+        for p in self.paths:
+            if self.policy is not None:
+                p = self.policy.check_path(p)
+            if p.is_dir():
+                it = p.rglob("*") if self.recursive else p.glob("*")
+                out.extend(sorted(f for f in it if f.is_file() and f.suffix.lower() in DOC_SUFFIXES))
+            elif p.is_file():
+                out.append(p)
+            else:
+                raise InvalidInputError(f"{p}: no such file or folder; pass PDFs, images or folders of them")
+        return out
+
+    # ------------------------------------------------------------ engines
+    @property
+    def client(self) -> Any:
+        """The MiniMaxVLClient used in ``vlm``/``auto`` modes (built from the environment when not given)."""
+        if self._client is None:
+            from .client import MiniMaxVLClient
+
+            self._client = MiniMaxVLClient()
+        return self._client
+
+    @property
+    def local_engine(self) -> Any:
+        """The offline engine used in ``local`` mode and as a fallback."""
+        if self._local is None:
+            from .local_ocr import LocalOCREngine
+
+            self._local = LocalOCREngine()
+        return self._local
+
+    def _settings_key(self) -> str:
+        model = getattr(getattr(self._client, "settings", None), "model", "") if self._client else ""
+        parts = [CACHE_VERSION, self.mode, str(self.dpi), str(self.plain), str(self.min_text_chars),
+                 ",".join(self.fallbacks), str(self.skip_blank), str(self.detect_rotation), model]
+        return "|".join(parts)
+
+    def _key(self, digest: str, page: int) -> str:
+        return hashlib.sha256(f"{digest}|{page}|{self._settings_key()}".encode()).hexdigest()
+
+    # ------------------------------------------------------------ per page
+    def _prepare(self, page: Any) -> tuple[Any, dict[str, Any] | None]:
+        """Blank check and rotation fix on the client: returns (image, early-record-or-None)."""
+        from .images import quality
+
+        image = page.image
+        if image is None:
+            return None, None
+        if self.skip_blank:
+            chk = quality.is_blank(image)
+            if chk.blank:
+                return image, {"content": "", "status": "blank", "engine": "none", "extraction": "none",
+                               "error": None, "note": chk.reason}
+        return image, None
+
+    def _rotate(self, image: Any) -> tuple[Any, int]:
+        if not self.detect_rotation or image is None:
+            return image, 0
+        from .images import quality
+
+        try:
+            engine = self.local_engine if self.local_engine.available() else None
+        except MiniMaxVLError:
+            engine = None
+        chk = quality.detect_rotation(image, engine=engine)
+        if chk.angle:
+            return quality.correct_rotation(image, chk), chk.angle
+        return image, 0
+
+    def _text_record(self, text: str) -> dict[str, Any]:
+        return {"content": text, "status": "ok", "engine": "text-layer", "extraction": "text-layer", "error": None}
+
+    def _local_record(self, image: Any) -> dict[str, Any]:
+        res = self.local_engine.ocr(image)
+        return {"content": res.text, "status": "ok", "engine": res.engine, "extraction": "ocr", "error": None,
+                "confidence": res.mean_confidence}
+
+    def _vlm_record(self, ocr: OCRPage) -> dict[str, Any]:
+        content = ocr.text if self.plain else ocr.markdown
+        return {"content": content, "status": ocr.status, "engine": ocr.engine, "extraction": "ocr",
+                "error": ocr.error, "image_tokens": ocr.image_tokens, "requests": ocr.requests,
+                "crops": len(ocr.crops)}
+
+    def _fallback(self, page: Any, image: Any, error: str) -> dict[str, Any]:
+        """After the model path failed: text layer or local engine if allowed, flagged; else failed."""
+        for fb in self.fallbacks:
+            try:
+                if fb == "text-layer" and _text_is_good(page.text_layer or "", 1):
+                    rec = self._text_record(page.text_layer)
+                elif fb == "local" and image is not None and self.local_engine.available():
+                    rec = self._local_record(image)
+                else:
+                    continue
+            except MiniMaxVLError:
+                continue
+            rec.update(status="fallback", fallback=fb, error=error)
+            return rec
+        return {"content": "", "status": "failed", "engine": "none", "extraction": "none", "error": error}
+
+    def _needs_model(self, page: Any) -> bool:
+        if self.mode == "vlm":
+            return True
+        if self.mode == "auto":
+            return not _text_is_good(page.text_layer or "", self.min_text_chars)
+        return False
+
+    def _process_sync(self, page: Any) -> dict[str, Any]:
+        if self.mode == "text-layer":
+            return self._text_record(page.text_layer or "")
+        if self.mode == "auto" and not self._needs_model(page):
+            return self._text_record(page.text_layer)
+        image, early = self._prepare(page)
+        if early is not None:
+            return early
+        image, rotation = self._rotate(image)
+        try:
+            if self.mode == "local":
+                rec = self._local_record(image)
+            else:
+                from .pages import PageImage, ocr_page
+
+                pi = PageImage(number=page.number, page_count=page.page_count, image=image,
+                               text_layer=page.text_layer, source=page.source, rotation=page.rotation)
+                ocr = ocr_page(self.client, pi, plain=self.plain)
+                rec = self._vlm_record(ocr)
+                if ocr.status == "failed":
+                    rec = self._fallback(page, image, ocr.error or "model output failed validation")
+        except MiniMaxVLError as e:
+            if self.mode == "local":
+                rec = {"content": "", "status": "failed", "engine": "none", "extraction": "none", "error": str(e)}
+            else:
+                rec = self._fallback(page, image, f"{type(e).__name__}: {e}")
+        rec["rotation_corrected"] = rotation
+        return rec
+
+    async def _process_async(self, page: Any) -> dict[str, Any]:
+        if self.mode in ("text-layer", "local") or not self._needs_model(page):
+            import asyncio
+
+            return await asyncio.to_thread(self._process_sync, page)
+        image, early = self._prepare(page)
+        if early is not None:
+            return early
+        image, rotation = self._rotate(image)
+        from .pages import PageImage, aocr_page
+
+        try:
+            pi = PageImage(number=page.number, page_count=page.page_count, image=image,
+                           text_layer=page.text_layer, source=page.source, rotation=page.rotation)
+            ocr = await aocr_page(self.client, pi, plain=self.plain)
+            rec = self._vlm_record(ocr)
+            if ocr.status == "failed":
+                rec = self._fallback(page, image, ocr.error or "model output failed validation")
+        except MiniMaxVLError as e:
+            rec = self._fallback(page, image, f"{type(e).__name__}: {e}")
+        rec["rotation_corrected"] = rotation
+        return rec
+
+    # ------------------------------------------------------------ documents
+    def _iter_source_pages(self, path: Path) -> Iterator[Any]:
+        from .pages import iter_pages
+
+        render = self.mode != "text-layer"
+        yield from iter_pages(path, pages=self.pages, dpi=self.dpi, policy=self.policy,
+                              password=self.password, render=render)
+
+    def _document(self, path: Path, page: Any, rec: dict[str, Any], cached: bool) -> Document:
+        meta: dict[str, Any] = {
+            "source": str(path),
+            "page": page.number,
+            "page_count": page.page_count,
+            "engine": rec.get("engine"),
+            "extraction": rec.get("extraction"),
+            "status": rec.get("status"),
+            "image_tokens": rec.get("image_tokens", 0),
+            "requests": rec.get("requests", 0),
+            "crops": rec.get("crops", 0),
+            "rotation": page.rotation,
+            "rotation_corrected": rec.get("rotation_corrected", 0),
+            "error": rec.get("error"),
+            "cached": cached,
+        }
+        if rec.get("fallback"):
+            meta["fallback"] = rec["fallback"]
+        content = rec.get("content", "")
+        if self.plain and rec.get("extraction") == "ocr" and rec.get("engine", "").startswith("minimax"):
+            content = markdown_to_text(content)
+        return Document(page_content=content, metadata=meta)
+
+    def _account(self, rec: dict[str, Any], cached: bool) -> None:
+        s = self.stats
+        s.pages += 1
+        s.cached += int(cached)
+        status = rec.get("status")
+        s.ok += int(status == "ok")
+        s.blank += int(status == "blank")
+        s.fallback += int(status == "fallback")
+        s.failed += int(status == "failed")
+        if not cached:
+            s.image_tokens += int(rec.get("image_tokens", 0) or 0)
+            s.requests += int(rec.get("requests", 0) or 0)
+        if (
+            self.max_failure_rate is not None
+            and s.pages >= self.min_pages_before_abort
+            and s.failure_rate > self.max_failure_rate
+        ):
+            raise JobAbortedError(
+                f"stopped after {s.pages} pages: {s.failed} failed ({s.failure_rate:.0%}) is over the "
+                f"max_failure_rate {self.max_failure_rate:.0%}; check the endpoint, then rerun (finished pages are cached)"
+            )
+
+    def _error_doc(self, path: Path, error: Exception) -> Document:
+        self.stats.pages += 1
+        self.stats.failed += 1
+        return Document(page_content="", metadata={"source": str(path), "page": None, "page_count": None,
+                                                    "status": "failed", "engine": None, "extraction": "none",
+                                                    "error": f"{type(error).__name__}: {error}", "cached": False})
+
+    def lazy_load(self) -> Iterator[Document]:
+        """Yield one Document per page, in file and page order; cached pages are not recomputed."""
+        t0 = time.perf_counter()
+        self.stats = JobStats()
+        try:
+            for path in self.files():
+                self.stats.documents += 1
+                try:
+                    digest = _file_digest(path)
+                    for page in self._iter_source_pages(path):
+                        key = self._key(digest, page.number)
+                        rec = self.cache.get(key) if self.cache else None
+                        cached = rec is not None
+                        if rec is None:
+                            rec = self._process_sync(page)
+                            if self.cache and rec.get("status") != "failed":
+                                self.cache.put(key, rec)
+                        self._account(rec, cached)
+                        yield self._document(path, page, rec, cached)
+                except JobAbortedError:
+                    raise
+                except MiniMaxVLError as e:  # the whole file is unreadable: record it, go on
+                    yield self._error_doc(path, e)
+        finally:
+            self.stats.seconds += time.perf_counter() - t0
+
+    async def alazy_load(self) -> AsyncIterator[Document]:
+        """Async pages: up to the client's concurrency in flight, yielded in page order."""
+        import asyncio
+
+        t0 = time.perf_counter()
+        self.stats = JobStats()
+        window = max(1, int(getattr(getattr(self._client, "settings", None), "max_concurrency", 4) or 4))
+        try:
+            for path in self.files():
+                self.stats.documents += 1
+                try:
+                    digest = await asyncio.to_thread(_file_digest, path)
+                    pending: list[tuple[Any, str, asyncio.Task[dict[str, Any]] | dict[str, Any]]] = []
+
+                    async def flush(n: int) -> AsyncIterator[Document]:
+                        while len(pending) > n:
+                            page, key, job = pending.pop(0)
+                            cached = isinstance(job, dict)
+                            rec = job if isinstance(job, dict) else await job
+                            if not cached and self.cache and rec.get("status") != "failed":
+                                self.cache.put(key, rec)
+                            self._account(rec, cached)
+                            yield self._document(path, page, rec, cached)
+
+                    it = self._iter_source_pages(path)
+                    sentinel = object()
+                    while True:
+                        page = await asyncio.to_thread(next, it, sentinel)
+                        if page is sentinel:
+                            break
+                        key = self._key(digest, page.number)
+                        rec = self.cache.get(key) if self.cache else None
+                        pending.append((page, key, rec if rec is not None
+                                        else asyncio.ensure_future(self._process_async(page))))
+                        async for d in flush(window):
+                            yield d
+                    async for d in flush(0):
+                        yield d
+                except JobAbortedError:
+                    raise
+                except MiniMaxVLError as e:
+                    yield self._error_doc(path, e)
+        finally:
+            self.stats.seconds += time.perf_counter() - t0
+
+
+def load_documents(paths: Iterable[str | os.PathLike[str]], **kwargs: Any) -> list[Document]:
+    """Convenience: ``MiniMaxVLDocumentLoader(list(paths), **kwargs).load()``."""
+    return MiniMaxVLDocumentLoader(list(paths), **kwargs).load()
+
+
+__all__ = ["JobStats", "LoaderMode", "MiniMaxVLDocumentLoader", "PageCache", "load_documents"]

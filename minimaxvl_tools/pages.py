@@ -1,0 +1,528 @@
+"""The per-page pipeline shared by tools, loader, CLI and eval: source -> pages -> plan -> requests.
+
+:func:`iter_pages` turns any input (image, multi-page TIFF, PDF) into :class:`PageImage` objects;
+:func:`plan_page` decides, without a server, whether a page goes in one fitted image or in overlapping
+crops; :func:`ocr_page` / :func:`aocr_page` run that plan against a
+:class:`~minimaxvl_tools.client.MiniMaxVLClient` and merge crop transcriptions with
+:func:`merge_overlapping` so the overlap is not duplicated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from PIL import Image
+
+from .errors import InvalidInputError, MiniMaxVLError
+from .images.encode import EncodedImage, encode_image
+from .profile import DEFAULT_PROFILE, ModelProfile
+from .prompts import ocr as ocr_prompts
+from .results import CropInfo, OCRPage, markdown_to_text
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .client import ChatResult, MiniMaxVLClient
+    from .images.policy import InputPolicy
+    from .images.sizing import SizePlan
+    from .images.tiling import Tile, TilePlan
+
+Box = tuple[int, int, int, int]
+TileMode = Literal["auto"] | bool
+PageSpec = str | Sequence[int] | None
+
+__all__ = [
+    "PageImage",
+    "PagePlan",
+    "aocr_page",
+    "encode_page",
+    "iter_pages",
+    "merge_overlapping",
+    "ocr_page",
+    "plan_page",
+]
+
+
+# ---------------------------------------------------------------------------------------------- pages
+@dataclass
+class PageImage:
+    """One page of any source: 1-based ``number`` of ``page_count``, the RGB image, its text layer."""
+
+    number: int
+    page_count: int
+    image: Image.Image
+    text_layer: str = ""
+    source: str = ""
+    rotation: int = 0
+
+    @property
+    def has_text_layer(self) -> bool:
+        """True when the page carries extractable text (a born-digital PDF page)."""
+        return bool(self.text_layer and self.text_layer.strip())
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the rendered image in pixels."""
+        return self.image.size
+
+
+def _is_pathlike(source: Any) -> bool:
+    if isinstance(source, os.PathLike):
+        return True
+    if isinstance(source, str):
+        s = source.strip()
+        return not re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", s) and not s.startswith("data:") and len(s) < 4096
+    return False
+
+
+def iter_pages(
+    source: Any,
+    *,
+    pages: PageSpec = None,
+    dpi: int = 200,
+    policy: InputPolicy | None = None,
+    password: str | None = None,
+    render: bool = True,
+) -> Iterator[PageImage]:
+    """Pages of any input, streamed: an image (one page), a multi-page TIFF (its frames) or a PDF (rendered).
+
+    ``pages`` is a 1-based selection (``"1-3,5"`` or a list); ``policy`` guards paths and URLs; errors are
+    :class:`~minimaxvl_tools.errors.MiniMaxVLError` subclasses naming the input. ``render=False`` skips
+    rendering PDF pages (``image`` is None; text layers only), to pick pages before paying for pixels.
+    """
+    from .images import load
+    from .pdf import iter_pdf_pages, parse_page_range
+
+    name = _describe(source)
+    if isinstance(source, Image.Image):
+        for n in parse_page_range(pages, 1):
+            yield PageImage(n, 1, load.load_image(source, policy=policy), "", name)
+        return
+
+    target: Any = source
+    if _is_pathlike(source):
+        path = policy.check_path(source) if policy is not None else Path(source).expanduser()
+        if path.is_dir():
+            raise InvalidInputError(f"{name!r} is a directory: pass a file (an image or a PDF)")
+        if path.is_file():
+            with open(path, "rb") as fh:
+                head = fh.read(2048)
+            if load.sniff(head) == "pdf":
+                yield from _pdf_pages(
+                    iter_pdf_pages,
+                    path,
+                    name,
+                    pages=pages,
+                    dpi=dpi,
+                    password=password,
+                    policy=policy,
+                    render=render,
+                )
+                return
+            target = path
+    if target is source:  # URL, data URL, base64, bytes, file object (or a missing path: read_bytes says so)
+        data, name = load.read_bytes(source, policy=policy)
+        if load.sniff(data) == "pdf":
+            yield from _pdf_pages(
+                iter_pdf_pages,
+                data,
+                name,
+                pages=pages,
+                dpi=dpi,
+                password=password,
+                policy=policy,
+                render=render,
+            )
+            return
+        target = data
+
+    frames = list(load.iter_images(target, policy=policy))
+    count = len(frames)
+    for n in parse_page_range(pages, count):
+        yield PageImage(n, count, frames[n - 1], "", name)
+
+
+def _pdf_pages(iter_pdf_pages: Any, src: Any, name: str, **kw: Any) -> Iterator[PageImage]:
+    for p in iter_pdf_pages(src, **kw):
+        yield PageImage(
+            number=p.number,
+            page_count=p.page_count,
+            image=p.image,  # type: ignore[arg-type]  # None when render=False
+            text_layer=p.text or "",
+            source=name,
+            rotation=p.rotation,
+        )
+
+
+def _describe(source: Any) -> str:
+    try:
+        from .images.load import describe
+
+        return describe(source)
+    except Exception:  # pragma: no cover - describe must never hide the real error
+        return type(source).__name__
+
+
+# ---------------------------------------------------------------------------------------------- planning
+@dataclass(frozen=True)
+class PagePlan:
+    """How one page will be sent: ``mode`` single (one fitted image) or tiles (overlapping crops)."""
+
+    width: int
+    height: int
+    mode: Literal["single", "tiles"]
+    tokens: int
+    requests: int
+    size: SizePlan | None = None
+    tiles: TilePlan | None = None
+    boxes: tuple[Box, ...] = field(default_factory=tuple)
+    scale: float = 1.0
+
+    @property
+    def tiled_size(self) -> tuple[int, int]:
+        """Size the page is scaled to before cutting crops (the page size when ``scale`` is 1)."""
+        return self.tiles.page if self.tiles is not None else (self.width, self.height)
+
+    @property
+    def crops(self) -> int:
+        """Number of crops (0 when the page goes in one image)."""
+        return len(self.boxes) if self.mode == "tiles" else 0
+
+
+def _tile_plan(width: int, height: int, profile: ModelProfile) -> TilePlan:
+    """Crops of full page width when a canvas is that wide (text lines stay whole), else the cheapest grid."""
+    from .images.tiling import plan_tiles
+
+    full_width = [c for c in profile.canvases if c[0] >= width]
+    return plan_tiles(width, height, profile=profile, candidates=full_width or None)
+
+
+def _unscale(box: tuple[int, ...], scale: float) -> Box:
+    left, top, right, bottom = box
+    return (round(left / scale), round(top / scale), round(right / scale), round(bottom / scale))
+
+
+def plan_page(
+    width: int,
+    height: int,
+    *,
+    tile: TileMode = "auto",
+    max_tokens: int | None = None,
+    profile: ModelProfile = DEFAULT_PROFILE,
+) -> PagePlan:
+    """Decide, with no server, how a ``width`` x ``height`` page is sent and what it costs (tokens, requests).
+
+    ``tile="auto"`` cuts crops only when :func:`~minimaxvl_tools.images.tiling.needs_tiling` says one canvas
+    would blur the print; ``True`` always tiles, ``False`` never does (one image fitted to ``max_tokens``).
+    """
+    from .images.sizing import plan_size
+    from .images.tiling import needs_tiling
+
+    use_tiles = needs_tiling(width, height, profile=profile) if tile == "auto" else bool(tile)
+    if use_tiles:
+        # wider than the widest canvas: scale to it first, so crops are full-width strips (>= 240 dpi on A4)
+        scale = min(1.0, max(c[0] for c in profile.canvases) / width)
+        sw, sh = max(1, round(width * scale)), max(1, round(height * scale))
+        tp = _tile_plan(sw, sh, profile)
+        if len(tp.tiles) > 1:
+            return PagePlan(
+                width,
+                height,
+                "tiles",
+                tokens=sum(t.tokens for t in tp.tiles),
+                requests=len(tp.tiles),
+                tiles=tp,
+                boxes=tuple(_unscale(t.box, scale) for t in tp.tiles),
+                scale=scale,
+            )
+    sp = plan_size(width, height, max_tokens=max_tokens, profile=profile)
+    return PagePlan(width, height, "single", tokens=sp.tokens, requests=1, size=sp)
+
+
+def encode_page(
+    image: Image.Image,
+    *,
+    max_tokens: int | None = None,
+    mode: Literal["legibility", "economy"] = "legibility",
+    quality: int = 90,
+    profile: ModelProfile = DEFAULT_PROFILE,
+) -> EncodedImage:
+    """Fit a whole page to the token budget (:func:`~.images.sizing.fit_image`) and encode it."""
+    from .images.sizing import fit_image
+
+    fitted, _ = fit_image(image, max_tokens=max_tokens, mode=mode, profile=profile)
+    return encode_image(fitted, quality=quality, profile=profile)
+
+
+# ---------------------------------------------------------------------------------------------- merging
+_WS = re.compile(r"\s+")
+_NOISE = re.compile(r"[#*_`|>\\~-]+")
+
+
+def _norm_line(line: str) -> str:
+    return _WS.sub(" ", _NOISE.sub(" ", line.lower())).strip()
+
+
+def _strong(line: str) -> bool:
+    return sum(ch.isalnum() for ch in line) >= 3
+
+
+_DIGITS = re.compile(r"\d+")
+
+
+def _similar(a: str, b: str, min_ratio: float) -> bool:
+    """Fuzzy line equality: characters alike (OCR noise) and the numbers alike (table rows differ by them)."""
+    if a == b:
+        return True
+    sm = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    if not (sm.real_quick_ratio() >= min_ratio and sm.quick_ratio() >= min_ratio and sm.ratio() >= min_ratio):
+        return False
+    da, db = _DIGITS.findall(a), _DIGITS.findall(b)
+    if da or db:
+        return difflib.SequenceMatcher(None, da, db, autojunk=False).ratio() >= 0.75
+    return True
+
+
+def join_overlap(
+    first: str, second: str, *, min_ratio: float = 0.85, max_lines: int = 40, max_skip: int = 1
+) -> str:
+    """Join two transcriptions whose end/start overlap: the longest fuzzy line match is kept once.
+
+    Up to ``max_skip`` lines at the cut edge of either side may be skipped (a line cut through by the crop
+    edge reads as garbage there and in full on the other side). Blank lines are ignored when matching.
+    """
+    a_lines = first.rstrip().splitlines()
+    b_lines = second.strip("\n").splitlines()
+    if not a_lines or not "".join(a_lines).strip():
+        return second.strip("\n")
+    if not b_lines or not "".join(b_lines).strip():
+        return first.rstrip()
+    a_idx = [i for i, ln in enumerate(a_lines) if ln.strip()]
+    b_idx = [i for i, ln in enumerate(b_lines) if ln.strip()]
+    a_norm = [_norm_line(a_lines[i]) for i in a_idx]
+    b_norm = [_norm_line(b_lines[i]) for i in b_idx]
+    na, nb = len(a_norm), len(b_norm)
+    for k in range(min(na, nb, max_lines), 0, -1):
+        for sa in range(max_skip + 1):
+            for sb in range(max_skip + 1):
+                if k + sa > na or k + sb > nb:
+                    continue
+                a_seg = a_norm[na - sa - k : na - sa]
+                b_seg = b_norm[sb : sb + k]
+                if not any(_strong(x) for x in a_seg):
+                    continue
+                if all(_similar(x, y, min_ratio) for x, y in zip(a_seg, b_seg, strict=True)):
+                    a_end = a_idx[na - sa - 1]
+                    rest = b_lines[b_idx[sb + k] :] if sb + k < nb else []
+                    joined = a_lines[: a_end + 1]
+                    if rest:
+                        # keep one blank line if the second text had one right after the overlap
+                        gap = b_idx[sb + k] - b_idx[sb + k - 1] > 1
+                        joined += ([""] if gap else []) + rest
+                    return "\n".join(joined)
+    return first.rstrip() + "\n" + second.strip("\n")
+
+
+def merge_overlapping(
+    items: Sequence[tuple[str, Box]], *, min_ratio: float = 0.85, max_lines: int = 40
+) -> str:
+    """Merge crop transcriptions given as ``(text, (left, top, right, bottom))`` into one page text.
+
+    Crops are grouped into rows by their top edge, ordered left to right within a row and rows top to
+    bottom; neighbours are joined with :func:`join_overlap`, which drops the duplicated overlap lines.
+    """
+    if not items:
+        return ""
+    ordered = sorted(items, key=lambda it: (it[1][1], it[1][0]))
+    rows: list[list[tuple[str, Box]]] = []
+    for text, box in ordered:
+        if rows:
+            ref = rows[-1][0][1]
+            height = max(1, ref[3] - ref[1])
+            if abs(box[1] - ref[1]) <= height // 4:
+                rows[-1].append((text, box))
+                continue
+        rows.append([(text, box)])
+    row_texts: list[str] = []
+    for row in rows:
+        row.sort(key=lambda it: it[1][0])
+        merged = ""
+        for text, _ in row:
+            merged = join_overlap(merged, text, min_ratio=min_ratio, max_lines=max_lines) if merged else text
+        row_texts.append(merged)
+    out = ""
+    for text in row_texts:
+        out = join_overlap(out, text, min_ratio=min_ratio, max_lines=max_lines) if out else text
+    return out.strip()
+
+
+# ---------------------------------------------------------------------------------------------- OCR
+_FENCE = re.compile(r"^\s*```[a-zA-Z]*\s*\n(?P<body>.*?)\n\s*```\s*$", re.S)
+
+
+def clean_transcription(text: str) -> str:
+    """Model reply -> transcription: an enclosing code fence and the blank-page marker are removed."""
+    t = (text or "").strip()
+    m = _FENCE.match(t)
+    if m:
+        t = m.group("body").strip()
+    if t.strip().strip(".").lower() == ocr_prompts.BLANK_MARKER.strip(".").lower():
+        return ""
+    return t
+
+
+def _default_max_tokens(client: MiniMaxVLClient, max_tokens: int | None) -> int:
+    if max_tokens is not None:
+        return max_tokens
+    return int(getattr(getattr(client, "settings", None), "max_tokens", 2048) or 2048)
+
+
+def _crop_requests(
+    page: PageImage, plan: PagePlan, plain: bool, profile: ModelProfile, quality: int
+) -> list[tuple[str, EncodedImage, Tile]]:
+    from .images.tiling import cut_tiles
+
+    assert plan.tiles is not None
+    image = page.image
+    if image.size != plan.tiles.page:
+        image = image.resize(plan.tiles.page, Image.Resampling.LANCZOS)
+    crops = cut_tiles(image, plan.tiles)
+    tops = sorted({t.box[1] for _, t in crops})
+    out = []
+    for i, (img, t) in enumerate(crops, start=1):
+        row = tops.index(t.box[1]) + 1
+        column = 1 + sum(1 for _, o in crops if o.box[1] == t.box[1] and o.box[0] < t.box[0])
+        prompt = ocr_prompts.crop_prompt(i, len(crops), row=row, column=column, plain=plain)
+        out.append((prompt, encode_image(img, quality=quality, profile=profile), t))
+    return out
+
+
+def _page_result(
+    page: PageImage, plain: bool, texts: list[tuple[str, Box]], crops: list[CropInfo], tokens: int, n: int
+) -> OCRPage:
+    if crops:
+        body = merge_overlapping([(clean_transcription(t), b) for t, b in texts])
+    else:
+        body = clean_transcription(texts[0][0]) if texts else ""
+    status = "ok" if body.strip() else "blank"
+    return OCRPage(
+        page=page.number,
+        markdown=body,
+        text=body if plain else markdown_to_text(body),
+        crops=crops,
+        image_tokens=tokens,
+        requests=n,
+        status=status,
+        rotation=page.rotation,
+    )
+
+
+def _blank(page: PageImage) -> bool:
+    """True for an empty page (checked on the client, so no request is spent on it)."""
+    try:
+        from .images.quality import is_blank
+    except ImportError:  # pragma: no cover
+        return False
+    return bool(is_blank(page.image).blank)
+
+
+def _failed(page: PageImage, err: Exception, n: int = 0) -> OCRPage:
+    return OCRPage(page=page.number, status="failed", error=str(err), requests=n, rotation=page.rotation)
+
+
+def _profile_of(client: Any) -> ModelProfile:
+    prof = getattr(client, "profile", None)
+    return prof if isinstance(prof, ModelProfile) else DEFAULT_PROFILE
+
+
+def _quality_of(client: Any) -> int:
+    return int(getattr(getattr(client, "settings", None), "jpeg_quality", 90) or 90)
+
+
+def ocr_page(
+    client: MiniMaxVLClient,
+    page: PageImage,
+    *,
+    plain: bool = False,
+    max_tokens: int | None = None,
+    tile: TileMode = "auto",
+    raise_errors: bool = False,
+    skip_blank: bool = True,
+) -> OCRPage:
+    """Transcribe one page: one fitted image, or overlapping crops merged without the duplicated overlap.
+
+    Failures of the server or of the output come back as ``status="failed"`` with the error text, unless
+    ``raise_errors``; input errors always raise. Blank pages (``skip_blank``) cost no request.
+    """
+    if skip_blank and _blank(page):
+        return OCRPage(page=page.number, status="blank", rotation=page.rotation)
+    profile, quality = _profile_of(client), _quality_of(client)
+    budget = _default_max_tokens(client, max_tokens)
+    w, h = page.image.size
+    plan = plan_page(w, h, tile=tile, profile=profile)
+    system = ocr_prompts.system_prompt(plain=plain)
+    sent = 0
+    try:
+        if plan.mode == "tiles":
+            texts: list[tuple[str, Box]] = []
+            crops: list[CropInfo] = []
+            for prompt, enc, t in _crop_requests(page, plan, plain, profile, quality):
+                res: ChatResult = client.chat(prompt, [enc], system=system, max_tokens=budget)
+                sent += 1
+                texts.append((res.text, plan.boxes[t.index]))
+                crops.append(CropInfo(box=plan.boxes[t.index], tokens=enc.tokens))
+            return _page_result(page, plain, texts, crops, sum(c.tokens for c in crops), sent)
+        enc = encode_page(page.image, profile=profile, quality=quality)
+        res = client.chat(ocr_prompts.page_prompt(plain=plain), [enc], system=system, max_tokens=budget)
+        return _page_result(page, plain, [(res.text, (0, 0, w, h))], [], enc.tokens, 1)
+    except InvalidInputError:
+        raise
+    except MiniMaxVLError as e:
+        if raise_errors:
+            raise
+        return _failed(page, e, sent)
+
+
+async def aocr_page(
+    client: MiniMaxVLClient,
+    page: PageImage,
+    *,
+    plain: bool = False,
+    max_tokens: int | None = None,
+    tile: TileMode = "auto",
+    raise_errors: bool = False,
+    skip_blank: bool = True,
+) -> OCRPage:
+    """Async :func:`ocr_page`: crops are sent concurrently, bounded by the client's concurrency limit."""
+    if skip_blank and _blank(page):
+        return OCRPage(page=page.number, status="blank", rotation=page.rotation)
+    profile, quality = _profile_of(client), _quality_of(client)
+    budget = _default_max_tokens(client, max_tokens)
+    w, h = page.image.size
+    plan = plan_page(w, h, tile=tile, profile=profile)
+    system = ocr_prompts.system_prompt(plain=plain)
+    try:
+        if plan.mode == "tiles":
+            reqs = _crop_requests(page, plan, plain, profile, quality)
+            results = await asyncio.gather(
+                *(client.achat(p, [enc], system=system, max_tokens=budget) for p, enc, _ in reqs)
+            )
+            texts = [(r.text, plan.boxes[t.index]) for r, (_, _, t) in zip(results, reqs, strict=True)]
+            crops = [CropInfo(box=plan.boxes[t.index], tokens=enc.tokens) for _, enc, t in reqs]
+            return _page_result(page, plain, texts, crops, sum(c.tokens for c in crops), len(reqs))  # type: ignore[arg-type]
+        enc = encode_page(page.image, profile=profile, quality=quality)
+        res = await client.achat(
+            ocr_prompts.page_prompt(plain=plain), [enc], system=system, max_tokens=budget
+        )
+        return _page_result(page, plain, [(res.text, (0, 0, w, h))], [], enc.tokens, 1)
+    except InvalidInputError:
+        raise
+    except MiniMaxVLError as e:
+        if raise_errors:
+            raise
+        return _failed(page, e)

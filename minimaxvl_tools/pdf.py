@@ -1,0 +1,313 @@
+"""PDF pages as images and text, streamed one page at a time.
+
+pypdfium2 renders by default (page /Rotate applied); pdf2image (poppler) is a selectable rasteriser. Pages
+are rendered, yielded and released one by one, so a 500-page file never sits in memory. PDFium is not
+thread-safe, so every call into it holds a module lock (never across a ``yield``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Literal, Union
+
+import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
+from PIL import Image
+
+from .errors import InvalidInputError, PDFError, PDFPasswordError
+from .images.load import _try_base64, describe, read_bytes, sniff
+from .images.policy import InputPolicy
+
+PDFSource = Union[str, os.PathLike, bytes, bytearray, BinaryIO]  # noqa: UP007
+Backend = Literal["pypdfium2", "pdf2image"]
+
+_LOCK = threading.RLock()
+_DEFAULT_POLICY = InputPolicy()
+_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+_RANGE_RE = re.compile(r"^\s*(\d*)\s*(-\s*(\d*))?\s*$")
+
+
+@dataclass
+class PDFPage:
+    """One page: 1-based number, rendered RGB image (or None), text layer, rotation and size in points."""
+
+    number: int
+    page_count: int
+    image: Image.Image | None
+    text: str
+    rotation: int
+    width_pt: float  # as displayed, i.e. after /Rotate
+    height_pt: float
+    dpi: float
+    source: str
+
+    @property
+    def has_text_layer(self) -> bool:
+        """True when the page carries extractable text (scans usually do not)."""
+        return bool(self.text.strip())
+
+
+def parse_page_range(spec: str | Sequence[int] | None, page_count: int) -> list[int]:
+    """1-based page numbers from ``"1-3,5"``, ``"7-"``, ``"all"``, a list, or None (all pages), in order."""
+    if page_count < 1:
+        raise PDFError("the document has no pages: pass a PDF with at least one page")
+    if spec is None or (isinstance(spec, str) and spec.strip().lower() in ("", "all", "*")):
+        return list(range(1, page_count + 1))
+    out: list[int] = []
+    if isinstance(spec, str):
+        for part in spec.split(","):
+            m = _RANGE_RE.match(part)
+            if not m or (not m.group(1) and not m.group(3)):
+                raise InvalidInputError(
+                    f"page range {spec!r} is not valid near {part.strip()!r}: use forms like '1-3,5' or '7-'"
+                )
+            first = int(m.group(1)) if m.group(1) else 1
+            last = (int(m.group(3)) if m.group(3) else page_count) if m.group(2) else first
+            if first > last:
+                raise InvalidInputError(
+                    f"page range {part.strip()!r} runs backwards: write it as {last}-{first}"
+                )
+            for n in (first, last):
+                if not 1 <= n <= page_count:
+                    raise InvalidInputError(
+                        f"page {n} in {spec!r} is out of range: the document has {page_count} pages "
+                        f"(1-{page_count})"
+                    )
+            out.extend(range(first, last + 1))
+    else:
+        for n in spec:
+            if isinstance(n, bool) or not isinstance(n, int):
+                raise InvalidInputError(f"page numbers must be integers, got {n!r} in {list(spec)!r}")
+            if not 1 <= n <= page_count:
+                raise InvalidInputError(
+                    f"page {n} is out of range: the document has {page_count} pages (1-{page_count}); "
+                    "page numbers are 1-based"
+                )
+            out.append(n)
+    seen: set[int] = set()
+    return [n for n in out if not (n in seen or seen.add(n))]
+
+
+# ---------------------------------------------------------------- opening
+def _resolve(source: PDFSource, policy: InputPolicy) -> tuple[Path | bytes, str]:
+    """A local path (checked, not read) or the bytes of ``source``, plus its display name."""
+    name = describe(source)
+    if isinstance(source, str) and not source.startswith("data:") and not _URL_RE.match(source):
+        decoded = _try_base64(source)
+        if decoded is not None:
+            source = decoded
+    if isinstance(source, (str, os.PathLike)) and not (
+        isinstance(source, str) and (source.startswith("data:") or _URL_RE.match(source))
+    ):
+        path = policy.check_path(source)
+        if not path.is_file():
+            raise PDFError(f"PDF {name!r} does not exist or is not a file: check the path")
+        if path.stat().st_size == 0:
+            raise PDFError(f"PDF {name!r} is empty (0 bytes): re-create or re-download it")
+        with open(path, "rb") as fh:
+            head = fh.read(1024)
+        if sniff(head) != "pdf":
+            raise PDFError(f"{name!r} is not a PDF (content starts {head[:12]!r}): pass a PDF file")
+        return path, name
+    try:
+        data, name = read_bytes(source, policy=policy)  # type: ignore[arg-type]
+    except PDFError:
+        raise
+    except InvalidInputError as exc:
+        if "empty" in str(exc):
+            raise PDFError(f"PDF {name} is empty (0 bytes): pass the file's actual content") from exc
+        raise
+    if sniff(data) != "pdf":
+        raise PDFError(f"{name} is not a PDF (content starts {data[:12]!r}): pass a PDF file")
+    return data, name
+
+
+def _open(target: Path | bytes, name: str, password: str | None) -> pdfium.PdfDocument:
+    """Open a document under the lock, mapping PDFium errors to PDFError/PDFPasswordError."""
+    with _LOCK:
+        try:
+            doc = pdfium.PdfDocument(str(target) if isinstance(target, Path) else target, password=password)
+        except pdfium.PdfiumError as exc:
+            if getattr(exc, "err_code", None) == pdfium_c.FPDF_ERR_PASSWORD:
+                if password is None:
+                    raise PDFPasswordError(f"PDF {name} is encrypted: pass password=...") from exc
+                raise PDFPasswordError(
+                    f"PDF {name}: the password given is wrong; pass the document's user or owner password"
+                ) from exc
+            raise PDFError(
+                f"PDF {name} cannot be opened ({exc}): the file is corrupt or truncated; re-export or "
+                "re-download it"
+            ) from exc
+        if len(doc) == 0:
+            doc.close()
+            raise PDFError(f"PDF {name} has no pages: pass a PDF with at least one page")
+        return doc
+
+
+def pdf_page_count(
+    source: PDFSource, *, password: str | None = None, policy: InputPolicy | None = None
+) -> int:
+    """Number of pages of the PDF ``source`` (path, bytes, file object, data URL, allowed URL)."""
+    target, name = _resolve(source, policy or _DEFAULT_POLICY)
+    doc = _open(target, name, password)
+    with _LOCK:
+        try:
+            return len(doc)
+        finally:
+            doc.close()
+
+
+def is_pdf(source: Any, *, policy: InputPolicy | None = None) -> bool:
+    """True when ``source`` holds PDF content (judged by the bytes, not the extension)."""
+    pol = policy or _DEFAULT_POLICY
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return sniff(bytes(source[:1024])) == "pdf"
+    if isinstance(source, (str, os.PathLike)):
+        text = os.fspath(source)
+        if text.startswith("data:"):
+            return text[5:20].startswith("application/pdf") or sniff(read_bytes(text)[0][:1024]) == "pdf"
+        if _URL_RE.match(text):
+            return False
+        try:
+            path = pol.check_path(text)
+        except InvalidInputError:
+            return False
+        if path.is_file():
+            with open(path, "rb") as fh:
+                return sniff(fh.read(1024)) == "pdf"
+        return False
+    if hasattr(source, "read") and hasattr(source, "seek"):
+        pos = source.tell()
+        head = source.read(1024)
+        source.seek(pos)
+        return isinstance(head, bytes) and sniff(head) == "pdf"
+    return False
+
+
+# ---------------------------------------------------------------- rendering
+def _render_pdf2image(
+    target: Path | bytes, number: int, dpi: float, password: str | None, name: str
+) -> Image.Image:
+    from pdf2image import convert_from_bytes, convert_from_path
+    from pdf2image.exceptions import PDFInfoNotInstalledError, PDFPageCountError, PDFSyntaxError
+
+    kwargs: dict[str, Any] = {"dpi": dpi, "first_page": number, "last_page": number, "userpw": password}
+    try:
+        if isinstance(target, Path):
+            images = convert_from_path(str(target), **kwargs)
+        else:
+            images = convert_from_bytes(target, **kwargs)
+    except PDFInfoNotInstalledError as exc:
+        raise PDFError(
+            "pdf2image backend needs poppler-utils (pdftoppm): install it or use pypdfium2"
+        ) from exc
+    except (PDFPageCountError, PDFSyntaxError) as exc:
+        raise PDFError(f"PDF {name} page {number} could not be rendered by poppler ({exc})") from exc
+    if not images:
+        raise PDFError(f"PDF {name} page {number}: poppler rendered nothing; try backend='pypdfium2'")
+    img = images[0]
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def iter_pdf_pages(
+    source: PDFSource,
+    *,
+    pages: str | Sequence[int] | None = None,
+    dpi: float = 200,
+    long_side: int | None = None,
+    password: str | None = None,
+    backend: Backend = "pypdfium2",
+    render: bool = True,
+    policy: InputPolicy | None = None,
+) -> Iterator[PDFPage]:
+    """Yield the chosen pages one at a time: RGB image at ``dpi`` (or ``long_side`` px) plus the text layer.
+
+    Each page's PDFium objects are closed before it is yielded; the document is closed when the iterator
+    finishes or is discarded. ``render=False`` skips rasterising (text and sizes only).
+    """
+    if backend not in ("pypdfium2", "pdf2image"):
+        raise InvalidInputError(f"PDF backend {backend!r} is unknown: use 'pypdfium2' or 'pdf2image'")
+    if long_side is None and not (isinstance(dpi, (int, float)) and 1 <= dpi <= 2400):
+        raise InvalidInputError(f"dpi must be a number in 1..2400, got {dpi!r}")
+    if long_side is not None and (not isinstance(long_side, int) or not 16 <= long_side <= 20000):
+        raise InvalidInputError(f"long_side must be an integer in 16..20000 pixels, got {long_side!r}")
+    target, name = _resolve(source, policy or _DEFAULT_POLICY)
+    doc = _open(target, name, password)
+    try:
+        with _LOCK:
+            count = len(doc)
+        numbers = parse_page_range(pages, count)
+        for number in numbers:
+            with _LOCK:
+                page = doc[number - 1]
+                try:
+                    rotation = int(page.get_rotation())
+                    width_pt, height_pt = page.get_size()
+                    scale = long_side / max(width_pt, height_pt) if long_side else dpi / 72.0
+                    textpage = page.get_textpage()
+                    try:
+                        text = textpage.get_text_range()
+                    finally:
+                        textpage.close()
+                    image: Image.Image | None = None
+                    if render and backend == "pypdfium2":
+                        bitmap = page.render(scale=scale)
+                        try:
+                            image = bitmap.to_pil()
+                            image = image.convert("RGB") if image.mode != "RGB" else image.copy()
+                        finally:
+                            bitmap.close()
+                except pdfium.PdfiumError as exc:
+                    raise PDFError(
+                        f"PDF {name} page {number} could not be read ({exc}): the page is damaged"
+                    ) from exc
+                finally:
+                    page.close()
+            if render and backend == "pdf2image":
+                image = _render_pdf2image(target, number, scale * 72.0, password, name)
+            yield PDFPage(
+                number=number,
+                page_count=count,
+                image=image,
+                text=text.replace("\r\n", "\n"),
+                rotation=rotation,
+                width_pt=float(width_pt),
+                height_pt=float(height_pt),
+                dpi=scale * 72.0,
+                source=name,
+            )
+    finally:
+        with _LOCK:
+            doc.close()
+
+
+def render_page(
+    source: PDFSource,
+    number: int,
+    *,
+    dpi: float = 200,
+    long_side: int | None = None,
+    password: str | None = None,
+    policy: InputPolicy | None = None,
+) -> PDFPage:
+    """Render a single 1-based page (convenience over :func:`iter_pdf_pages`)."""
+    return next(
+        iter_pdf_pages(source, pages=[number], dpi=dpi, long_side=long_side, password=password, policy=policy)
+    )
+
+
+__all__ = [
+    "Backend",
+    "PDFPage",
+    "PDFSource",
+    "is_pdf",
+    "iter_pdf_pages",
+    "parse_page_range",
+    "pdf_page_count",
+    "render_page",
+]

@@ -1,0 +1,147 @@
+"""MiniMaxVLBaseTool: the shared client, input policy and error handling of every MiniMax-VL-01 tool.
+
+Tools take sources as strings (a path under ``allowed_roots``, an http(s) URL when ``allow_urls``, or a
+``data:`` URL) and answer with ``(content, artifact)``: short text for the agent, a pydantic result for
+programs. Our typed errors become :class:`~langchain_core.tools.ToolException` text naming the input, so
+``handle_tool_error=True`` hands the agent a message it can act on instead of a crash.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from langchain_core.tools import BaseTool, ToolException
+from pydantic import ConfigDict, Field, model_validator
+
+from ..client import MiniMaxVLClient
+from ..errors import AccessDeniedError, InvalidInputError, MiniMaxVLError
+from ..images.policy import InputPolicy
+from ..pages import PageImage, iter_pages
+from ..settings import Settings
+
+T = TypeVar("T")
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
+
+
+def _short(source: str, limit: int = 100) -> str:
+    if source.startswith("data:"):
+        return f"data URL ({source[:30].split(',', 1)[0]}, {len(source)} chars)"
+    return source if len(source) <= limit else source[: limit - 3] + "..."
+
+
+class MiniMaxVLBaseTool(BaseTool):
+    """Base of the MiniMax-VL-01 tools: one client, an input policy, errors as ToolException text."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    client: MiniMaxVLClient | None = Field(
+        default=None, exclude=True, description="Shared client; built from Settings.from_env() when None."
+    )
+    settings: Settings | None = Field(default=None, exclude=True)
+    allowed_roots: list[Path] = Field(
+        default_factory=lambda: [Path.cwd()], description="Folders local files must be inside."
+    )
+    allow_urls: bool = Field(False, description="Allow http(s) URLs (public hosts only).")
+    max_content_chars: int = Field(12_000, ge=200, description="Longest content returned to the agent.")
+    dpi: int = Field(200, ge=50, le=600, description="PDF rendering resolution.")
+    response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
+    handle_tool_error: bool | str | Callable[[ToolException], str] | None = True
+
+    @model_validator(mode="after")
+    def _build_client(self) -> MiniMaxVLBaseTool:
+        if self.client is None:
+            self.client = MiniMaxVLClient(self.settings or Settings.from_env())
+        if self.settings is None:
+            self.settings = self.client.settings
+        return self
+
+    # ------------------------------------------------------------------ inputs
+    @property
+    def vl_client(self) -> MiniMaxVLClient:
+        """The client (never None after validation)."""
+        assert self.client is not None
+        return self.client
+
+    @property
+    def policy(self) -> InputPolicy:
+        """Input policy of this tool: its allowed_roots and allow_urls, the settings' URL allowlist."""
+        allowlist = list(self.settings.url_allowlist) if self.settings is not None else []
+        return InputPolicy(
+            allowed_roots=list(self.allowed_roots), allow_urls=self.allow_urls, url_allowlist=allowlist
+        )
+
+    def check_source(self, source: str) -> str:
+        """Refuse a source before any I/O: data URLs, http(s) URLs (when allowed), paths in the roots."""
+        if not isinstance(source, str) or not source.strip():
+            raise InvalidInputError(
+                "an empty source was given: pass a file path, an http(s) URL or a data URL"
+            )
+        src = source.strip()
+        if src.startswith("data:"):
+            return src
+        m = _SCHEME.match(src)
+        if m and len(m.group(1)) > 1:  # a scheme (a drive letter such as C: is one character)
+            scheme = m.group(1).lower()
+            if scheme not in ("http", "https"):
+                raise AccessDeniedError(
+                    f"{scheme}: URLs are not accepted: pass a file path inside the allowed folders, "
+                    "an http(s) URL or a data: URL"
+                )
+            self.policy.check_url(src)  # disabled URLs, loopback/private/link-local hosts
+            return src
+        path = self.policy.check_path(src)
+        if not path.exists():
+            raise InvalidInputError(
+                f"file not found: {src!r} (resolved to {str(path)!r}); check the path and the working folder"
+            )
+        return src
+
+    def load_pages(
+        self, source: str, *, pages: str | Sequence[int] | None = None, render: bool = True
+    ) -> list[PageImage]:
+        """Every selected page of one source, checked against the policy (PDF pages rendered at ``dpi``)."""
+        src = self.check_source(source)
+        return list(iter_pages(src, pages=pages, dpi=self.dpi, policy=self.policy, render=render))
+
+    # ------------------------------------------------------------------ errors
+    def _fail(self, source: Any, exc: BaseException) -> ToolException:
+        shown = (
+            ", ".join(_short(s) for s in source) if isinstance(source, list | tuple) else _short(str(source))
+        )
+        return ToolException(f"{self.name} failed for {shown!r}: {exc}")
+
+    def guard(self, source: Any, fn: Callable[[], T]) -> T:
+        """Run ``fn``; our typed errors come back as ToolException naming ``source``."""
+        try:
+            return fn()
+        except ToolException:
+            raise
+        except MiniMaxVLError as e:
+            raise self._fail(source, e) from e
+
+    async def aguard(self, source: Any, fn: Callable[[], Awaitable[T]]) -> T:
+        """Async :meth:`guard`."""
+        try:
+            return await fn()
+        except ToolException:
+            raise
+        except MiniMaxVLError as e:
+            raise self._fail(source, e) from e
+
+    def truncate(self, text: str) -> str:
+        """``text`` cut to ``max_content_chars`` with a note that the artifact holds the rest."""
+        if len(text) <= self.max_content_chars:
+            return text
+        cut = text[: self.max_content_chars]
+        nl = cut.rfind("\n")
+        if nl > self.max_content_chars * 0.8:
+            cut = cut[:nl]
+        rest = len(text) - len(cut)
+        return f"{cut}\n\n[truncated: {rest} more characters; the full result is in the tool artifact]"
+
+
+__all__ = ["MiniMaxVLBaseTool"]

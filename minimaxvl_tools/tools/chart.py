@@ -1,0 +1,108 @@
+"""ChartReaderTool: the numbers behind a chart or plot, as a table, plus an optional answer."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from ..errors import InvalidInputError
+from ..images.encode import EncodedImage
+from ..pages import encode_page
+from ..prompts import chart as prompts
+from ..results import ChartData
+from .base import MiniMaxVLBaseTool
+
+
+class ChartReaderInput(BaseModel):
+    """Arguments of :class:`ChartReaderTool`."""
+
+    source: str = Field(
+        description="The chart: an image file path, an http(s) URL, a data: URL, or a PDF file path."
+    )
+    question: str | None = Field(
+        None, description="Optional question about the chart (e.g. 'Which year had the highest sales?')."
+    )
+    pages: str | None = Field(
+        None, description="For a PDF: the page(s) holding the chart, e.g. '3' or '2-3' (default: page 1)."
+    )
+
+
+def summarize_chart(data: ChartData) -> str:
+    """Agent-facing text: one summary line, the answer if any, the data as a markdown table, the notes."""
+    kind = data.chart_type if data.chart_type and data.chart_type != "unknown" else "chart"
+    title = f" '{data.title}'" if data.title else ""
+    names = ", ".join(s.name for s in data.series) or "none"
+    lines = [
+        f"{kind.capitalize()}{title}: {len(data.series)} series ({names}), {len(data.x_values())} x values."
+    ]
+    if data.answer:
+        lines.append(f"Answer: {data.answer}")
+    lines += ["", data.to_markdown()]
+    if data.notes:
+        lines += ["", f"Notes: {data.notes}"]
+    return "\n".join(lines)
+
+
+class ChartReaderTool(MiniMaxVLBaseTool):
+    """Extract the data of a chart or plot (bar, line, pie, scatter) into a table, and answer a question."""
+
+    name: str = "chart_reader"
+    description: str = (
+        "Read the NUMBERS from a chart, plot or graph image (bar, line, pie, scatter, area; also a chart "
+        "on a PDF page) and return its data as a table, optionally answering a question about the values "
+        "(maxima, differences, trends). Use for charts/plots only; not for text documents or diagrams."
+    )
+    args_schema: type[BaseModel] = ChartReaderInput
+    max_tokens: int = Field(2048, ge=64, description="Completion budget for the JSON.")
+
+    def _images(self, source: str, pages: str | None) -> list[EncodedImage]:
+        limit = self.vl_client.settings.max_images_per_request
+        selected = self.load_pages(source, pages=pages or "1")
+        if len(selected) > limit:
+            raise InvalidInputError(
+                f"{len(selected)} pages selected but one request holds at most {limit} images: "
+                "select the page(s) that show the chart"
+            )
+        profile, quality = self.vl_client.profile, self.vl_client.settings.jpeg_quality
+        return [encode_page(p.image, profile=profile, quality=quality) for p in selected]
+
+    def _finish(self, data: Any) -> tuple[str, ChartData]:
+        chart = data if isinstance(data, ChartData) else ChartData.model_validate(data)
+        return summarize_chart(chart), chart
+
+    def _run(
+        self, source: str, question: str | None = None, pages: str | None = None, **_: Any
+    ) -> tuple[str, ChartData]:
+        def go() -> tuple[str, ChartData]:
+            images = self._images(source, pages)
+            data = self.vl_client.structured(
+                prompts.user_prompt(question, pages=len(images)),
+                images,
+                ChartData,
+                system=prompts.system_prompt(),
+                max_tokens=self.max_tokens,
+            )
+            return self._finish(data)
+
+        return self.guard(source, go)
+
+    async def _arun(
+        self, source: str, question: str | None = None, pages: str | None = None, **_: Any
+    ) -> tuple[str, ChartData]:
+        async def go() -> tuple[str, ChartData]:
+            images = await asyncio.to_thread(self._images, source, pages)
+            data = await self.vl_client.astructured(
+                prompts.user_prompt(question, pages=len(images)),
+                images,
+                ChartData,
+                system=prompts.system_prompt(),
+                max_tokens=self.max_tokens,
+            )
+            return self._finish(data)
+
+        return await self.aguard(source, go)
+
+
+__all__ = ["ChartReaderInput", "ChartReaderTool", "summarize_chart"]

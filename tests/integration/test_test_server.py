@@ -1,0 +1,151 @@
+"""LocalVLLMServer itself: vLLM-like endpoints, error shapes, image checks, schema answers, faults."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import httpx
+import pytest
+from PIL import Image
+
+from minimaxvl_tools.images.encode import encode_image
+from minimaxvl_tools.testing import LocalVLLMServer
+from minimaxvl_tools.testing.server import schema_instance
+
+pytestmark = pytest.mark.timeout(20)
+MODEL = "MiniMaxAI/MiniMax-VL-01"
+
+
+def chat(server: LocalVLLMServer, content: list, **kw: object) -> httpx.Response:
+    body = {"model": MODEL, "messages": [{"role": "user", "content": content}], **kw}
+    return httpx.post(server.base_url + "/chat/completions", json=body, timeout=5)
+
+
+def image_part(url: str) -> dict:
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+def test_models_health_metrics(vllm_server: LocalVLLMServer) -> None:
+    assert httpx.get(vllm_server.root_url + "/health").status_code == 200
+    card = httpx.get(vllm_server.base_url + "/models").json()["data"][0]
+    assert card["id"] == MODEL and card["max_model_len"] == 32768
+    text = httpx.get(vllm_server.root_url + "/metrics").text
+    for name in (
+        "vllm:num_requests_running",
+        "vllm:num_requests_waiting",
+        "vllm:kv_cache_usage_perc",
+        "vllm:prompt_tokens_total",
+        "vllm:generation_tokens_total",
+    ):
+        assert name in text
+
+
+@pytest.mark.parametrize(("size", "tokens"), [((336, 336), 1176), ((640, 480), 2340), ((1008, 2016), 11088)])
+def test_tokenize_exact_image_tokens(
+    vllm_server: LocalVLLMServer, size: tuple[int, int], tokens: int
+) -> None:
+    url = encode_image(Image.new("RGB", size)).data_url
+    base = {"model": MODEL, "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}
+    with_img = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": [image_part(url), {"type": "text", "text": "hi"}]}],
+    }
+    a = httpx.post(vllm_server.root_url + "/tokenize", json=base).json()
+    b = httpx.post(vllm_server.root_url + "/tokenize", json=with_img).json()
+    assert (
+        b["count"] - a["count"] == tokens and b["max_model_len"] == 32768 and len(b["tokens"]) == b["count"]
+    )
+
+
+def test_error_shapes_and_messages(vllm_server: LocalVLLMServer) -> None:
+    r = chat(vllm_server, [image_part("data:image/png;base64,@@@")])
+    assert r.status_code == 400 and "Non-base64" in r.json()["error"]["message"]
+    assert r.json()["error"]["type"] == "BadRequestError" and r.json()["error"]["code"] == 400
+    r = chat(vllm_server, [image_part("data:image/png;base64," + base64.b64encode(b"hello").decode())])
+    assert r.status_code == 400 and r.json()["error"]["message"].startswith("Failed to load image")
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), "red").save(buf, "PNG")
+    trunc = base64.b64encode(buf.getvalue()[:-30]).decode()
+    r = chat(vllm_server, [image_part("data:image/png;base64," + trunc)])
+    assert r.status_code == 400 and "truncated" in r.json()["error"]["message"]
+    r = chat(vllm_server, [image_part("file:///etc/hosts")])
+    assert r.status_code == 500
+    r = chat(vllm_server, [image_part("https://example.com/a.png")])
+    assert r.status_code == 500
+    small = encode_image(Image.new("RGB", (10, 10))).data_url
+    r = chat(vllm_server, [image_part(small)] * 5)
+    assert (
+        r.status_code == 400
+        and r.json()["error"]["message"] == "At most 4 image(s) may be provided in one prompt."
+    )
+    assert r.json()["error"]["param"] == "image"
+
+
+def test_context_overflow_message(vllm_server: LocalVLLMServer) -> None:
+    vllm_server.max_model_len = 2000
+    big = encode_image(Image.new("RGB", (672, 672))).data_url
+    r = chat(vllm_server, [image_part(big)])
+    msg = r.json()["error"]["message"]
+    assert (
+        r.status_code == 400 and msg.startswith("Input length (") and "maximum context length (2000)" in msg
+    )
+
+
+def test_wrong_model_404(vllm_server: LocalVLLMServer) -> None:
+    r = httpx.post(
+        vllm_server.base_url + "/chat/completions",
+        json={"model": "x", "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert r.status_code == 404
+
+
+def test_schema_instance_generator() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "kind": {"enum": ["bar", "line"]},
+            "n": {"type": "integer", "minimum": 3},
+            "items": {"type": "array", "items": {"$ref": "#/$defs/P"}, "minItems": 1},
+            "opt": {"anyOf": [{"type": "null"}, {"type": "string", "minLength": 2}]},
+        },
+        "required": ["kind", "n", "items"],
+        "$defs": {"P": {"type": "object", "properties": {"x": {"type": "number"}}}},
+    }
+    assert schema_instance(schema) == {"kind": "bar", "n": 3, "items": [{"x": 0.0}], "opt": "xx"}
+
+
+def test_responder_and_requests_recorded(vllm_server: LocalVLLMServer) -> None:
+    vllm_server.set_responder(lambda body: f"got {len(body['messages'])} message(s)")
+    r = chat(vllm_server, [{"type": "text", "text": "hi"}])
+    assert r.json()["choices"][0]["message"]["content"] == "got 1 message(s)"
+    assert vllm_server.requests[0]["messages"][0]["content"][0]["text"] == "hi"
+
+
+def test_tool_calls_reply(vllm_server: LocalVLLMServer) -> None:
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    vllm_server.queue({"text": "", "tool_calls": [call]})
+    choice = chat(vllm_server, [{"type": "text", "text": "hi"}]).json()["choices"][0]
+    assert choice["finish_reason"] == "tool_calls" and choice["message"]["tool_calls"][0]["id"] == "c1"
+
+
+def test_fault_kinds(vllm_server: LocalVLLMServer) -> None:
+    vllm_server.fail_next("malformed")
+    r = chat(vllm_server, [{"type": "text", "text": "hi"}])
+    assert r.status_code == 200
+    with pytest.raises(ValueError):
+        r.json()
+    vllm_server.fail_next("drop")
+    with pytest.raises(httpx.HTTPError):
+        chat(vllm_server, [{"type": "text", "text": "hi"}])
+    vllm_server.fail_next("429")
+    r = chat(vllm_server, [{"type": "text", "text": "hi"}])
+    assert r.status_code == 429 and r.headers["retry-after"] == "0"
+    with pytest.raises(ValueError):
+        vllm_server.fail_next("nope")
+
+
+def test_session_fixture_reset(vllm_server_session: LocalVLLMServer) -> None:
+    vllm_server_session.reset()
+    chat(vllm_server_session, [{"type": "text", "text": "hi"}])
+    assert len(vllm_server_session.requests) == 1
