@@ -307,7 +307,7 @@ def detect_rotation(
     use_ocr: bool = True,
     use_osd: bool = True,
     size: int = 512,
-    ocr_long_side: int = 1200,
+    ocr_long_side: int = 800,
 ) -> RotationCheck:
     """Find the clockwise rotation (0/90/180/270) that makes a scanned page upright.
 
