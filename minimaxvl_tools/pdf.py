@@ -139,8 +139,13 @@ def _open(target: Path | bytes, name: str, password: str | None) -> pdfium.PdfDo
                 raise PDFPasswordError(
                     f"PDF {name}: the password given is wrong; pass the document's user or owner password"
                 ) from exc
+            if getattr(exc, "err_code", None) == pdfium_c.FPDF_ERR_SUCCESS:  # PDFium's verdict on 0 pages
+                raise PDFError(
+                    f"PDF {name} has no pages (or no readable page tree): pass a PDF with at least one page"
+                ) from exc
             raise PDFError(
-                f"PDF {name} cannot be opened ({exc}): the file is corrupt or truncated; re-export or "
+                f"PDF {name} cannot be opened ({exc}): the file is corrupt, truncated or has no pages; "
+                "re-export or "
                 "re-download it"
             ) from exc
         if len(doc) == 0:

@@ -204,8 +204,9 @@ class OCRResult(BaseModel):
 
 
 _MD_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"^\s*```[\w-]*\s*$", re.M), ""),  # code fences
-    (re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$", re.M), ""),  # table rules
+    (re.compile(r"^[ \t]*```[\w-]*[ \t]*(?:\n|$)", re.M), ""),  # code fences
+    # table rule rows such as |---|:-:|
+    (re.compile(r"^[ \t]*\|?[ \t]*:?-+:?[ \t]*(\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*(?:\n|$)", re.M), ""),
     (re.compile(r"^#{1,6}\s+", re.M), ""),  # headings
     (re.compile(r"^\s*>\s?", re.M), ""),  # quotes
     (re.compile(r"!\[([^\]]*)\]\([^)]*\)"), r"\1"),  # images

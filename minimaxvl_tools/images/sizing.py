@@ -44,13 +44,18 @@ class SizePlan:
     offset: Size = (0, 0)  # where the resized image sits inside the padded final image (left, top)
 
 
-def _fit_into(width: int, height: int, cw: int, ch: int) -> Size:
-    """Largest aspect-kept size inside ``cw`` x ``ch`` without upscaling; the limiting side lands on it."""
+def _fit_options(width: int, height: int, cw: int, ch: int) -> list[Size]:
+    """Largest aspect-kept sizes inside ``cw`` x ``ch`` without upscaling; the limiting side lands on it.
+
+    Two roundings of the other side are offered: one pixel can change the unpadded feature count.
+    """
     if width <= cw and height <= ch:
-        return width, height
+        return [(width, height)]
     if width * ch >= height * cw:  # width is the limiting side
-        return cw, max(1, min(ch, round(height * cw / width)))
-    return max(1, min(cw, round(width * ch / height))), ch
+        exact = height * cw / width
+        return [(cw, max(1, min(ch, v))) for v in {math.floor(exact), math.ceil(exact)}]
+    exact = width * ch / height
+    return [(max(1, min(cw, v)), ch) for v in {math.floor(exact), math.ceil(exact)}]
 
 
 def aspect_ratio(width: int, height: int) -> float:
@@ -100,15 +105,15 @@ def plan_size(
     # One candidate per canvas: the largest no-upscale size that fits it. (tokens, scale, size)
     cands: dict[Size, tuple[int, float]] = {}
     for cw, ch in profile.canvases:
-        size = _fit_into(width, height, cw, ch)
-        if size not in cands:
-            scale = min(cw / width, ch / height, 1.0)
-            tokens = base_tokens if size == (width, height) else profile.image_tokens(*size)
-            cands[size] = (tokens, scale)
+        scale = min(cw / width, ch / height, 1.0)
+        for size in _fit_options(width, height, cw, ch):
+            if size not in cands:
+                tokens = base_tokens if size == (width, height) else profile.image_tokens(*size)
+                cands[size] = (tokens, scale)
     s_max = max(s for _, s in cands.values())
 
     eligible = [(t, s, size) for size, (t, s) in cands.items() if s >= s_max * (1.0 - tol) - 1e-12]
-    chosen = min(eligible, key=lambda c: (c[0], -c[1]))
+    chosen = min(eligible, key=lambda c: (c[0], -c[1], -c[2][0] * c[2][1]))
     if max_tokens is not None and (mode == "economy" or chosen[0] > max_tokens):
         within = [(t, s, size) for size, (t, s) in cands.items() if t <= max_tokens]
         if not within:
@@ -117,7 +122,7 @@ def plan_size(
                 f"max_tokens={max_tokens} is below the cheapest cost of a {width}x{height} image "
                 f"({cheapest} tokens at any size, as the cost depends on the aspect ratio): raise max_tokens"
             )
-        chosen = max(within, key=lambda c: (c[1], -c[0]))
+        chosen = max(within, key=lambda c: (c[1], -c[0], c[2][0] * c[2][1]))
 
     tokens, _, (rw, rh) = chosen
     final, padded, offset = (rw, rh), False, (0, 0)

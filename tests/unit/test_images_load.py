@@ -47,7 +47,12 @@ def png_header_only(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 16))
+        + chunk(b"IEND", b"")
+    )
 
 
 # ---------------------------------------------------------------- input kinds
@@ -100,7 +105,7 @@ def test_numpy_arrays(array: np.ndarray, expected: tuple[int, int, int]) -> None
 def test_numpy_bad_shape_and_range() -> None:
     with pytest.raises(InvalidInputError, match="numpy array"):
         load_image(np.zeros((2, 2, 2, 2), np.uint8))
-    with pytest.raises(InvalidInputError, match="outside 0..255"):
+    with pytest.raises(InvalidInputError, match=r"outside 0\.\.255"):
         load_image(np.full((3, 3), 1000, np.int32))
 
 
@@ -114,9 +119,9 @@ def test_exif_rotated_jpeg() -> None:
     img.save(buf, format="JPEG", exif=exif.tobytes(), quality=95)
     out = load_image(buf.getvalue())
     assert out.size == (100, 200)
-    r, g, b = out.getpixel((50, 20))  # top half after rotation is the red half
+    r, _g, b = out.getpixel((50, 20))  # top half after rotation is the red half
     assert r > 200 and b < 60
-    r, g, b = out.getpixel((50, 180))
+    r, _g, b = out.getpixel((50, 180))
     assert b > 200 and r < 60
 
 
@@ -223,7 +228,7 @@ def test_decompression_bomb_header() -> None:
 
 def test_pixel_cap_from_policy(tmp_path: Path) -> None:
     raw = png_bytes(noise(100, 100))
-    with pytest.raises(ImageTooLargeError, match="10000 pixels.*5000-pixel cap"):
+    with pytest.raises(ImageTooLargeError, match=r"10000 pixels.*5000-pixel cap"):
         load_image(raw, policy=InputPolicy(max_pixels=5000))
     with pytest.raises(ImageTooLargeError):
         load_image(np.zeros((100, 100), np.uint8), policy=InputPolicy(max_pixels=5000))
@@ -342,7 +347,7 @@ def http_server() -> Iterator[str]:
     body = png_bytes(Image.new("RGB", (5, 4), (9, 8, 7)))
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             if self.path == "/redirect":
                 self.send_response(302)
                 self.send_header("Location", "/img.png")
@@ -403,5 +408,5 @@ def test_describe_and_read_bytes(tmp_path: Path) -> None:
     raw = png_bytes(Image.new("RGB", (2, 2)))
     p.write_bytes(raw)
     assert read_bytes(p) == (raw, str(p))
-    data, name = read_bytes(Image.new("RGB", (2, 2), (4, 5, 6)))
+    data, _name = read_bytes(Image.new("RGB", (2, 2), (4, 5, 6)))
     assert sniff(data) == "image" and Image.open(io.BytesIO(data)).getpixel((0, 0)) == (4, 5, 6)

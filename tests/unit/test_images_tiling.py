@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -34,7 +35,9 @@ def test_a4_plan_is_native_and_cheapest() -> None:
         assert w <= t.canvas[0] and h <= t.canvas[1]  # the server does not downscale the crop
         assert MINIMAX_VL_01.best_canvas(w, h) == t.canvas
         assert t.tokens == image_tokens(w, h)
-    named = {c: plan_tiles(*A4_300, canvas=c).total_tokens for c in [(1344, 1344), (1008, 1680), (2016, 1008)]}
+    named = {
+        c: plan_tiles(*A4_300, canvas=c).total_tokens for c in [(1344, 1344), (1008, 1680), (2016, 1008)]
+    }
     assert plan.total_tokens <= min(named.values())
     assert named[(1344, 1344)] < named[(2016, 1008)]
 
@@ -85,8 +88,8 @@ def test_cut_tiles_pixels_match_boxes() -> None:
     assert len(crops) == len(plan.tiles)
     arr = np.asarray(page)
     for img, t in crops:
-        l, top, r, b = t.box
-        assert np.array_equal(np.asarray(img), arr[top:b, l:r])
+        left, top, right, bottom = t.box
+        assert np.array_equal(np.asarray(img), arr[top:bottom, left:right])
     with pytest.raises(InvalidInputError, match="tile plan is for"):
         cut_tiles(Image.new("RGB", (10, 10)), plan)
 
@@ -105,6 +108,6 @@ def test_plan_properties(w: int, h: int, overlap: int) -> None:
     assert max(t.box[2] for t in plan.tiles) == w and max(t.box[3] for t in plan.tiles) == h
     xs = sorted({t.box[0] for t in plan.tiles})
     tw = plan.tiles[0].size[0]
-    for a, b in zip(xs, xs[1:]):
+    for a, b in itertools.pairwise(xs):
         assert a + tw - b >= overlap - 1
     assert math.ceil(len(plan.tiles) / 4) == plan.requests(4)

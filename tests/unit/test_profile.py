@@ -32,7 +32,7 @@ PINPOINTS_HW = [[h * 336, w * 336] for h in range(1, 7) for w in range(1, 7) if 
 
 
 def vllm_num_image_tokens(width: int, height: int) -> int:
-    """Independent re-implementation of vLLM's LLaVA-NeXT count (float form, as in _get_num_unpadded_features)."""
+    """Independent re-implementation of vLLM's LLaVA-NeXT count (float form of _get_num_unpadded_features)."""
     bh, bw = select_best_resolution((height, width), PINPOINTS_HW)
     npatches = 336 // 14
     grid_h, grid_w = bh // 336, bw // 336

@@ -85,7 +85,7 @@ def test_token_without_fence() -> None:
 
 def test_several_calls_in_one_block_and_several_blocks() -> None:
     text = (
-        "<function_call>```typescript\nfunctions.a({\"x\": 1})\nfunctions.b({\"y\": 2});\n```"
+        '<function_call>```typescript\nfunctions.a({"x": 1})\nfunctions.b({"y": 2});\n```'
         "and\n```typescript\nfunctions.c()\n```"
     )
     out = parse_tool_calls(text)
@@ -129,7 +129,7 @@ def test_mid_sentence_mention_is_not_a_call() -> None:
     [
         ("{'a': 'it\\'s', 'b': \"x\"}", {"a": "it's", "b": "x"}),
         ('{"a": 1, "b": [1, 2,],}', {"a": 1, "b": [1, 2]}),
-        ("{a: 1, b_c: \"x\"}", {"a": 1, "b_c": "x"}),
+        ('{a: 1, b_c: "x"}', {"a": 1, "b_c": "x"}),
         ('{"t": True, "f": False, "n": None}', {"t": True, "f": False, "n": None}),
         ("{'quote': 'say \"hi\"'}", {"quote": 'say "hi"'}),
         ('{"multi": "line\nbreak"}', {"multi": "line\nbreak"}),
@@ -143,9 +143,9 @@ def test_light_json_repair(args_text: str, expected: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("text", "name", "fragment"),
     [
-        ("```typescript\nfunctions.f({\"a\": })\n```", "f", "not valid JSON"),
+        ('```typescript\nfunctions.f({"a": })\n```', "f", "not valid JSON"),
         ("```typescript\nfunctions.f([1, 2])\n```", "f", "JSON object"),
-        ("```typescript\nfunctions.f(\"text\")\n```", "f", "JSON object"),
+        ('```typescript\nfunctions.f("text")\n```', "f", "JSON object"),
         ('<function_call>```typescript\nfunctions.f({"a": "open\n```', "f", ""),
         ("<function_call>```typescript\nnot a call\n```", None, "unexpected text"),
         ("<function_call>hello", None, "no call"),
@@ -330,8 +330,9 @@ LEAF = (
 )
 JSONABLE = st.recursive(
     LEAF | NASTY | st.text(max_size=10),
-    lambda inner: st.lists(inner, max_size=3)
-    | st.dictionaries(NASTY | st.text(max_size=5), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(NASTY | st.text(max_size=5), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 ARGS = st.dictionaries(NASTY | NAMES, JSONABLE, max_size=4)
