@@ -375,7 +375,7 @@ class ChatMiniMaxVL(BaseChatModel):
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         params = LangSmithParams(
             ls_provider="minimax_vl",
-            ls_model_name=self.model_name,
+            ls_model_name=kwargs.get("model") or self.model_name,
             ls_model_type="chat",
             ls_temperature=kwargs.get("temperature", self.temperature),
         )
@@ -418,7 +418,6 @@ class ChatMiniMaxVL(BaseChatModel):
         names = [t["function"]["name"] for t in formatted]
         if tool_choice not in (None, "none"):
             _tool_choice_text(tool_choice, names)  # validate early
-        render_tools(formatted)  # validate names/duplicates early
         return super().bind(tools=formatted, tool_choice=tool_choice, **kwargs)
 
     def with_structured_output(
@@ -473,7 +472,10 @@ class ChatMiniMaxVL(BaseChatModel):
 
         llm = self.bind(
             response_schema=carrier,
-            ls_structured_output_format={"kwargs": {"method": method}, "schema": json_schema},
+            ls_structured_output_format={
+                "kwargs": {"method": method},
+                "schema": convert_to_json_schema(schema),
+            },
         )
         parser = RunnableLambda(parse, name="MiniMaxVLStructuredParser")
         if not include_raw:

@@ -16,6 +16,7 @@ import contextlib
 import email.utils
 import io
 import json
+import logging
 import math
 import random
 import re
@@ -30,6 +31,7 @@ import httpx
 import openai
 from pydantic import BaseModel, ValidationError
 
+from .backpressure import AdaptiveConcurrencyLimiter, RequestLimiter
 from .errors import (
     BadRequestError,
     ContextOverflowError,
@@ -50,6 +52,7 @@ from .settings import Settings
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
+log = logging.getLogger(__name__)
 T = TypeVar("T", bound=BaseModel)
 ImageInput = Any  # ImageSource (path, URL, bytes, file, PIL image, ndarray) | EncodedImage
 
@@ -126,6 +129,7 @@ class HealthStatus(BaseModel):
     model_served: bool = False
     max_model_len: int | None = None
     error: str | None = None
+    endpoints: list[HealthStatus] = []
 
 
 @dataclass(frozen=True)
@@ -253,6 +257,64 @@ class _Unretryable(Exception):
     """Wraps an error that must surface at once."""
 
 
+def _root_of(base_url: str) -> str:
+    base = base_url.rstrip("/")
+    return base[: -len("/v1")] if base.endswith("/v1") else base
+
+
+class _Endpoint:
+    """One vLLM replica: its OpenAI clients (sync, and async per event loop), load and health state.
+
+    ``in_flight`` drives least-loaded choice; ``down_until`` (monotonic seconds) is the end of the
+    cool-down after a connection error or 5xx, during which other replicas are preferred.
+    """
+
+    def __init__(self, base_url: str, settings: Settings) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.root_url = _root_of(self.base_url)
+        self._settings = settings
+        self.client = openai.OpenAI(
+            base_url=self.base_url, api_key=settings.api_key, timeout=settings.timeout, max_retries=0
+        )
+        self._aclient: openai.AsyncOpenAI | None = None
+        self._aclient_loop: asyncio.AbstractEventLoop | None = None
+        self.in_flight = 0
+        self.requests = 0
+        self.failures = 0
+        self.down_until = 0.0
+        self.last_error: str | None = None
+
+    def aclient(self) -> openai.AsyncOpenAI:
+        """The AsyncOpenAI client bound to the running event loop (a new one per loop)."""
+        loop = asyncio.get_running_loop()
+        if self._aclient is None or self._aclient_loop is not loop:
+            self._aclient = openai.AsyncOpenAI(
+                base_url=self.base_url,
+                api_key=self._settings.api_key,
+                timeout=self._settings.timeout,
+                max_retries=0,
+            )
+            self._aclient_loop = loop
+        return self._aclient
+
+    def healthy(self, now: float) -> bool:
+        """True unless a recent failure put the endpoint in its cool-down."""
+        return self.down_until <= now
+
+    def mark_down(self, cooldown: float, error: str) -> None:
+        """Start (or extend) a cool-down after a connection error / 5xx."""
+        if self.down_until <= time.monotonic():
+            log.warning("endpoint %s unhealthy for %.1fs: %s", self.base_url, cooldown, error)
+        self.failures += 1
+        self.last_error = error
+        self.down_until = time.monotonic() + cooldown
+
+    def mark_up(self) -> None:
+        """A success: the endpoint serves again."""
+        self.down_until = 0.0
+        self.last_error = None
+
+
 # ---------------------------------------------------------------------------------------------- client
 class MiniMaxVLClient:
     """Sync and async chat client for MiniMax-VL-01 behind vLLM (one OpenAI + one lazy AsyncOpenAI).
@@ -260,6 +322,16 @@ class MiniMaxVLClient:
     Arguments override ``settings`` (default :meth:`Settings.from_env`). ``system_prompt`` defaults to the
     profile's official prompt; ``None`` disables it. ``backoff_base``/``backoff_max`` shape the retry
     delays (tests pass tiny values); ``min_completion_tokens`` is the floor budgeting may cut max_tokens to.
+
+    Replicas: ``base_urls`` (or ``Settings.base_urls`` / ``MINIMAXVL_BASE_URLS``) spreads requests over
+    several vLLM servers, least-in-flight first (round-robin on ties). An endpoint failing with a
+    connection error or 5xx sits out ``endpoint_cooldown`` seconds and the request is retried at once on
+    another one; only when none is left does the usual backoff apply. ``max_model_len`` is the minimum
+    over endpoints, :meth:`health` reports each one in ``endpoints``.
+
+    Backpressure: ``adaptive=True`` (or a truthy ``Settings.adaptive``) replaces the fixed
+    :class:`ConcurrencyLimiter` by :class:`~minimaxvl_tools.backpressure.AdaptiveConcurrencyLimiter`, which
+    follows vLLM's ``/metrics`` and falls back to ``max_concurrency`` when they are missing.
     """
 
     def __init__(
@@ -280,10 +352,14 @@ class MiniMaxVLClient:
         backoff_base: float = 0.5,
         backoff_max: float = 20.0,
         min_completion_tokens: int = 256,
-        limiter: ConcurrencyLimiter | None = None,
+        limiter: RequestLimiter | None = None,
+        base_urls: Sequence[str] | None = None,
+        adaptive: bool | None = None,
+        endpoint_cooldown: float = 10.0,
     ) -> None:
         overrides = {
             "base_url": base_url,
+            "base_urls": list(base_urls) if base_urls is not None else None,
             "api_key": api_key,
             "model": model,
             "timeout": timeout,
@@ -296,6 +372,8 @@ class MiniMaxVLClient:
             settings = Settings.from_env(**overrides)
         else:
             settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+        if settings.base_urls:  # replicas given: the first one is "the" base_url (root_url, messages)
+            settings = settings.model_copy(update={"base_url": settings.endpoints[0]})
         self.settings: Settings = settings
         self.profile: ModelProfile = profile
         self.system_prompt: str | None = profile.system_prompt if system_prompt is _UNSET else system_prompt
@@ -304,15 +382,31 @@ class MiniMaxVLClient:
         self.backoff_max = backoff_max
         self.min_completion_tokens = min_completion_tokens
         self.estimate_text_tokens: Callable[[str], int] = estimate_text_tokens
-        self.limiter: ConcurrencyLimiter = limiter or ConcurrencyLimiter(settings.max_concurrency)
-        self._client = openai.OpenAI(
-            base_url=settings.base_url, api_key=settings.api_key, timeout=settings.timeout, max_retries=0
-        )
-        self._aclient: openai.AsyncOpenAI | None = None
-        self._aclient_loop: asyncio.AbstractEventLoop | None = None
+        self.endpoint_cooldown = endpoint_cooldown
+        self.endpoints: list[_Endpoint] = [_Endpoint(u, settings) for u in dict.fromkeys(settings.endpoints)]
+        self._rr = 0
+        self._ep_lock = threading.Lock()
+        self._client = self.endpoints[0].client
+        if adaptive is None:
+            adaptive = bool(getattr(settings, "adaptive", False))
+        self.limiter: RequestLimiter
+        if limiter is not None:
+            self.limiter = limiter
+        elif adaptive:
+            self.limiter = AdaptiveConcurrencyLimiter(
+                [e.root_url for e in self.endpoints],
+                fixed_limit=settings.max_concurrency,
+                headers=self._headers(),
+            )
+        else:
+            self.limiter = ConcurrencyLimiter(settings.max_concurrency)
         self._usage = Usage()
         self._usage_lock = threading.Lock()
         self._max_model_len: int | None = settings.max_model_len
+        self._mml_lock = threading.Lock()
+        self._amml_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
 
     # ------------------------------------------------------------------ properties
     @property
@@ -333,24 +427,50 @@ class MiniMaxVLClient:
     @property
     def root_url(self) -> str:
         """Server root (base_url without a trailing ``/v1``), where vLLM serves ``/health``."""
-        base = self.settings.base_url.rstrip("/")
-        return base[: -len("/v1")] if base.endswith("/v1") else base
+        return _root_of(self.settings.base_url)
 
     def _record(self, usage: Usage) -> None:
         with self._usage_lock:
             self._usage = self._usage + usage
 
-    def _aclient_for_loop(self) -> openai.AsyncOpenAI:
-        loop = asyncio.get_running_loop()
-        if self._aclient is None or self._aclient_loop is not loop:
-            self._aclient = openai.AsyncOpenAI(
-                base_url=self.settings.base_url,
-                api_key=self.settings.api_key,
-                timeout=self.settings.timeout,
-                max_retries=0,
-            )
-            self._aclient_loop = loop
-        return self._aclient
+    # ------------------------------------------------------------------ endpoints
+    def _pick(self, avoid: _Endpoint | None = None) -> _Endpoint:
+        """Healthy endpoint with the fewest requests in flight (not ``avoid`` if another is healthy).
+
+        With every endpoint cooling down, the one whose cool-down ends first is tried (a single-endpoint
+        client therefore always uses its endpoint, as before replicas existed).
+        """
+        now = time.monotonic()
+        with self._ep_lock:
+            eps = self.endpoints
+            healthy = [e for e in eps if e.healthy(now)]
+            if avoid is not None and len(healthy) > 1:
+                healthy = [e for e in healthy if e is not avoid]
+            if not healthy:
+                healthy = [min(eps, key=lambda e: e.down_until)]
+            self._rr += 1
+            n = len(healthy)
+            order = healthy[self._rr % n :] + healthy[: self._rr % n]
+            ep = min(order, key=lambda e: e.in_flight)
+            ep.in_flight += 1
+            ep.requests += 1
+            return ep
+
+    def _release(self, ep: _Endpoint) -> None:
+        with self._ep_lock:
+            ep.in_flight -= 1
+
+    def _other_healthy(self, ep: _Endpoint) -> bool:
+        now = time.monotonic()
+        return any(e is not ep and e.healthy(now) for e in self.endpoints)
+
+    def _endpoint_fault(self, exc: BaseException) -> bool:
+        """Whether ``exc`` says the endpoint itself is broken (connection error, 5xx not about media)."""
+        if isinstance(exc, openai.APIConnectionError):
+            return True
+        if isinstance(exc, openai.APIStatusError):
+            return exc.status_code >= 500 and not _is_media_message(_error_message(exc))
+        return False
 
     # ------------------------------------------------------------------ images and messages
     def prepare_images(
@@ -496,43 +616,70 @@ class MiniMaxVLClient:
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.settings.api_key}"}
 
-    def _fetch_models(self) -> tuple[list[str], int | None]:
-        url = self.settings.base_url + "/models"
-        try:
-            r = httpx.get(url, headers=self._headers(), timeout=min(self.settings.timeout, 30.0))
-            r.raise_for_status()
-            return self._parse_models(r.json())
-        except (httpx.HTTPError, ValueError) as e:
+    def _merge_models(
+        self, answers: Sequence[tuple[list[str], int | None] | BaseException]
+    ) -> tuple[list[str], int | None]:
+        """Union of served ids and the smallest max_model_len over the endpoints that answered."""
+        ok = [a for a in answers if not isinstance(a, BaseException)]
+        if not ok:
+            urls = ", ".join(e.base_url + "/models" for e in self.endpoints)
+            errs = "; ".join(str(a) for a in answers)
             raise ServerUnavailableError(
-                f"could not read served models from {url} ({e}): check that vLLM is running there or set "
+                f"could not read served models from {urls} ({errs}): check that vLLM is running there or set "
                 "max_model_len explicitly"
-            ) from e
+            )
+        ids = list(dict.fromkeys(i for a in ok for i in a[0]))
+        lens = [a[1] for a in ok if a[1] is not None]
+        return ids, (min(lens) if lens else None)
+
+    def _fetch_models(self) -> tuple[list[str], int | None]:
+        answers: list[tuple[list[str], int | None] | BaseException] = []
+        for ep in self.endpoints:
+            try:
+                r = httpx.get(
+                    ep.base_url + "/models", headers=self._headers(), timeout=min(self.settings.timeout, 30.0)
+                )
+                r.raise_for_status()
+                answers.append(self._parse_models(r.json()))
+            except (httpx.HTTPError, ValueError) as e:
+                answers.append(e)
+        return self._merge_models(answers)
 
     async def _afetch_models(self) -> tuple[list[str], int | None]:
-        url = self.settings.base_url + "/models"
-        try:
-            async with httpx.AsyncClient(timeout=min(self.settings.timeout, 30.0)) as hc:
-                r = await hc.get(url, headers=self._headers())
+        async def one(hc: httpx.AsyncClient, ep: _Endpoint) -> tuple[list[str], int | None]:
+            r = await hc.get(ep.base_url + "/models", headers=self._headers())
             r.raise_for_status()
             return self._parse_models(r.json())
-        except (httpx.HTTPError, ValueError) as e:
-            raise ServerUnavailableError(
-                f"could not read served models from {url} ({e}): check that vLLM is running there or set "
-                "max_model_len explicitly"
-            ) from e
+
+        async with httpx.AsyncClient(timeout=min(self.settings.timeout, 30.0)) as hc:
+            answers = await asyncio.gather(*(one(hc, ep) for ep in self.endpoints), return_exceptions=True)
+        for a in answers:
+            if isinstance(a, BaseException) and not isinstance(a, (httpx.HTTPError, ValueError)):
+                raise a
+        return self._merge_models(answers)
 
     def max_model_len(self) -> int:
-        """Served context length: settings override, else ``max_model_len`` of /v1/models (cached)."""
+        """Served context length: settings override, else the smallest ``max_model_len`` of the
+        endpoints' /v1/models (cached; fetched once even when many threads ask at once)."""
         if self._max_model_len is None:
-            _, mml = self._fetch_models()
-            self._max_model_len = mml or FALLBACK_MAX_MODEL_LEN
+            with self._mml_lock:
+                if self._max_model_len is None:
+                    _, mml = self._fetch_models()
+                    self._max_model_len = mml or FALLBACK_MAX_MODEL_LEN
         return self._max_model_len
 
     async def amax_model_len(self) -> int:
-        """Async :meth:`max_model_len`."""
+        """Async :meth:`max_model_len`; a batch's first requests share one fetch (no thundering herd)."""
         if self._max_model_len is None:
-            _, mml = await self._afetch_models()
-            self._max_model_len = mml or FALLBACK_MAX_MODEL_LEN
+            loop = asyncio.get_running_loop()
+            with self._mml_lock:
+                lock = self._amml_locks.get(loop)
+                if lock is None:
+                    lock = self._amml_locks[loop] = asyncio.Lock()
+            async with lock:
+                if self._max_model_len is None:
+                    _, mml = await self._afetch_models()
+                    self._max_model_len = mml or FALLBACK_MAX_MODEL_LEN
         return self._max_model_len
 
     def count_tokens(self, messages: Sequence[Mapping[str, Any]]) -> tuple[int, int, int]:
@@ -664,8 +811,9 @@ class MiniMaxVLClient:
         return RequestPlan(messages, max_tokens, image_tokens, text_tokens, n_images, mml, downscaled)
 
     # ------------------------------------------------------------------ errors and retries
-    def _map_error(self, exc: BaseException, attempts: int = 1) -> MiniMaxVLError:
-        where = self.settings.base_url
+    def _map_error(self, exc: BaseException, attempts: int = 1, where: str | None = None) -> MiniMaxVLError:
+        where = where or self.settings.base_url
+        root = _root_of(where)
         if isinstance(exc, MiniMaxVLError):
             return exc
         if isinstance(exc, openai.APIStatusError):
@@ -710,7 +858,7 @@ class MiniMaxVLClient:
             kind = "timed out" if isinstance(exc, openai.APITimeoutError) else "could not be reached"
             return ServerUnavailableError(
                 f"{where} {kind} after {attempts} attempts ({exc}): check that vLLM is running "
-                f"({self.root_url}/health) or raise timeout/max_retries"
+                f"({root}/health) or raise timeout/max_retries"
             )
         if isinstance(exc, (ValueError, openai.APIResponseValidationError)):
             return ServerUnavailableError(
@@ -734,26 +882,60 @@ class MiniMaxVLClient:
         jittered = base * (0.5 + random.random() / 2)
         return min(self.backoff_max, max(ra, jittered)) if ra is not None else jittered
 
-    def _with_retries(self, fn: Callable[[], Any]) -> Any:
-        attempts = self.settings.max_retries + 1
+    def _after_failure(self, ep: _Endpoint, exc: BaseException, attempt: int, attempts: int) -> bool:
+        """Book a failed attempt on ``ep``; True when the next attempt should go elsewhere without delay."""
+        if self._endpoint_fault(exc):
+            ep.mark_down(self.endpoint_cooldown, f"{type(exc).__name__}: {exc}"[:300])
+        if not self._retryable(exc) or attempt == attempts - 1:
+            raise self._map_error(exc, attempt + 1, ep.base_url) from exc
+        return self._endpoint_fault(exc) and self._other_healthy(ep)
+
+    def _with_retries(self, fn: Callable[[openai.OpenAI], Any]) -> Any:
+        """``fn(client)`` with retries; each attempt goes to the least-loaded healthy endpoint.
+
+        One extra attempt per additional replica, so failing over never eats the retry budget.
+        """
+        attempts = self.settings.max_retries + len(self.endpoints)
+        backoffs = 0
+        last: _Endpoint | None = None
         for attempt in range(attempts):
+            ep = self._pick(avoid=last)
             try:
-                return fn()
+                result = fn(ep.client)
             except Exception as e:
-                if not self._retryable(e) or attempt == attempts - 1:
-                    raise self._map_error(e, attempt + 1) from e
-                time.sleep(self._delay(attempt, e))
+                self._release(ep)
+                last = ep
+                if not self._after_failure(ep, e, attempt, attempts):
+                    time.sleep(self._delay(backoffs, e))
+                    backoffs += 1
+                continue
+            self._release(ep)
+            ep.mark_up()
+            return result
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _awith_retries(self, fn: Callable[[], Awaitable[Any]]) -> Any:
-        attempts = self.settings.max_retries + 1
+    async def _awith_retries(self, fn: Callable[[openai.AsyncOpenAI], Awaitable[Any]]) -> Any:
+        """Async :meth:`_with_retries`."""
+        attempts = self.settings.max_retries + len(self.endpoints)
+        backoffs = 0
+        last: _Endpoint | None = None
         for attempt in range(attempts):
+            ep = self._pick(avoid=last)
             try:
-                return await fn()
+                result = await fn(ep.aclient())
             except Exception as e:
-                if not self._retryable(e) or attempt == attempts - 1:
-                    raise self._map_error(e, attempt + 1) from e
-                await asyncio.sleep(self._delay(attempt, e))
+                self._release(ep)
+                last = ep
+                if not self._after_failure(ep, e, attempt, attempts):
+                    await asyncio.sleep(self._delay(backoffs, e))
+                    backoffs += 1
+                continue
+            except BaseException:  # cancelled: give the slot back
+                self._release(ep)
+                raise
+            self._release(ep)
+            ep.mark_up()
+            return result
         raise AssertionError("unreachable")  # pragma: no cover
 
     # ------------------------------------------------------------------ request assembly
@@ -880,7 +1062,7 @@ class MiniMaxVLClient:
     ) -> ChatResult:
         kw = self._kwargs(plan, temperature=temperature, schema=schema, extra_body=extra_body, stop=stop)
         t0 = time.perf_counter()
-        resp = self._with_retries(lambda: self._client.chat.completions.create(**kw))
+        resp = self._with_retries(lambda c: c.chat.completions.create(**kw))
         return self._result(resp, plan, time.perf_counter() - t0)
 
     def structured(self, text: str, images: Sequence[ImageInput], schema: type[T], **kw: Any) -> T:
@@ -912,7 +1094,7 @@ class MiniMaxVLClient:
         if kw:
             raise InvalidInputError(f"unknown stream() arguments: {sorted(kw)}")
         t0 = time.perf_counter()
-        chunks = self._with_retries(lambda: self._client.chat.completions.create(**req))
+        chunks = self._with_retries(lambda c: c.chat.completions.create(**req))
         usage = Usage(image_tokens=plan.image_tokens, requests=1)
         try:
             for ch in chunks:
@@ -981,10 +1163,9 @@ class MiniMaxVLClient:
         stop: str | list[str] | None,
     ) -> ChatResult:
         kw = self._kwargs(plan, temperature=temperature, schema=schema, extra_body=extra_body, stop=stop)
-        client = self._aclient_for_loop()
         async with self.limiter:
             t0 = time.perf_counter()
-            resp = await self._awith_retries(lambda: client.chat.completions.create(**kw))
+            resp = await self._awith_retries(lambda c: c.chat.completions.create(**kw))
             return self._result(resp, plan, time.perf_counter() - t0)
 
     async def astructured(self, text: str, images: Sequence[ImageInput], schema: type[T], **kw: Any) -> T:
@@ -1015,10 +1196,9 @@ class MiniMaxVLClient:
         )
         if kw:
             raise InvalidInputError(f"unknown astream() arguments: {sorted(kw)}")
-        client = self._aclient_for_loop()
         async with self.limiter:
             t0 = time.perf_counter()
-            chunks = await self._awith_retries(lambda: client.chat.completions.create(**req))
+            chunks = await self._awith_retries(lambda c: c.chat.completions.create(**req))
             usage = Usage(image_tokens=plan.image_tokens, requests=1)
             try:
                 async for ch in chunks:
@@ -1044,71 +1224,112 @@ class MiniMaxVLClient:
         return list(await asyncio.gather(*coros, return_exceptions=return_exceptions))
 
     # ------------------------------------------------------------------ health
-    def _health_from(self, health_resp: Any, models_data: Any, error: str | None) -> HealthStatus:
+    def _health_from(
+        self, ep: _Endpoint, health_resp: Any, models_data: Any, error: str | None
+    ) -> HealthStatus:
+        """One endpoint's HealthStatus from its /health answer, /v1/models body and transport error."""
         models: list[str] = []
         mml = None
         if models_data is not None:
             models, mml = self._parse_models(models_data)
-            if mml is not None and self.settings.max_model_len is None:
-                self._max_model_len = mml
         served = self.settings.model in models
         if error is None and health_resp is not None and health_resp.status_code != 200:
-            error = f"{self.root_url}/health answered {health_resp.status_code}"
+            error = f"{ep.root_url}/health answered {health_resp.status_code}"
         if error is None and not served:
             error = (
-                f"model {self.settings.model!r} is not served at {self.settings.base_url} "
+                f"model {self.settings.model!r} is not served at {ep.base_url} "
                 f"(served: {models}): set model / MINIMAXVL_MODEL"
             )
+        if error is None:
+            ep.mark_up()
+        elif health_resp is None or health_resp.status_code != 200:  # unreachable or unhealthy engine
+            ep.mark_down(self.endpoint_cooldown, error)
         return HealthStatus(
             ok=error is None,
-            base_url=self.settings.base_url,
+            base_url=ep.base_url,
             models=models,
             model_served=served,
             max_model_len=mml if self.settings.max_model_len is None else self.settings.max_model_len,
             error=error,
         )
 
+    def _combine_health(self, per: list[HealthStatus]) -> HealthStatus:
+        """A single endpoint's status as is; for replicas, ok when any serves (each one in ``endpoints``).
+
+        ``max_model_len`` is the minimum over the endpoints that answered /v1/models (also cached for
+        budgeting); ``error`` is set only when no endpoint is usable.
+        """
+        lens = [h.max_model_len for h in per if h.max_model_len is not None]
+        if lens and self.settings.max_model_len is None:
+            self._max_model_len = min(lens)
+        if len(per) == 1:
+            return per[0]
+        ok = any(h.ok for h in per)
+        return HealthStatus(
+            ok=ok,
+            base_url=self.settings.base_url,
+            models=list(dict.fromkeys(m for h in per for m in h.models)),
+            model_served=any(h.model_served for h in per),
+            max_model_len=min(lens) if lens else None,
+            error=None if ok else "no endpoint is usable: " + "; ".join(f"{h.error}" for h in per),
+            endpoints=per,
+        )
+
+    def _health_error(self, ep: _Endpoint, e: Exception) -> str:
+        return f"{ep.base_url} is not reachable or not vLLM: {type(e).__name__}: {e}"
+
     def health(self) -> HealthStatus:
-        """GET /health (server root) and /v1/models: reachable, models, ours served, max_model_len."""
+        """GET /health (server root) and /v1/models of every endpoint: reachable, models, ours served,
+        max_model_len; replicas are listed in ``endpoints`` and their health state updated."""
         timeout = min(self.settings.timeout, 10.0)
-        h = data = None
-        error = None
-        try:
-            with httpx.Client(timeout=timeout, headers=self._headers()) as hc:
-                h = hc.get(self.root_url + "/health")
-                m = hc.get(self.settings.base_url + "/models")
-                m.raise_for_status()
-                data = m.json()
-        except (httpx.HTTPError, ValueError) as e:
-            error = f"{self.settings.base_url} is not reachable or not vLLM: {type(e).__name__}: {e}"
-        return self._health_from(h, data, error)
+        per: list[HealthStatus] = []
+        with httpx.Client(timeout=timeout, headers=self._headers()) as hc:
+            for ep in self.endpoints:
+                h = data = None
+                error = None
+                try:
+                    h = hc.get(ep.root_url + "/health")
+                    m = hc.get(ep.base_url + "/models")
+                    m.raise_for_status()
+                    data = m.json()
+                except (httpx.HTTPError, ValueError) as e:
+                    error = self._health_error(ep, e)
+                per.append(self._health_from(ep, h, data, error))
+        return self._combine_health(per)
 
     async def ahealth(self) -> HealthStatus:
-        """Async :meth:`health`."""
+        """Async :meth:`health` (endpoints checked concurrently)."""
         timeout = min(self.settings.timeout, 10.0)
-        h = data = None
-        error = None
-        try:
-            async with httpx.AsyncClient(timeout=timeout, headers=self._headers()) as hc:
-                h = await hc.get(self.root_url + "/health")
-                m = await hc.get(self.settings.base_url + "/models")
+
+        async def one(hc: httpx.AsyncClient, ep: _Endpoint) -> HealthStatus:
+            h = data = None
+            error = None
+            try:
+                h = await hc.get(ep.root_url + "/health")
+                m = await hc.get(ep.base_url + "/models")
                 m.raise_for_status()
                 data = m.json()
-        except (httpx.HTTPError, ValueError) as e:
-            error = f"{self.settings.base_url} is not reachable or not vLLM: {type(e).__name__}: {e}"
-        return self._health_from(h, data, error)
+            except (httpx.HTTPError, ValueError) as e:
+                error = self._health_error(ep, e)
+            return self._health_from(ep, h, data, error)
+
+        async with httpx.AsyncClient(timeout=timeout, headers=self._headers()) as hc:
+            per = list(await asyncio.gather(*(one(hc, ep) for ep in self.endpoints)))
+        return self._combine_health(per)
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
-        """Close the sync HTTP client (the async one is closed by :meth:`aclose`)."""
-        self._client.close()
+        """Close the sync HTTP clients (the async ones are closed by :meth:`aclose`)."""
+        for ep in self.endpoints:
+            ep.client.close()
 
     async def aclose(self) -> None:
-        """Close both HTTP clients."""
-        if self._aclient is not None:
-            with contextlib.suppress(Exception):
-                await self._aclient.close()
-            self._aclient = None
+        """Close every HTTP client."""
+        for ep in self.endpoints:
+            if ep._aclient is not None:
+                with contextlib.suppress(Exception):
+                    await ep._aclient.close()
+                ep._aclient = None
         self.close()
 
     def __enter__(self) -> MiniMaxVLClient:
@@ -1125,6 +1346,7 @@ class MiniMaxVLClient:
 
 
 __all__ = [
+    "AdaptiveConcurrencyLimiter",
     "ChatResult",
     "ConcurrencyLimiter",
     "HealthStatus",

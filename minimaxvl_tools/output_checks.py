@@ -86,6 +86,12 @@ def _tail_period(
         if repeats < min_repeats:
             continue
         start = n - length
+        # report the unit in a natural phase: starting at a word, not in the middle of one
+        for k in range(min(p, length - p)):
+            i = start + k
+            if not tail[i].isspace() and (i == 0 or tail[i - 1].isspace()):
+                start = i
+                break
         unit = tail[start : start + p]
         needed = min_chars if _has_content(unit) else 4 * min_chars
         if length < needed:

@@ -55,7 +55,7 @@ class PageImage:
 
     number: int
     page_count: int
-    image: Image.Image
+    image: Image.Image | None  # None only for PDF pages iterated with render=False
     text_layer: str = ""
     source: str = ""
     rotation: int = 0
@@ -68,7 +68,13 @@ class PageImage:
     @property
     def size(self) -> tuple[int, int]:
         """(width, height) of the rendered image in pixels."""
-        return self.image.size
+        return self.pixels().size
+
+    def pixels(self) -> Image.Image:
+        """The rendered image; InvalidInputError if the page was iterated with ``render=False``."""
+        if self.image is None:
+            raise InvalidInputError(f"page {self.number} of {self.source} was not rendered (render=False)")
+        return self.image
 
 
 def _is_pathlike(source: Any) -> bool:
@@ -152,7 +158,7 @@ def _pdf_pages(iter_pdf_pages: Any, src: Any, name: str, **kw: Any) -> Iterator[
         yield PageImage(
             number=p.number,
             page_count=p.page_count,
-            image=p.image,  # type: ignore[arg-type]  # None when render=False
+            image=p.image,
             text_layer=p.text or "",
             source=name,
             rotation=p.rotation,
@@ -388,7 +394,7 @@ def _crop_requests(
     from .images.tiling import cut_tiles
 
     assert plan.tiles is not None
-    image = page.image
+    image = page.pixels()
     if image.size != plan.tiles.page:
         image = image.resize(plan.tiles.page, Image.Resampling.LANCZOS)
     crops = cut_tiles(image, plan.tiles)
@@ -403,13 +409,23 @@ def _crop_requests(
 
 
 def _page_result(
-    page: PageImage, plain: bool, texts: list[tuple[str, Box]], crops: list[CropInfo], tokens: int, n: int
+    page: PageImage,
+    plain: bool,
+    texts: list[tuple[str, Box]],
+    crops: list[CropInfo],
+    tokens: int,
+    n: int,
+    finish: Sequence[str | None] = (),
 ) -> OCRPage:
     if crops:
         body = merge_overlapping([(clean_transcription(t), b) for t, b in texts])
     else:
         body = clean_transcription(texts[0][0]) if texts else ""
     status = "ok" if body.strip() else "blank"
+    cut = sum(1 for f in finish if f == "length")
+    warning = (
+        f"{cut} of {n} replies were cut at max_tokens: raise max_tokens for the full text" if cut else None
+    )
     return OCRPage(
         page=page.number,
         markdown=body,
@@ -418,6 +434,7 @@ def _page_result(
         image_tokens=tokens,
         requests=n,
         status=status,
+        error=warning,
         rotation=page.rotation,
     )
 
@@ -428,7 +445,7 @@ def _blank(page: PageImage) -> bool:
         from .images.quality import is_blank
     except ImportError:  # pragma: no cover
         return False
-    return bool(is_blank(page.image).blank)
+    return bool(is_blank(page.pixels()).blank)
 
 
 def _failed(page: PageImage, err: Exception, n: int = 0) -> OCRPage:
@@ -463,7 +480,7 @@ def ocr_page(
         return OCRPage(page=page.number, status="blank", rotation=page.rotation)
     profile, quality = _profile_of(client), _quality_of(client)
     budget = _default_max_tokens(client, max_tokens)
-    w, h = page.image.size
+    w, h = page.size
     plan = plan_page(w, h, tile=tile, profile=profile)
     system = ocr_prompts.system_prompt(plain=plain)
     sent = 0
@@ -471,15 +488,17 @@ def ocr_page(
         if plan.mode == "tiles":
             texts: list[tuple[str, Box]] = []
             crops: list[CropInfo] = []
+            finish: list[str | None] = []
             for prompt, enc, t in _crop_requests(page, plan, plain, profile, quality):
                 res: ChatResult = client.chat(prompt, [enc], system=system, max_tokens=budget)
                 sent += 1
                 texts.append((res.text, plan.boxes[t.index]))
+                finish.append(res.finish_reason)
                 crops.append(CropInfo(box=plan.boxes[t.index], tokens=enc.tokens))
-            return _page_result(page, plain, texts, crops, sum(c.tokens for c in crops), sent)
-        enc = encode_page(page.image, profile=profile, quality=quality)
+            return _page_result(page, plain, texts, crops, sum(c.tokens for c in crops), sent, finish)
+        enc = encode_page(page.pixels(), profile=profile, quality=quality)
         res = client.chat(ocr_prompts.page_prompt(plain=plain), [enc], system=system, max_tokens=budget)
-        return _page_result(page, plain, [(res.text, (0, 0, w, h))], [], enc.tokens, 1)
+        return _page_result(page, plain, [(res.text, (0, 0, w, h))], [], enc.tokens, 1, [res.finish_reason])
     except InvalidInputError:
         raise
     except MiniMaxVLError as e:
@@ -503,7 +522,7 @@ async def aocr_page(
         return OCRPage(page=page.number, status="blank", rotation=page.rotation)
     profile, quality = _profile_of(client), _quality_of(client)
     budget = _default_max_tokens(client, max_tokens)
-    w, h = page.image.size
+    w, h = page.size
     plan = plan_page(w, h, tile=tile, profile=profile)
     system = ocr_prompts.system_prompt(plain=plain)
     try:
@@ -514,12 +533,20 @@ async def aocr_page(
             )
             texts = [(r.text, plan.boxes[t.index]) for r, (_, _, t) in zip(results, reqs, strict=True)]
             crops = [CropInfo(box=plan.boxes[t.index], tokens=enc.tokens) for _, enc, t in reqs]
-            return _page_result(page, plain, texts, crops, sum(c.tokens for c in crops), len(reqs))  # type: ignore[arg-type]
-        enc = encode_page(page.image, profile=profile, quality=quality)
+            return _page_result(
+                page,
+                plain,
+                texts,
+                crops,
+                sum(c.tokens for c in crops),
+                len(reqs),
+                [r.finish_reason for r in results],
+            )
+        enc = encode_page(page.pixels(), profile=profile, quality=quality)
         res = await client.achat(
             ocr_prompts.page_prompt(plain=plain), [enc], system=system, max_tokens=budget
         )
-        return _page_result(page, plain, [(res.text, (0, 0, w, h))], [], enc.tokens, 1)
+        return _page_result(page, plain, [(res.text, (0, 0, w, h))], [], enc.tokens, 1, [res.finish_reason])
     except InvalidInputError:
         raise
     except MiniMaxVLError as e:

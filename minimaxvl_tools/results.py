@@ -161,7 +161,7 @@ class OCRPage(BaseModel):
     image_tokens: int = 0
     requests: int = 0
     status: OCRStatus = "ok"
-    error: str | None = None
+    error: str | None = Field(None, description="Why it failed; with status ok, a warning (output cut).")
     engine: str = "minimax-vl-01"
     rotation: int = 0
 

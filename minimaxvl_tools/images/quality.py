@@ -12,6 +12,7 @@ caller allows it.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -217,8 +218,11 @@ def _axis_score(mask: np.ndarray, gap: int = 3) -> float:
     return float(0.5 * profile + runs)
 
 
-def _line_masses(mask: np.ndarray) -> tuple[float, float, int]:
-    """Ink above and below the x-height band of each text line of ``mask``; and the number of lines."""
+def _line_masses(mask: np.ndarray, max_height: int) -> tuple[float, float, int]:
+    """Ink above and below the x-height band of each text line of ``mask``; and the number of lines.
+
+    Row bands taller than ``max_height`` (chart bars, photos, rules) are not text lines and are skipped.
+    """
     rows = mask.sum(axis=1).astype(np.float64)
     if rows.max() <= 0:
         return 0.0, 0.0, 0
@@ -227,7 +231,7 @@ def _line_masses(mask: np.ndarray) -> tuple[float, float, int]:
     above = below = 0.0
     used = 0
     for r0, r1 in zip(edges[::2], edges[1::2], strict=True):
-        if r1 - r0 < 6:
+        if r1 - r0 < 6 or r1 - r0 > max_height:
             continue
         prof = rows[r0:r1]
         core = np.flatnonzero(prof >= 0.5 * prof.max())
@@ -251,8 +255,8 @@ def _line_asymmetry(mask: np.ndarray, strips: int = 4) -> tuple[float, int]:
     bounds = np.linspace(cols[0], cols[-1] + 1, strips + 1).astype(int)
     above = below = 0.0
     used = 0
-    for c0, c1 in zip(bounds[:-1], bounds[1:], strict=True):
-        a, b, n = _line_masses(mask[:, c0:c1])
+    for c0, c1 in itertools.pairwise(bounds):
+        a, b, n = _line_masses(mask[:, c0:c1], max_height=max(12, int(0.08 * mask.shape[0])))
         above, below, used = above + a, below + b, used + n
     total = above + below
     return (float((above - below) / total) if total > 0 else 0.0), used
@@ -271,13 +275,14 @@ def _rotate_cw(image: Image.Image, angle: int) -> Image.Image:
     return image.transpose(transpose)
 
 
-def _ocr_score(engine: LocalOCREngine, image: Image.Image) -> float:
+def _ocr_score(engine: LocalOCREngine, image: Image.Image) -> tuple[float, int]:
+    """(OCR confidence weighted by the share of word-like tokens, number of word-like tokens)."""
     result = engine.ocr(image)
     plausible = sum(
         1 for w in result.text.split() if len(w) >= 2 and w.isalpha() and any(c in "aeiouyAEIOUY" for c in w)
     )
     share = plausible / result.words if result.words else 0.0
-    return result.mean_confidence * (0.5 + 0.5 * share) if result.words else 0.0
+    return (result.mean_confidence * (0.5 + 0.5 * share) if result.words else 0.0), plausible
 
 
 def _text_sample(image: Image.Image, long_side: int) -> Image.Image:
@@ -313,6 +318,7 @@ def detect_rotation(
     engine: LocalOCREngine | None = None,
     use_ocr: bool = True,
     use_osd: bool = True,
+    min_confidence: float = 0.15,
     size: int = 512,
     ocr_long_side: int = 800,
 ) -> RotationCheck:
@@ -327,11 +333,34 @@ def detect_rotation(
        ``ocr_long_side``), keeping the one read with the higher confidence and share of word-like tokens;
        else (Tesseract missing or ``use_ocr=False``) the ascender/descender asymmetry of the text lines.
 
+    A page without text-line structure (a chart, photo or drawing) answers ``angle=0``; so does any
+    answer whose confidence is below ``min_confidence`` (a wrong turn costs more than a missed one).
     ``use_ocr=False`` keeps Tesseract out entirely; ``use_osd=False`` skips OSD only.
     ``engine`` defaults to ``LocalOCREngine()`` when Tesseract is installed. A blank page or one
     without text answers ``angle=0`` with ``confidence=0``.
     """
-    image = _check_image(image, "detect_rotation")
+    check = _detect_rotation(
+        _check_image(image, "detect_rotation"),
+        engine=engine,
+        use_ocr=use_ocr,
+        use_osd=use_osd,
+        size=size,
+        ocr_long_side=ocr_long_side,
+    )
+    if check.angle and check.confidence < min_confidence:
+        return RotationCheck(0, check.confidence, check.method)
+    return check
+
+
+def _detect_rotation(
+    image: Image.Image,
+    *,
+    engine: LocalOCREngine | None,
+    use_ocr: bool,
+    use_osd: bool,
+    size: int,
+    ocr_long_side: int,
+) -> RotationCheck:
     mask = ink_mask(image, size=size, ink_threshold=40.0)
     if mask.size == 0 or mask.mean() < 0.0005:
         return RotationCheck(0, 0.0, "blank")
@@ -357,23 +386,25 @@ def detect_rotation(
                 candidates[0]: _ocr_score(engine, crop),
                 candidates[1]: _ocr_score(engine, _rotate_cw(crop, 180)),
             }
-            best, other = sorted(candidates, key=lambda a: scores[a], reverse=True)
-            hi, lo = scores[best], scores[other]
-            if hi > 0:
-                margin = (hi - lo) / hi
-                return RotationCheck(best, round(axis_conf * min(1.0, 0.3 + margin), 3), "projection+ocr")
+            best, other = sorted(candidates, key=lambda a: scores[a][0], reverse=True)
+            (hi, words), lo = scores[best], scores[other][0]
+            if words < 2:  # no readable text either way: a chart, photo or drawing; leave it alone
+                return RotationCheck(0, 0.0, "projection+ocr")
+            margin = (hi - lo) / hi
+            return RotationCheck(best, round(axis_conf * min(1.0, 0.3 + margin), 3), "projection+ocr")
         except LocalOCRError:
             pass  # fall through to the image-only heuristic
     # image only: rotate the mask so candidate[0] is upright, then read ascender/descender asymmetry
     upright = mask if horizontal else np.rot90(mask, k=-1)  # k=-1: 90 degrees clockwise
     big = ink_mask(
-        _rotate_cw(image, candidates[0]), size=max(size, 1024), ink_threshold=40.0, min_neighbours=1
+        _rotate_cw(image, candidates[0]), size=max(size, 1024), ink_threshold=40.0, min_neighbours=3
     )
     asym, lines = _line_asymmetry(big if big.any() else upright)
-    if lines == 0 or asym == 0:
-        return RotationCheck(candidates[0], round(axis_conf * 0.5, 3), "projection")
+    if lines == 0 or asym == 0:  # no text-line structure: nothing to go by, leave the page as it is
+        return RotationCheck(0, 0.0, "projection")
     angle = candidates[0] if asym > 0 else candidates[1]
-    return RotationCheck(angle, round(axis_conf * min(1.0, abs(asym) * 2), 3), "projection+layout")
+    conf = axis_conf * min(1.0, abs(asym) * 2) * min(1.0, lines / 8)
+    return RotationCheck(angle, round(conf, 3), "projection+layout")
 
 
 def correct_rotation(image: Image.Image, check: RotationCheck | int) -> Image.Image:

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import copy
 import io
 import json
 import math
 import re
+import socket
 import threading
 import time
 import uuid
@@ -159,6 +161,10 @@ class LocalVLLMServer:
     ``slots`` caps requests running at once (the rest wait and show as ``vllm:num_requests_waiting``);
     ``latency`` is the seconds each chat request takes; ``fault_delay`` is how long a "timeout" fault
     stalls. ``requests`` holds every chat request body received, ``max_running`` the peak concurrency.
+    ``metrics=False`` makes ``/metrics`` answer 404 (a vLLM without Prometheus metrics). ``kv_capacity`` is
+    how many running requests fill the KV cache (``vllm:kv_cache_usage_perc`` = running / kv_capacity,
+    capped at 1; default 1.25 x slots, i.e. 0.8 when every slot runs). :meth:`stop` drops open
+    connections too, like a crashed server, so clients see connection errors, not late answers.
     """
 
     def __init__(
@@ -173,6 +179,8 @@ class LocalVLLMServer:
         fault_delay: float = 5.0,
         host: str = "127.0.0.1",
         port: int = 0,
+        metrics: bool = True,
+        kv_capacity: float | None = None,
     ) -> None:
         self.model = model
         self.max_model_len = max_model_len
@@ -183,6 +191,9 @@ class LocalVLLMServer:
         self.fault_delay = fault_delay
         self.host = host
         self.port = port
+        self.metrics_enabled = metrics
+        self.kv_capacity = kv_capacity
+        self._connections: set[Any] = set()
         self.requests: list[dict[str, Any]] = []
         self.tokenize_requests: list[dict[str, Any]] = []
         self.healthy = True
@@ -217,7 +228,7 @@ class LocalVLLMServer:
         if self._httpd is not None:
             return self
         handler = type("_Handler", (_Handler,), {"owner": self})
-        httpd = ThreadingHTTPServer((self.host, self.port), handler)
+        httpd = _QuietHTTPServer((self.host, self.port), handler)
         httpd.daemon_threads = True
         self._httpd = httpd
         self.port = httpd.server_address[1]
@@ -237,6 +248,12 @@ class LocalVLLMServer:
             self._httpd.shutdown()
             self._httpd.server_close()
             self._httpd = None
+        with self._lock:
+            conns = list(self._connections)
+            self._connections.clear()
+        for conn in conns:  # keep-alive and in-flight connections die with the server
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
@@ -380,7 +397,8 @@ class LocalVLLMServer:
     def metrics_text(self) -> str:
         """Prometheus exposition text with vLLM's metric names."""
         label = f'{{model_name="{self.model}"}}'
-        usage = 0.0 if self.slots is None else min(1.0, self.running / max(self.slots, 1))
+        capacity = self.kv_capacity or (None if self.slots is None else 1.25 * self.slots)
+        usage = 0.0 if not capacity else min(1.0, self.running / capacity)
         lines = [
             "# HELP vllm:num_requests_running Number of requests in model execution batches.",
             "# TYPE vllm:num_requests_running gauge",
@@ -432,9 +450,30 @@ def _pieces(text: str) -> Iterator[str]:
     yield from re.findall(r"\S+\s*|\s+", text)
 
 
+class _QuietHTTPServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer with uvicorn's listen backlog (the default 5 drops SYNs under a burst of new
+    connections, stalling clients ~1 s in TCP retransmits) and no tracebacks when a socket is dropped."""
+
+    request_queue_size = 2048
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        return
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     owner: LocalVLLMServer
+
+    def setup(self) -> None:
+        super().setup()
+        with self.owner._lock:
+            self.owner._connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.owner._lock:
+            self.owner._connections.discard(self.connection)
+        with contextlib.suppress(OSError):
+            super().finish()
 
     def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
         return
@@ -472,7 +511,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(503, HTTPError(503, "engine is not healthy").body())
         elif path == "/v1/models":
             self._send_json(200, o.models_body())
-        elif path == "/metrics":
+        elif path == "/metrics" and o.metrics_enabled:
             self._send_raw(200, o.metrics_text().encode(), "text/plain; version=0.0.4")
         else:
             self._send_json(404, HTTPError(404, f"Not Found: {path}").body())
@@ -534,6 +573,11 @@ class _Handler(BaseHTTPRequestHandler):
                 o._stop.wait(reply.delay)
         finally:
             o._release_slot()
+        if o._stop.is_set():  # the server "died" while this request ran: no answer, like a crash
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
         if reply.raw_body is not None:
             self._send_raw(reply.status, reply.raw_body.encode(), "application/json", reply.headers)
             return
@@ -639,12 +683,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         else:  # drop: close the socket without a response
             self.close_connection = True
-            try:
-                import socket
-
+            with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 __all__ = ["FAULT_KINDS", "HTTPError", "LocalVLLMServer", "Reply", "estimate_tokens", "schema_instance"]

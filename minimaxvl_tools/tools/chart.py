@@ -66,7 +66,7 @@ class ChartReaderTool(MiniMaxVLBaseTool):
                 "select the page(s) that show the chart"
             )
         profile, quality = self.vl_client.profile, self.vl_client.settings.jpeg_quality
-        return [encode_page(p.image, profile=profile, quality=quality) for p in selected]
+        return [encode_page(p.pixels(), profile=profile, quality=quality) for p in selected]
 
     def _finish(self, data: Any) -> tuple[str, ChartData]:
         chart = data if isinstance(data, ChartData) else ChartData.model_validate(data)

@@ -49,7 +49,7 @@ class DiagramReasoningTool(MiniMaxVLBaseTool):
             raise InvalidInputError(f"give between 2 and 26 options, got {len(options)}")
         page = self.load_pages(source, pages="1")[0]
         client = self.vl_client
-        enc = encode_page(page.image, profile=client.profile, quality=client.settings.jpeg_quality)
+        enc = encode_page(page.pixels(), profile=client.profile, quality=client.settings.jpeg_quality)
         return enc, prompts.user_prompt(question, options)
 
     def _finish(self, text: str, options: list[str] | None) -> tuple[str, DiagramAnswer]:

@@ -215,13 +215,16 @@ class DocumentVQATool(MiniMaxVLBaseTool):
         for src, items in by_source.items():
             rendered = {r.number: r for r in self.load_pages(src, pages=[p.local for p in items])}
             for p in items:
-                p.image = rendered[p.local].image
-        return [
-            encode_page(
-                p.image, max_tokens=per_page, profile=client.profile, quality=client.settings.jpeg_quality
-            )  # type: ignore[arg-type]
-            for p in group
-        ]
+                p.image = rendered[p.local].pixels()
+        out = []
+        for p in group:
+            assert p.image is not None
+            out.append(
+                encode_page(
+                    p.image, max_tokens=per_page, profile=client.profile, quality=client.settings.jpeg_quality
+                )
+            )
+        return out
 
     # ------------------------------------------------------------------ answers
     @staticmethod

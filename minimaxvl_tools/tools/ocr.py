@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from ..errors import InvalidInputError, MiniMaxVLError
 from ..pages import PageImage, aocr_page, ocr_page
 from ..results import OCRPage, OCRResult
 from .base import MiniMaxVLBaseTool
@@ -34,30 +35,38 @@ class OCRTool(MiniMaxVLBaseTool):
         None, ge=64, description="Completion budget per request (default: settings)."
     )
     max_pages: int = Field(50, ge=1, description="Most pages one call transcribes.")
-    tile: bool | str = Field("auto", description="'auto': crops for dense pages; True always; False never.")
+    tile: Literal["auto"] | bool = Field(
+        "auto", description="'auto': crops for dense pages; True always; False never."
+    )
 
     def _pages(self, source: str, pages: str | None) -> list[PageImage]:
-        selected = self.load_pages(source, pages=pages)
+        """The selected pages, PDF pages not rendered yet: the count is checked before any pixels."""
+        selected = self.load_pages(source, pages=pages, render=False)
         if len(selected) > self.max_pages:
-            from ..errors import InvalidInputError
-
             raise InvalidInputError(
                 f"{len(selected)} pages selected, over this tool's limit of {self.max_pages}: "
                 "pass a page range such as pages='1-10'"
             )
         return selected
 
+    def _rendered(self, source: str, page: PageImage) -> PageImage:
+        """``page`` with its image: PDF pages are rendered one at a time, so memory stays bounded."""
+        if page.image is not None:
+            return page
+        return self.load_pages(source, pages=[page.number])[0]
+
     def _finish(self, source: str, pages: list[OCRPage]) -> tuple[str, OCRResult]:
         result = OCRResult(source=source if not source.startswith("data:") else "data URL", pages=pages)
         failed = [p for p in pages if p.status == "failed"]
         if failed and len(failed) == len(pages):
-            from ..errors import MiniMaxVLError
-
             raise MiniMaxVLError(f"every page failed; page {failed[0].page}: {failed[0].error}")
         body = result.to_markdown()
         notes = []
         if failed:
             notes.append("failed pages: " + ", ".join(f"{p.page} ({p.error})" for p in failed))
+        cut = [str(p.page) for p in pages if p.status == "ok" and p.error]
+        if cut:
+            notes.append("output cut at max_tokens on pages: " + ", ".join(cut) + " (raise max_tokens)")
         blank = [str(p.page) for p in pages if p.status == "blank"]
         if blank:
             notes.append("blank pages: " + ", ".join(blank))
@@ -72,10 +81,13 @@ class OCRTool(MiniMaxVLBaseTool):
         self, source: str, pages: str | None = None, plain: bool = False, **_: Any
     ) -> tuple[str, OCRResult]:
         def go() -> tuple[str, OCRResult]:
-            done = [
-                ocr_page(self.vl_client, p, plain=plain, max_tokens=self.max_tokens, tile=self.tile)  # type: ignore[arg-type]
-                for p in self._pages(source, pages)
-            ]
+            done = []
+            for meta in self._pages(source, pages):
+                page = self._rendered(source, meta)
+                done.append(
+                    ocr_page(self.vl_client, page, plain=plain, max_tokens=self.max_tokens, tile=self.tile)
+                )
+                page.image = None  # free the pixels before the next page
             return self._finish(source, done)
 
         return self.guard(source, go)
@@ -83,14 +95,26 @@ class OCRTool(MiniMaxVLBaseTool):
     async def _arun(
         self, source: str, pages: str | None = None, plain: bool = False, **_: Any
     ) -> tuple[str, OCRResult]:
+        # pages run concurrently (their requests capped by the client); rendering is bounded the same way
+        gate = asyncio.Semaphore(self.vl_client.settings.max_concurrency)
+
+        async def one(meta: PageImage) -> OCRPage:
+            async with gate:
+                page = await asyncio.to_thread(self._rendered, source, meta)
+                try:
+                    return await aocr_page(
+                        self.vl_client,
+                        page,
+                        plain=plain,
+                        max_tokens=self.max_tokens,
+                        tile=self.tile,
+                    )
+                finally:
+                    page.image = None
+
         async def go() -> tuple[str, OCRResult]:
             selected = await asyncio.to_thread(self._pages, source, pages)
-            done = await asyncio.gather(
-                *(
-                    aocr_page(self.vl_client, p, plain=plain, max_tokens=self.max_tokens, tile=self.tile)  # type: ignore[arg-type]
-                    for p in selected
-                )
-            )
+            done = await asyncio.gather(*(one(p) for p in selected))
             return self._finish(source, list(done))
 
         return await self.aguard(source, go)

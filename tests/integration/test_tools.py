@@ -418,3 +418,26 @@ def test_chart_invalid_json_after_repair_is_a_tool_error(server: LocalVLLMServer
     msg = _call(tool, {"source": CHART_URL})
     assert msg.status == "error" and "ChartData" in msg.content
     assert len(server.requests) == 2  # the answer and one repair attempt
+
+
+def test_ocr_reports_output_cut_at_max_tokens(server: LocalVLLMServer) -> None:
+    server.queue("word " * 400)
+    tool = OCRTool(client=_client(server), max_tokens=64)
+    msg = _call(tool, {"source": CHART_URL})
+    page = msg.artifact.pages[0]
+    assert page.status == "ok" and page.error is not None and "max_tokens" in page.error
+    assert "output cut at max_tokens on pages: 1" in msg.content
+    assert server.requests[-1]["max_tokens"] == 64
+
+
+def test_chart_request_fitted_to_a_small_context() -> None:
+    with LocalVLLMServer(max_model_len=4096) as srv:
+        srv.set_responder(_responder)
+        tool = ChartReaderTool(client=_client(srv), max_tokens=1024)
+        big = _data_url(_chart_image().resize((1920, 1080)))  # 9864 tokens as sent unplanned
+        msg = _call(tool, {"source": big})
+        assert msg.status == "success", msg.content
+        body = srv.requests[-1]
+        count, image_tokens, n = srv.count_prompt(body["messages"])
+        assert n == 1 and image_tokens < 9864
+        assert count + body["max_tokens"] <= 4096

@@ -84,7 +84,9 @@ def test_blank_image_gives_empty_result() -> None:
 @needs_tesseract
 def test_thread_safe_parallel_calls() -> None:
     engine = LocalOCREngine(psm=7)  # one line per image: fast
-    images = {word: render([word], size=(360, 80), font_px=26) for word in ("Alpha", "Bravo", "Charlie", "Delta")}
+    images = {
+        word: render([word], size=(360, 80), font_px=26) for word in ("Alpha", "Bravo", "Charlie", "Delta")
+    }
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = dict(zip(images, pool.map(engine.ocr, images.values()), strict=True))
     assert {word: r.text for word, r in results.items()} == {word: word for word in images}
