@@ -126,8 +126,10 @@ class AdaptiveConcurrencyLimiter:
     ``metrics_urls`` are server roots (``http://host:8000``; ``/metrics`` is appended), one per replica.
     Each poll (every ``poll_interval`` s while requests are in flight or waiting) applies :meth:`observe`:
 
-    * grow when vLLM's waiting queue is 0, KV cache use < ``kv_high`` and the limit is the bottleneck
-      (callers are waiting or every slot is used): x``growth`` until the first cut (slow start), then +1;
+    * grow when vLLM's waiting queue is 0, KV cache use < ``kv_high``, the limit is the bottleneck
+      (callers are waiting or every slot is used) and the server runs at least ``running_gate`` x our
+      in-flight requests (else they are still in transit, or the server is full, and growing would only
+      overshoot): x``growth`` until the first cut (slow start), then +1;
     * cut when waiting > max(``min_waiting_bound``, ``waiting_fraction`` x running) to
       limit x running / (running + waiting) (clamped to [0.5, 0.9]), or x0.8 when KV cache use >=
       ``kv_full``; no second cut until our own in-flight count has drained under the previous one;
@@ -152,6 +154,7 @@ class AdaptiveConcurrencyLimiter:
         waiting_fraction: float = 0.1,
         min_waiting_bound: int = 2,
         growth: float = 1.5,
+        running_gate: float = 0.85,
         reprobe_interval: float = 10.0,
         timeout: float = 2.0,
         headers: Mapping[str, str] | None = None,
@@ -176,6 +179,7 @@ class AdaptiveConcurrencyLimiter:
         self.waiting_fraction = waiting_fraction
         self.min_waiting_bound = min_waiting_bound
         self.growth = growth
+        self.running_gate = running_gate
         self.reprobe_interval = reprobe_interval
         self.timeout = timeout
         self.headers: dict[str, str] = dict(headers or {})
@@ -239,7 +243,8 @@ class AdaptiveConcurrencyLimiter:
                     self._slow_start = False
             elif waiting < 0.5 and (kv is None or kv < self.kv_high):
                 saturated = self._waiters > 0 or self.in_flight >= self.limit
-                if saturated:
+                absorbed = running >= self.running_gate * self.in_flight
+                if saturated and absorbed:
                     step = math.ceil(self.limit * (self.growth - 1)) if self._slow_start else 1
                     self.limit = self._clamp(self.limit + max(1, step))
                 if self.in_flight <= self.limit:

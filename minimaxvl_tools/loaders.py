@@ -73,7 +73,7 @@ def _text_is_good(text: str, min_chars: int) -> bool:
 
 
 class PageCache:
-    """One JSON file per finished page, written atomically, so a killed run loses at most the page in flight."""
+    """One JSON file per finished page, written atomically: a killed run loses only the pages in flight."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -185,8 +185,17 @@ class MiniMaxVLDocumentLoader(BaseLoader):
 
     def _settings_key(self) -> str:
         model = getattr(getattr(self._client, "settings", None), "model", "") if self._client else ""
-        parts = [CACHE_VERSION, self.mode, str(self.dpi), str(self.plain), str(self.min_text_chars),
-                 ",".join(self.fallbacks), str(self.skip_blank), str(self.detect_rotation), model]
+        parts = [
+            CACHE_VERSION,
+            self.mode,
+            str(self.dpi),
+            str(self.plain),
+            str(self.min_text_chars),
+            ",".join(self.fallbacks),
+            str(self.skip_blank),
+            str(self.detect_rotation),
+            model,
+        ]
         return "|".join(parts)
 
     def _key(self, digest: str, page: int) -> str:
@@ -203,8 +212,14 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         if self.skip_blank:
             chk = quality.is_blank(image)
             if chk.blank:
-                return image, {"content": "", "status": "blank", "engine": "none", "extraction": "none",
-                               "error": None, "note": chk.reason}
+                return image, {
+                    "content": "",
+                    "status": "blank",
+                    "engine": "none",
+                    "extraction": "none",
+                    "error": None,
+                    "note": chk.reason,
+                }
         return image, None
 
     def _rotate(self, image: Any) -> tuple[Any, int]:
@@ -222,18 +237,37 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         return image, 0
 
     def _text_record(self, text: str) -> dict[str, Any]:
-        return {"content": text, "status": "ok", "engine": "text-layer", "extraction": "text-layer", "error": None}
+        return {
+            "content": text,
+            "status": "ok",
+            "engine": "text-layer",
+            "extraction": "text-layer",
+            "error": None,
+        }
 
     def _local_record(self, image: Any) -> dict[str, Any]:
         res = self.local_engine.ocr(image)
-        return {"content": res.text, "status": "ok", "engine": res.engine, "extraction": "ocr", "error": None,
-                "confidence": res.mean_confidence}
+        return {
+            "content": res.text,
+            "status": "ok",
+            "engine": res.engine,
+            "extraction": "ocr",
+            "error": None,
+            "confidence": res.mean_confidence,
+        }
 
     def _vlm_record(self, ocr: OCRPage) -> dict[str, Any]:
         content = ocr.text if self.plain else ocr.markdown
-        return {"content": content, "status": ocr.status, "engine": ocr.engine, "extraction": "ocr",
-                "error": ocr.error, "image_tokens": ocr.image_tokens, "requests": ocr.requests,
-                "crops": len(ocr.crops)}
+        return {
+            "content": content,
+            "status": ocr.status,
+            "engine": ocr.engine,
+            "extraction": "ocr",
+            "error": ocr.error,
+            "image_tokens": ocr.image_tokens,
+            "requests": ocr.requests,
+            "crops": len(ocr.crops),
+        }
 
     def _fallback(self, page: Any, image: Any, error: str) -> dict[str, Any]:
         """After the model path failed: text layer or local engine if allowed, flagged; else failed."""
@@ -273,15 +307,27 @@ class MiniMaxVLDocumentLoader(BaseLoader):
             else:
                 from .pages import PageImage, ocr_page
 
-                pi = PageImage(number=page.number, page_count=page.page_count, image=image,
-                               text_layer=page.text_layer, source=page.source, rotation=page.rotation)
+                pi = PageImage(
+                    number=page.number,
+                    page_count=page.page_count,
+                    image=image,
+                    text_layer=page.text_layer,
+                    source=page.source,
+                    rotation=page.rotation,
+                )
                 ocr = ocr_page(self.client, pi, plain=self.plain)
                 rec = self._vlm_record(ocr)
                 if ocr.status == "failed":
                     rec = self._fallback(page, image, ocr.error or "model output failed validation")
         except MiniMaxVLError as e:
             if self.mode == "local":
-                rec = {"content": "", "status": "failed", "engine": "none", "extraction": "none", "error": str(e)}
+                rec = {
+                    "content": "",
+                    "status": "failed",
+                    "engine": "none",
+                    "extraction": "none",
+                    "error": str(e),
+                }
             else:
                 rec = self._fallback(page, image, f"{type(e).__name__}: {e}")
         rec["rotation_corrected"] = rotation
@@ -299,8 +345,14 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         from .pages import PageImage, aocr_page
 
         try:
-            pi = PageImage(number=page.number, page_count=page.page_count, image=image,
-                           text_layer=page.text_layer, source=page.source, rotation=page.rotation)
+            pi = PageImage(
+                number=page.number,
+                page_count=page.page_count,
+                image=image,
+                text_layer=page.text_layer,
+                source=page.source,
+                rotation=page.rotation,
+            )
             ocr = await aocr_page(self.client, pi, plain=self.plain)
             rec = self._vlm_record(ocr)
             if ocr.status == "failed":
@@ -315,8 +367,9 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         from .pages import iter_pages
 
         render = self.mode != "text-layer"
-        yield from iter_pages(path, pages=self.pages, dpi=self.dpi, policy=self.policy,
-                              password=self.password, render=render)
+        yield from iter_pages(
+            path, pages=self.pages, dpi=self.dpi, policy=self.policy, password=self.password, render=render
+        )
 
     def _document(self, path: Path, page: Any, rec: dict[str, Any], cached: bool) -> Document:
         meta: dict[str, Any] = {
@@ -360,15 +413,26 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         ):
             raise JobAbortedError(
                 f"stopped after {s.pages} pages: {s.failed} failed ({s.failure_rate:.0%}) is over the "
-                f"max_failure_rate {self.max_failure_rate:.0%}; check the endpoint, then rerun (finished pages are cached)"
+                f"max_failure_rate {self.max_failure_rate:.0%}; check the endpoint, then rerun "
+                "(finished pages are cached)"
             )
 
     def _error_doc(self, path: Path, error: Exception) -> Document:
         self.stats.pages += 1
         self.stats.failed += 1
-        return Document(page_content="", metadata={"source": str(path), "page": None, "page_count": None,
-                                                    "status": "failed", "engine": None, "extraction": "none",
-                                                    "error": f"{type(error).__name__}: {error}", "cached": False})
+        return Document(
+            page_content="",
+            metadata={
+                "source": str(path),
+                "page": None,
+                "page_count": None,
+                "status": "failed",
+                "engine": None,
+                "extraction": "none",
+                "error": f"{type(error).__name__}: {error}",
+                "cached": False,
+            },
+        )
 
     def lazy_load(self) -> Iterator[Document]:
         """Yield one Document per page, in file and page order; cached pages are not recomputed."""
@@ -396,45 +460,46 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         finally:
             self.stats.seconds += time.perf_counter() - t0
 
+    async def _drain(self, path: Path, pending: list[Any], keep: int) -> AsyncIterator[Document]:
+        """Yield finished pages, oldest first, until at most ``keep`` remain in flight (page order kept)."""
+        while len(pending) > keep:
+            page, key, job = pending.pop(0)
+            cached = isinstance(job, dict)
+            rec = job if isinstance(job, dict) else await job
+            if not cached and self.cache and rec.get("status") != "failed":
+                self.cache.put(key, rec)
+            self._account(rec, cached)
+            yield self._document(path, page, rec, cached)
+
     async def alazy_load(self) -> AsyncIterator[Document]:
         """Async pages: up to the client's concurrency in flight, yielded in page order."""
         import asyncio
 
         t0 = time.perf_counter()
         self.stats = JobStats()
-        window = max(1, int(getattr(getattr(self._client, "settings", None), "max_concurrency", 4) or 4))
+        settings = getattr(self._client, "settings", None)
+        window = max(1, int(getattr(settings, "max_concurrency", 4) or 4))
+        sentinel = object()
         try:
             for path in self.files():
                 self.stats.documents += 1
+                pending: list[Any] = []
                 try:
                     digest = await asyncio.to_thread(_file_digest, path)
-                    pending: list[tuple[Any, str, asyncio.Task[dict[str, Any]] | dict[str, Any]]] = []
-
-                    async def flush(n: int) -> AsyncIterator[Document]:
-                        while len(pending) > n:
-                            page, key, job = pending.pop(0)
-                            cached = isinstance(job, dict)
-                            rec = job if isinstance(job, dict) else await job
-                            if not cached and self.cache and rec.get("status") != "failed":
-                                self.cache.put(key, rec)
-                            self._account(rec, cached)
-                            yield self._document(path, page, rec, cached)
-
                     it = self._iter_source_pages(path)
-                    sentinel = object()
-                    while True:
-                        page = await asyncio.to_thread(next, it, sentinel)
-                        if page is sentinel:
-                            break
+                    while (page := await asyncio.to_thread(next, it, sentinel)) is not sentinel:
                         key = self._key(digest, page.number)
                         rec = self.cache.get(key) if self.cache else None
-                        pending.append((page, key, rec if rec is not None
-                                        else asyncio.ensure_future(self._process_async(page))))
-                        async for d in flush(window):
+                        job = rec if rec is not None else asyncio.ensure_future(self._process_async(page))
+                        pending.append((page, key, job))
+                        async for d in self._drain(path, pending, window):
                             yield d
-                    async for d in flush(0):
+                    async for d in self._drain(path, pending, 0):
                         yield d
                 except JobAbortedError:
+                    for _, _, job in pending:
+                        if not isinstance(job, dict):
+                            job.cancel()
                     raise
                 except MiniMaxVLError as e:
                     yield self._error_doc(path, e)

@@ -97,6 +97,15 @@ def test_aimd_grows_when_idle_queue_and_cuts_on_waiting() -> None:
     assert [s.limit for s in lim.history] == [6, 9, 4, 4, 5, 5]
 
 
+def test_no_growth_while_requests_are_in_transit_or_server_is_full() -> None:
+    lim = AdaptiveConcurrencyLimiter("http://unused", fixed_limit=20)
+    saturated(lim)
+    lim.observe(ServerLoad(running=10, waiting=0, kv_cache=0.1))  # half of ours not at the server yet
+    assert lim.limit == 20
+    lim.observe(ServerLoad(running=17, waiting=0, kv_cache=0.1))  # 17 >= 0.85 x 20: grow
+    assert lim.limit == 30
+
+
 def test_aimd_holds_on_small_queue_and_cuts_on_full_kv() -> None:
     lim = AdaptiveConcurrencyLimiter("http://unused", fixed_limit=10, min_limit=2, max_limit=12)
     saturated(lim)
@@ -108,7 +117,7 @@ def test_aimd_holds_on_small_queue_and_cuts_on_full_kv() -> None:
     assert lim.limit == 8
     for _ in range(20):
         saturated(lim)
-        lim.observe(ServerLoad(1, 0, 0.0))
+        lim.observe(ServerLoad(lim.limit, 0, 0.0))
     assert lim.limit == 12  # bounded by max_limit
     for _ in range(20):
         lim.in_flight = 0

@@ -1,0 +1,1 @@
+"""Runnable example workflows: a document-analyst agent and a scanned-PDF RAG pipeline."""
