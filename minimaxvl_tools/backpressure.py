@@ -129,7 +129,7 @@ class AdaptiveConcurrencyLimiter:
     * grow when vLLM's waiting queue is 0, KV cache use < ``kv_high``, the limit is the bottleneck
       (callers are waiting or every slot is used) and the server runs at least ``running_gate`` x our
       in-flight requests (else they are still in transit, or the server is full, and growing would only
-      overshoot): x``growth`` until the first cut (slow start), then +1;
+      overshoot): x``growth`` while nearly all of ours run (slow start), then +1;
     * cut when waiting > max(``min_waiting_bound``, ``waiting_fraction`` x running) to
       limit x running / (running + waiting) (clamped to [0.5, 0.9]), or x0.8 when KV cache use >=
       ``kv_full``; no second cut until our own in-flight count has drained under the previous one;
@@ -245,8 +245,12 @@ class AdaptiveConcurrencyLimiter:
                 saturated = self._waiters > 0 or self.in_flight >= self.limit
                 absorbed = running >= self.running_gate * self.in_flight
                 if saturated and absorbed:
-                    step = math.ceil(self.limit * (self.growth - 1)) if self._slow_start else 1
-                    self.limit = self._clamp(self.limit + max(1, step))
+                    # slow start needs (nearly) all of ours running; a gap means the server is full
+                    if self._slow_start and running >= 0.95 * self.in_flight:
+                        step = max(1, math.ceil(self.limit * (self.growth - 1)))
+                    else:
+                        step, self._slow_start = 1, False
+                    self.limit = self._clamp(self.limit + step)
                 if self.in_flight <= self.limit:
                     self._cut_at = None
             self.history.append(LimitSample(now, self.limit, running, waiting))

@@ -27,7 +27,7 @@ from pydantic import BaseModel
 
 from .errors import InvalidInputError, JobAbortedError, MiniMaxVLError
 from .images.policy import InputPolicy
-from .results import OCRPage, markdown_to_text
+from .results import OCRPage
 
 LoaderMode = Literal["vlm", "text-layer", "auto", "local"]
 FallbackEngine = Literal["text-layer", "local"]
@@ -184,7 +184,11 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         return self._local
 
     def _settings_key(self) -> str:
-        model = getattr(getattr(self._client, "settings", None), "model", "") if self._client else ""
+        # the model matters only where it reads pages; asking ``self.client`` here (not ``self._client``)
+        # keeps the key the same whether the client was passed in or built lazily on the first page
+        model = ""
+        if self.mode in ("vlm", "auto"):
+            model = str(getattr(getattr(self.client, "settings", None), "model", "") or "")
         parts = [
             CACHE_VERSION,
             self.mode,
@@ -315,7 +319,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
                     source=page.source,
                     rotation=page.rotation,
                 )
-                ocr = ocr_page(self.client, pi, plain=self.plain)
+                ocr = ocr_page(self.client, pi, plain=self.plain, skip_blank=self.skip_blank)
                 rec = self._vlm_record(ocr)
                 if ocr.status == "failed":
                     rec = self._fallback(page, image, ocr.error or "model output failed validation")
@@ -353,7 +357,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
                 source=page.source,
                 rotation=page.rotation,
             )
-            ocr = await aocr_page(self.client, pi, plain=self.plain)
+            ocr = await aocr_page(self.client, pi, plain=self.plain, skip_blank=self.skip_blank)
             rec = self._vlm_record(ocr)
             if ocr.status == "failed":
                 rec = self._fallback(page, image, ocr.error or "model output failed validation")
@@ -389,10 +393,9 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         }
         if rec.get("fallback"):
             meta["fallback"] = rec["fallback"]
-        content = rec.get("content", "")
-        if self.plain and rec.get("extraction") == "ocr" and rec.get("engine", "").startswith("minimax"):
-            content = markdown_to_text(content)
-        return Document(page_content=content, metadata=meta)
+        # plain text was already chosen in _vlm_record (OCRPage.text); converting again would strip
+        # characters such as '#' or '*' that are part of the page's words
+        return Document(page_content=rec.get("content", "") or "", metadata=meta)
 
     def _account(self, rec: dict[str, Any], cached: bool) -> None:
         s = self.stats

@@ -129,6 +129,11 @@ class ServePlan(BaseModel):
     )
     extra_args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict, description="Set for the server (and Ray nodes).")
+    executable: list[str] = Field(
+        default_factory=lambda: ["vllm"],
+        description="How to invoke vLLM's CLI; e.g. ['python3', '-m', 'vllm.entrypoints.cli.main'] where "
+        "vLLM is importable but its console script is not on PATH.",
+    )
 
     @model_validator(mode="after")
     def _layout(self) -> ServePlan:
@@ -169,7 +174,7 @@ def build_command(plan: ServePlan) -> list[str]:
     ``--limit-mm-per-prompt`` is JSON (``{"image": N}``), the form every vLLM of the window accepts.
     Environment variables are not part of argv: see ``plan.env`` and :func:`format_command`.
     """
-    argv = ["vllm", "serve", plan.model, "--tensor-parallel-size", str(plan.tensor_parallel_size)]
+    argv = [*plan.executable, "serve", plan.model, "--tensor-parallel-size", str(plan.tensor_parallel_size)]
     if plan.pipeline_parallel_size > 1:
         argv += ["--pipeline-parallel-size", str(plan.pipeline_parallel_size)]
     if plan.executor_backend:

@@ -18,7 +18,9 @@ RESULTS: dict[str, object] = {}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--vllm-base-url", default=None, help="live vLLM OpenAI base URL, e.g. http://127.0.0.1:8000/v1")
+    parser.addoption(
+        "--vllm-base-url", default=None, help="live vLLM OpenAI base URL, e.g. http://127.0.0.1:8000/v1"
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -28,7 +30,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.gpu)
             if not url:
-                item.add_marker(pytest.mark.skip(reason="no live vLLM server: pass --vllm-base-url or set MINIMAXVL_GPU_BASE_URL"))
+                item.add_marker(
+                    pytest.mark.skip(
+                        reason="no live vLLM server: pass --vllm-base-url or set MINIMAXVL_GPU_BASE_URL"
+                    )
+                )
 
 
 @pytest.fixture(scope="session")
