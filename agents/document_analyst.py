@@ -43,7 +43,7 @@ def make_list_tool(folder: Path) -> BaseTool:
 
     @tool
     def list_documents() -> str:
-        """List the PDF and image files available for analysis, with their relative paths."""
+        """List the PDF and image files to analyse: one absolute path per line, usable as source."""
         files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in DOC_SUFFIXES)
         return "\n".join(str(p) for p in files) or "(no documents)"
 

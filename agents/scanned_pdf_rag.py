@@ -52,9 +52,13 @@ class BM25Retriever(BaseRetriever):
     ) -> list[Document]:
         if self.index is None:
             return []
-        scores = self.index.get_scores(sorted(keywords(query)))
-        ranked = sorted(range(len(self.docs)), key=lambda i: -scores[i])
-        return [self.docs[i] for i in ranked[: self.k] if scores[i] > 0]
+        q = keywords(query)
+        scores = self.index.get_scores(sorted(q))
+        # Okapi IDF is 0 (or negative) for a word found in half the chunks or more, so on a small corpus
+        # (two pages) a matching chunk can score 0: keep every chunk sharing a content word, BM25 first
+        overlap = [len(q & keywords(d.page_content)) for d in self.docs]
+        ranked = sorted(range(len(self.docs)), key=lambda i: (-scores[i], -overlap[i], i))
+        return [self.docs[i] for i in ranked if overlap[i] > 0][: self.k]
 
 
 @dataclass

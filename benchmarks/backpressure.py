@@ -122,7 +122,8 @@ async def run_config(
 async def _run_all(duration: float) -> list[dict[str, Any]]:
     rows = [await run_config(f"fixed {n}", adaptive=False, limit=n, duration=duration) for n in FIXED]
     for start in ADAPTIVE_STARTS:
-        rows.append(await run_config(f"adaptive (start {start})", adaptive=True, limit=start, duration=duration))
+        name = f"adaptive (start {start})"
+        rows.append(await run_config(name, adaptive=True, limit=start, duration=duration))
     return rows
 
 
@@ -158,7 +159,9 @@ def main(duration: float = DURATION) -> dict[str, Any]:
         format_table(rows),
         f"best fixed: {best['config']} at {best['throughput']:.2f} req/s",
     ]
-    out += [f"{name} / best fixed throughput = {ratio:.3f} (target >= 0.95)" for name, ratio in ratios.items()]
+    out += [
+        f"{name} / best fixed throughput = {ratio:.3f} (target >= 0.95)" for name, ratio in ratios.items()
+    ]
     out.append(f"total wall time {time.perf_counter() - t0:.1f} s")
     text = "\n".join(out)
     print(text)

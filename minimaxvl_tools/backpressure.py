@@ -299,22 +299,26 @@ class AdaptiveConcurrencyLimiter:
             st.poller = asyncio.get_running_loop().create_task(self._poll_loop(st))
 
     async def _poll_loop(self, st: _LoopState) -> None:
-        """Poll while this loop has requests in flight or waiting; wakes waiters when the limit grows."""
+        """Poll while this loop has requests in flight or waiting; wakes waiters when the limit moves."""
+        hc = httpx.AsyncClient(timeout=self.timeout, headers=self.headers)
         try:
-            async with httpx.AsyncClient(timeout=self.timeout, headers=self.headers) as hc:
-                while self.in_flight > 0 or self._waiters > 0:
-                    if time.monotonic() >= self._next_poll:
-                        self._next_poll = time.monotonic() + self.poll_interval  # one poller at a time
-                        try:
-                            await self.poll_once(hc)
-                        except Exception as e:  # never let a metrics bug break requests
-                            log.debug("adaptive concurrency: poll failed: %r", e)
-                        async with st.cond:
-                            st.cond.notify_all()
-                    pause = min(self.poll_interval, self._next_poll - time.monotonic())
-                    await asyncio.sleep(max(0.01, pause))
+            while self.in_flight > 0 or self._waiters > 0:
+                if time.monotonic() >= self._next_poll:
+                    self._next_poll = time.monotonic() + self.poll_interval  # one poller at a time
+                    try:
+                        await self.poll_once(hc)
+                    except Exception as e:  # never let a metrics bug break requests
+                        log.debug("adaptive concurrency: poll failed: %r", e)
+                    async with st.cond:
+                        st.cond.notify_all()
+                pause = min(self.poll_interval, self._next_poll - time.monotonic())
+                await asyncio.sleep(max(0.01, pause))
+            st.poller = None  # no await since the idle check: a new request starts a new poller
         finally:
-            st.poller = None
+            if st.poller is asyncio.current_task():
+                st.poller = None
+            with contextlib.suppress(Exception):
+                await hc.aclose()
 
     async def __aenter__(self) -> AdaptiveConcurrencyLimiter:
         st = self._state()
@@ -326,6 +330,7 @@ class AdaptiveConcurrencyLimiter:
                     # timed wait: a release on another event loop cannot notify this one
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(st.cond.wait(), self.poll_interval)
+                    self._ensure_poller(st)
             finally:
                 self._waiters -= 1
             with self._lock:

@@ -23,6 +23,7 @@ import re
 import threading
 import time
 import weakref
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -332,6 +333,10 @@ class MiniMaxVLClient:
     Backpressure: ``adaptive=True`` (or a truthy ``Settings.adaptive``) replaces the fixed
     :class:`ConcurrencyLimiter` by :class:`~minimaxvl_tools.backpressure.AdaptiveConcurrencyLimiter`, which
     follows vLLM's ``/metrics`` and falls back to ``max_concurrency`` when they are missing.
+
+    ``exact_budget=True`` counts text with vLLM's ``/tokenize`` (server root; cached per text, fetched
+    ahead of time on the async path so the event loop never blocks) instead of the conservative
+    bytes/3 estimate, so budgeting leaves the completion more room; a 404 falls back to the estimate.
     """
 
     def __init__(
@@ -356,6 +361,7 @@ class MiniMaxVLClient:
         base_urls: Sequence[str] | None = None,
         adaptive: bool | None = None,
         endpoint_cooldown: float = 10.0,
+        exact_budget: bool = False,
     ) -> None:
         overrides = {
             "base_url": base_url,
@@ -382,6 +388,10 @@ class MiniMaxVLClient:
         self.backoff_max = backoff_max
         self.min_completion_tokens = min_completion_tokens
         self.estimate_text_tokens: Callable[[str], int] = estimate_text_tokens
+        self.exact_budget = exact_budget
+        self.tokenize_supported: bool | None = None  # None: not asked yet; False: /tokenize is 404
+        self._token_cache: OrderedDict[str, int] = OrderedDict()
+        self._token_lock = threading.Lock()
         self.endpoint_cooldown = endpoint_cooldown
         self.endpoints: list[_Endpoint] = [_Endpoint(u, settings) for u in dict.fromkeys(settings.endpoints)]
         self._rr = 0
@@ -682,8 +692,118 @@ class MiniMaxVLClient:
                     self._max_model_len = mml or FALLBACK_MAX_MODEL_LEN
         return self._max_model_len
 
+    # ------------------------------------------------------------------ exact text tokens
+    _TOKEN_CACHE_SIZE = 4096
+
+    def _cache_get(self, text: str) -> int | None:
+        with self._token_lock:
+            n = self._token_cache.get(text)
+            if n is not None:
+                self._token_cache.move_to_end(text)
+            return n
+
+    def _cache_put(self, text: str, n: int) -> None:
+        with self._token_lock:
+            self._token_cache[text] = n
+            while len(self._token_cache) > self._TOKEN_CACHE_SIZE:
+                self._token_cache.popitem(last=False)
+
+    def _tokenize_body(self, text: str) -> dict[str, Any]:
+        return {"model": self.settings.model, "prompt": text, "add_special_tokens": False}
+
+    def _tokenize_answer(self, text: str, r: httpx.Response) -> int | None:
+        """Cache and return ``count`` of a /tokenize answer; a 404 turns exact counting off for good."""
+        if r.status_code == 404:
+            if self.tokenize_supported is not False:
+                log.info("%s/tokenize is missing: text tokens are estimated", self.root_url)
+            self.tokenize_supported = False
+            return None
+        if r.status_code != 200:
+            return None
+        try:
+            n = int(r.json()["count"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        self.tokenize_supported = True
+        self._cache_put(text, n)
+        return n
+
+    def _tokenize_urls(self) -> list[str]:
+        now = time.monotonic()
+        eps = [e for e in self.endpoints if e.healthy(now)] or self.endpoints
+        return [e.root_url + "/tokenize" for e in eps]
+
+    def text_tokens(self, text: str) -> int:
+        """Tokens of ``text``: vLLM's exact count when ``exact_budget`` (cached), else the estimate.
+
+        Inside a running event loop a cache miss is estimated rather than fetched (no blocking I/O
+        there; the async methods fetch counts beforehand).
+        """
+        if not text:
+            return 0
+        if not self.exact_budget or self.tokenize_supported is False:
+            return self.estimate_text_tokens(text)
+        cached = self._cache_get(text)
+        if cached is not None:
+            return cached
+        try:
+            asyncio.get_running_loop()
+            in_loop = True
+        except RuntimeError:
+            in_loop = False
+        n: int | None = None
+        if not in_loop:
+            timeout = min(self.settings.timeout, 10.0)
+            for url in self._tokenize_urls():
+                try:
+                    r = httpx.post(
+                        url, json=self._tokenize_body(text), headers=self._headers(), timeout=timeout
+                    )
+                except httpx.HTTPError:
+                    continue
+                n = self._tokenize_answer(text, r)
+                if n is not None or self.tokenize_supported is False:
+                    break
+            if n is not None:
+                return n
+        return self.estimate_text_tokens(text)
+
+    async def _aprefetch_tokens(self, messages: Sequence[Mapping[str, Any]]) -> None:
+        """Fetch exact counts of the messages' uncached text parts concurrently (``exact_budget``)."""
+        if not self.exact_budget or self.tokenize_supported is False:
+            return
+        texts = {
+            str(p.get("text", ""))
+            for m in messages
+            for p in (m.get("content") or ())
+            if isinstance(p, Mapping) and p.get("type") == "text"
+        }
+        missing = [t for t in texts if t and self._cache_get(t) is None]
+        if not missing:
+            return
+        urls = self._tokenize_urls()
+
+        async def one(hc: httpx.AsyncClient, text: str) -> None:
+            for url in urls:
+                if self.tokenize_supported is False:
+                    return
+                try:
+                    r = await hc.post(url, json=self._tokenize_body(text))
+                except httpx.HTTPError:
+                    continue
+                if self._tokenize_answer(text, r) is not None:
+                    return
+
+        timeout = min(self.settings.timeout, 10.0)
+        async with httpx.AsyncClient(timeout=timeout, headers=self._headers()) as hc:
+            await asyncio.gather(*(one(hc, t) for t in missing))
+
     def count_tokens(self, messages: Sequence[Mapping[str, Any]]) -> tuple[int, int, int]:
-        """(text tokens estimate, exact image tokens, image count) of messages as they will be sent."""
+        """(text tokens, exact image tokens, image count) of messages as they will be sent.
+
+        Text is estimated unless ``exact_budget`` (see :meth:`text_tokens`); per-message and per-request
+        overheads are added either way.
+        """
         text_tokens = REQUEST_OVERHEAD_TOKENS
         image_tokens = 0
         images = 0
@@ -691,7 +811,7 @@ class MiniMaxVLClient:
             text_tokens += MESSAGE_OVERHEAD_TOKENS
             for p in m.get("content") or ():
                 if p.get("type") == "text":
-                    text_tokens += self.estimate_text_tokens(str(p.get("text", "")))
+                    text_tokens += self.text_tokens(str(p.get("text", "")))
                 elif p.get("type") == "image_url":
                     images += 1
                     url = (
@@ -1131,6 +1251,8 @@ class MiniMaxVLClient:
         encoded = await asyncio.to_thread(self.prepare_images, images) if images else []
         mt = self.settings.max_tokens if max_tokens is None else max_tokens
         mml = await self.amax_model_len()
+        if self.exact_budget:
+            await self._aprefetch_tokens(self.build_messages(text, encoded, system=system, history=messages))
         plan = self._plan(text, encoded, system, messages, mt, allow_downscale, mml)
         result = await self._asend(plan, temperature, schema, extra_body, stop)
         if schema is None:
@@ -1139,6 +1261,8 @@ class MiniMaxVLClient:
         if parsed is None:
             assert errors is not None
             hist, fix = self._repair_history(plan, result.text, errors)
+            if self.exact_budget:
+                await self._aprefetch_tokens(self.build_messages(fix, [], system="", history=hist))
             plan2 = self._plan(fix, [], "", hist, mt, False, mml)
             second = await self._asend(plan2, temperature, schema, extra_body, stop)
             parsed, errors2 = self._validate(schema, second.text)
@@ -1177,15 +1301,11 @@ class MiniMaxVLClient:
         encoded = await asyncio.to_thread(self.prepare_images, images) if images else []
         mt = kw.pop("max_tokens", None)
         mt = self.settings.max_tokens if mt is None else mt
-        plan = self._plan(
-            text,
-            encoded,
-            kw.pop("system", None),
-            kw.pop("messages", None),
-            mt,
-            kw.pop("allow_downscale", True),
-            await self.amax_model_len(),
-        )
+        system, history = kw.pop("system", None), kw.pop("messages", None)
+        mml = await self.amax_model_len()
+        if self.exact_budget:
+            await self._aprefetch_tokens(self.build_messages(text, encoded, system=system, history=history))
+        plan = self._plan(text, encoded, system, history, mt, kw.pop("allow_downscale", True), mml)
         req = self._kwargs(
             plan,
             temperature=kw.pop("temperature", None),

@@ -27,7 +27,7 @@ from pydantic import BaseModel
 
 from .errors import InvalidInputError, JobAbortedError, MiniMaxVLError
 from .images.policy import InputPolicy
-from .results import OCRPage
+from .results import OCRPage, markdown_to_text
 
 LoaderMode = Literal["vlm", "text-layer", "auto", "local"]
 FallbackEngine = Literal["text-layer", "local"]
@@ -261,7 +261,9 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         }
 
     def _vlm_record(self, ocr: OCRPage) -> dict[str, Any]:
-        content = ocr.text if self.plain else ocr.markdown
+        # plain: the model was asked for plain text, but strip any markdown it wrote anyway (once, here, so
+        # the cached record already holds what the Document shows)
+        content = markdown_to_text(ocr.markdown) if self.plain else ocr.markdown
         return {
             "content": content,
             "status": ocr.status,
@@ -283,7 +285,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
                     rec = self._local_record(image)
                 else:
                     continue
-            except MiniMaxVLError:
+            except Exception:  # a broken fallback must not turn one page's failure into the job's
                 continue
             rec.update(status="fallback", fallback=fb, error=error)
             return rec
@@ -296,75 +298,98 @@ class MiniMaxVLDocumentLoader(BaseLoader):
             return not _text_is_good(page.text_layer or "", self.min_text_chars)
         return False
 
-    def _process_sync(self, page: Any) -> dict[str, Any]:
+    @staticmethod
+    def _failed_record(error: str) -> dict[str, Any]:
+        return {"content": "", "status": "failed", "engine": "none", "extraction": "none", "error": error}
+
+    def _page_image(self, page: Any, image: Any) -> Any:
+        from .pages import PageImage
+
+        return PageImage(
+            number=page.number,
+            page_count=page.page_count,
+            image=image,
+            text_layer=page.text_layer,
+            source=page.source,
+            rotation=page.rotation,
+        )
+
+    def _early(self, page: Any) -> tuple[Any, int, dict[str, Any] | None]:
+        """Everything before the model request, on the client: text-layer shortcut, blank check, rotation.
+
+        Returns ``(image, rotation_corrected, record_or_None)``; a record means the page is done already.
+        """
         if self.mode == "text-layer":
-            return self._text_record(page.text_layer or "")
+            return None, 0, self._text_record(page.text_layer or "")
         if self.mode == "auto" and not self._needs_model(page):
-            return self._text_record(page.text_layer)
+            return None, 0, self._text_record(page.text_layer)
         image, early = self._prepare(page)
         if early is not None:
-            return early
+            return image, 0, early
         image, rotation = self._rotate(image)
+        return image, rotation, None
+
+    def _process_sync(self, page: Any) -> dict[str, Any]:
+        """One page, isolated: any error becomes this page's failed (or fallback) record, never the job's."""
+        try:
+            image, rotation, rec = self._early(page)
+            if rec is not None:
+                return rec
+        except Exception as e:  # a page we cannot even prepare fails alone
+            return self._failed_record(f"{type(e).__name__}: {e}")
         try:
             if self.mode == "local":
                 rec = self._local_record(image)
             else:
-                from .pages import PageImage, ocr_page
+                from .pages import ocr_page
 
-                pi = PageImage(
-                    number=page.number,
-                    page_count=page.page_count,
-                    image=image,
-                    text_layer=page.text_layer,
-                    source=page.source,
-                    rotation=page.rotation,
+                ocr = ocr_page(
+                    self.client, self._page_image(page, image), plain=self.plain, skip_blank=self.skip_blank
                 )
-                ocr = ocr_page(self.client, pi, plain=self.plain, skip_blank=self.skip_blank)
                 rec = self._vlm_record(ocr)
                 if ocr.status == "failed":
                     rec = self._fallback(page, image, ocr.error or "model output failed validation")
-        except MiniMaxVLError as e:
-            if self.mode == "local":
-                rec = {
-                    "content": "",
-                    "status": "failed",
-                    "engine": "none",
-                    "extraction": "none",
-                    "error": str(e),
-                }
-            else:
-                rec = self._fallback(page, image, f"{type(e).__name__}: {e}")
+        except Exception as e:
+            err = f"{type(e).__name__}: {e}"
+            rec = self._failed_record(err) if self.mode == "local" else self._fallback(page, image, err)
         rec["rotation_corrected"] = rotation
         return rec
 
     async def _process_async(self, page: Any) -> dict[str, Any]:
-        if self.mode in ("text-layer", "local") or not self._needs_model(page):
-            import asyncio
+        """Async :meth:`_process_sync`: client-side work (render checks, Tesseract) runs in a thread so the
+        event loop keeps other pages' requests moving; only the model request is awaited on the loop."""
+        import asyncio
 
+        if self.mode in ("text-layer", "local") or not self._needs_model(page):
             return await asyncio.to_thread(self._process_sync, page)
-        image, early = self._prepare(page)
-        if early is not None:
-            return early
-        image, rotation = self._rotate(image)
-        from .pages import PageImage, aocr_page
+        try:
+            image, rotation, rec = await asyncio.to_thread(self._early, page)
+            if rec is not None:
+                return rec
+        except Exception as e:
+            return self._failed_record(f"{type(e).__name__}: {e}")
+        from .pages import aocr_page
 
         try:
-            pi = PageImage(
-                number=page.number,
-                page_count=page.page_count,
-                image=image,
-                text_layer=page.text_layer,
-                source=page.source,
-                rotation=page.rotation,
+            ocr = await aocr_page(
+                self.client, self._page_image(page, image), plain=self.plain, skip_blank=self.skip_blank
             )
-            ocr = await aocr_page(self.client, pi, plain=self.plain, skip_blank=self.skip_blank)
             rec = self._vlm_record(ocr)
             if ocr.status == "failed":
-                rec = self._fallback(page, image, ocr.error or "model output failed validation")
-        except MiniMaxVLError as e:
-            rec = self._fallback(page, image, f"{type(e).__name__}: {e}")
+                err = ocr.error or "model output failed validation"
+                rec = await asyncio.to_thread(self._fallback, page, image, err)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            rec = await asyncio.to_thread(self._fallback, page, image, f"{type(e).__name__}: {e}")
         rec["rotation_corrected"] = rotation
         return rec
+
+    @staticmethod
+    def _cacheable(rec: dict[str, Any]) -> bool:
+        """Only trustworthy results are cached: ``failed`` and ``fallback`` pages are retried on a rerun
+        (the endpoint may be back), ``ok`` and ``blank`` pages never are."""
+        return rec.get("status") in ("ok", "blank")
 
     # ------------------------------------------------------------ documents
     def _iter_source_pages(self, path: Path) -> Iterator[Any]:
@@ -393,8 +418,6 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         }
         if rec.get("fallback"):
             meta["fallback"] = rec["fallback"]
-        # plain text was already chosen in _vlm_record (OCRPage.text); converting again would strip
-        # characters such as '#' or '*' that are part of the page's words
         return Document(page_content=rec.get("content", "") or "", metadata=meta)
 
     def _account(self, rec: dict[str, Any], cached: bool) -> None:
@@ -437,8 +460,18 @@ class MiniMaxVLDocumentLoader(BaseLoader):
             },
         )
 
+    def _window(self) -> int:
+        """Pages in flight in :meth:`alazy_load`: the client's ``max_concurrency`` (model modes), else 4."""
+        client = self.client if self.mode in ("vlm", "auto") else self._client
+        settings = getattr(client, "settings", None)
+        return max(1, int(getattr(settings, "max_concurrency", 4) or 4))
+
     def lazy_load(self) -> Iterator[Document]:
-        """Yield one Document per page, in file and page order; cached pages are not recomputed."""
+        """Yield one Document per page, in file and page order; cached pages are not recomputed.
+
+        Each page is cached before it is yielded, so a consumer that stops (break, Ctrl-C, a killed
+        process) loses at most the page being processed.
+        """
         t0 = time.perf_counter()
         self.stats = JobStats()
         try:
@@ -452,7 +485,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
                         cached = rec is not None
                         if rec is None:
                             rec = self._process_sync(page)
-                            if self.cache and rec.get("status") != "failed":
+                            if self.cache and self._cacheable(rec):
                                 self.cache.put(key, rec)
                         self._account(rec, cached)
                         yield self._document(path, page, rec, cached)
@@ -463,50 +496,64 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         finally:
             self.stats.seconds += time.perf_counter() - t0
 
+    async def _job(self, page: Any, key: str) -> dict[str, Any]:
+        """Process one page and cache it as soon as it is done (not when it is yielded): a run stopped
+        while an earlier page is still in flight keeps the later pages that already finished."""
+        import asyncio
+
+        rec = await self._process_async(page)
+        if self.cache and self._cacheable(rec):
+            await asyncio.to_thread(self.cache.put, key, rec)
+        return rec
+
     async def _drain(self, path: Path, pending: list[Any], keep: int) -> AsyncIterator[Document]:
         """Yield finished pages, oldest first, until at most ``keep`` remain in flight (page order kept)."""
         while len(pending) > keep:
-            page, key, job = pending.pop(0)
+            page, _key, job = pending[0]
             cached = isinstance(job, dict)
-            rec = job if isinstance(job, dict) else await job
-            if not cached and self.cache and rec.get("status") != "failed":
-                self.cache.put(key, rec)
+            rec = job if cached else await job
+            pending.pop(0)
             self._account(rec, cached)
             yield self._document(path, page, rec, cached)
 
     async def alazy_load(self) -> AsyncIterator[Document]:
-        """Async pages: up to the client's concurrency in flight, yielded in page order."""
+        """Async pages: at most the client's ``max_concurrency`` pages in flight, yielded in page order.
+
+        Closing the iterator early (or an abort) cancels the pages still in flight; finished ones are cached.
+        """
         import asyncio
 
         t0 = time.perf_counter()
         self.stats = JobStats()
-        settings = getattr(self._client, "settings", None)
-        window = max(1, int(getattr(settings, "max_concurrency", 4) or 4))
+        window = self._window()
         sentinel = object()
+        pending: list[Any] = []
         try:
             for path in self.files():
                 self.stats.documents += 1
-                pending: list[Any] = []
+                pending = []
                 try:
                     digest = await asyncio.to_thread(_file_digest, path)
                     it = self._iter_source_pages(path)
                     while (page := await asyncio.to_thread(next, it, sentinel)) is not sentinel:
                         key = self._key(digest, page.number)
                         rec = self.cache.get(key) if self.cache else None
-                        job = rec if rec is not None else asyncio.ensure_future(self._process_async(page))
+                        if rec is None:
+                            # make room first, so no more than ``window`` pages are ever in flight
+                            async for d in self._drain(path, pending, window - 1):
+                                yield d
+                        job = rec if rec is not None else asyncio.ensure_future(self._job(page, key))
                         pending.append((page, key, job))
-                        async for d in self._drain(path, pending, window):
-                            yield d
                     async for d in self._drain(path, pending, 0):
                         yield d
                 except JobAbortedError:
-                    for _, _, job in pending:
-                        if not isinstance(job, dict):
-                            job.cancel()
                     raise
                 except MiniMaxVLError as e:
                     yield self._error_doc(path, e)
         finally:
+            for _, _, job in pending:
+                if not isinstance(job, dict):
+                    job.cancel()
             self.stats.seconds += time.perf_counter() - t0
 
 

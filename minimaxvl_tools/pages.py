@@ -14,7 +14,7 @@ import difflib
 import os
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .images.policy import InputPolicy
     from .images.sizing import SizePlan
     from .images.tiling import Tile, TilePlan
+    from .local_ocr import LocalOCREngine
 
 Box = tuple[int, int, int, int]
 TileMode = Literal["auto"] | bool
@@ -392,7 +393,8 @@ def _default_max_tokens(client: MiniMaxVLClient, max_tokens: int | None) -> int:
 
 def _crop_requests(
     page: PageImage, plan: PagePlan, plain: bool, profile: ModelProfile, quality: int
-) -> list[tuple[str, EncodedImage, Tile]]:
+) -> list[tuple[str, EncodedImage, Tile, Image.Image]]:
+    """One (prompt, encoded crop, tile, crop pixels) per crop of a tiled plan; the pixels serve retries."""
     from .images.tiling import cut_tiles
 
     assert plan.tiles is not None
@@ -406,38 +408,190 @@ def _crop_requests(
         row = tops.index(t.box[1]) + 1
         column = 1 + sum(1 for _, o in crops if o.box[1] == t.box[1] and o.box[0] < t.box[0])
         prompt = ocr_prompts.crop_prompt(i, len(crops), row=row, column=column, plain=plain)
-        out.append((prompt, encode_image(img, quality=quality, profile=profile), t))
+        out.append((prompt, encode_image(img, quality=quality, profile=profile), t, img))
     return out
 
 
+# ---------------------------------------------------------------------------------------------- retries
+# Why: at temperature 0 the model sometimes loops ("the the the ...") or runs into max_tokens on a dense
+# region. Such a reply must never be merged as if it were the transcription. Each region (the whole page
+# or one crop) is checked with :func:`~.output_checks.check_output`; a bad reply is retried one step
+# hotter on the :func:`~.output_checks.temperature_schedule` and on two overlapping halves of the region
+# (less text per reply, so it fits max_tokens, and a different view breaks the loop). Only the halves
+# that fail again are split again; after ``max_attempts`` the page is marked failed with the reason.
+_MIN_SPLIT = 64  # pixels: a region smaller than twice this is retried whole, not split
+_MAX_HALF_ASPECT = 5.0  # halves stay within the model's 6:1 aspect limit
+
+
+@dataclass
+class _Job:
+    """What every request of one page shares, and the running cost (kept even when a request raises)."""
+
+    client: Any
+    system: str
+    budget: int
+    temperatures: list[float]
+    plain: bool
+    profile: ModelProfile
+    quality: int
+    requests: int = 0
+    tokens: int = 0
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.temperatures)
+
+
+@dataclass
+class _Read:
+    """The outcome of one region: its text, the deepest attempt used, notes, and why it failed (if it did)."""
+
+    text: str = ""
+    attempts: int = 1
+    warnings: list[str] = field(default_factory=list)
+    failure: str | None = None
+
+
+def _halves(image: Image.Image, overlap: float = 0.08) -> list[Image.Image]:
+    """Two overlapping halves of ``image``: top/bottom (text lines stay whole), else left/right.
+
+    Top/bottom is used unless the halves would be wider than ``_MAX_HALF_ASPECT``:1 (a thin strip); an
+    image too small to split in either direction comes back whole (retried with a hotter temperature only).
+    """
+    w, h = image.size
+    if h >= 2 * _MIN_SPLIT and w / (h / 2) <= _MAX_HALF_ASPECT:
+        pad = max(16, round(h * overlap))
+        mid = h // 2
+        return [image.crop((0, 0, w, min(h, mid + pad))), image.crop((0, max(0, mid - pad), w, h))]
+    if w >= 2 * _MIN_SPLIT and h / (w / 2) <= _MAX_HALF_ASPECT:
+        pad = max(16, round(w * overlap))
+        mid = w // 2
+        return [image.crop((0, 0, min(w, mid + pad), h)), image.crop((max(0, mid - pad), 0, w, h))]
+    return [image]
+
+
+def _join_parts(parts: list[str], side_by_side: bool) -> str:
+    """Transcriptions of the halves of one region as one text (the overlap kept once)."""
+    cleaned = [clean_transcription(p) for p in parts]
+    if len(cleaned) == 1:
+        return cleaned[0]
+    if side_by_side:
+        # left/right halves of a strip: merge_overlapping orders them by their boxes
+        return merge_overlapping([(cleaned[0], (0, 0, 2, 1)), (cleaned[1], (1, 0, 3, 1))])
+    return join_overlap(cleaned[0], cleaned[1]).strip()
+
+
+def _verdict(job: _Job, res: ChatResult, attempt: int, label: str) -> tuple[_Read | None, str]:
+    """Check one reply: (the final result when it is good or no try is left, else None; the retry note)."""
+    from .output_checks import check_output
+
+    chk = check_output(res.text or "", res.finish_reason)
+    if chk.ok:
+        return _Read(res.text or "", attempt), ""
+    note = f"{label}attempt {attempt} at temperature {job.temperatures[attempt - 1]:g}: {chk.reason}"
+    if attempt >= job.max_attempts:
+        reason = f"{chk.reason} after {attempt} attempts" + (f" ({label.rstrip(': ')})" if label else "")
+        return _Read("", attempt, [note], failure=reason), note
+    return None, note
+
+
+def _combine(reads: list[_Read], note: str, side_by_side: bool) -> _Read:
+    """One region's result from the results of its halves (the first failure wins)."""
+    warnings = [note] + [w for r in reads for w in r.warnings]
+    attempts = max(r.attempts for r in reads)
+    failed = next((r.failure for r in reads if r.failure), None)
+    if failed:
+        return _Read("", attempts, warnings, failure=failed)
+    return _Read(_join_parts([r.text for r in reads], side_by_side), attempts, warnings)
+
+
+def _half_prompt(i: int, n: int, plain: bool) -> str:
+    return ocr_prompts.crop_prompt(i, n, plain=plain) if n > 1 else ocr_prompts.page_prompt(plain=plain)
+
+
+def _read_region(
+    job: _Job, image: Image.Image, enc: EncodedImage, prompt: str, attempt: int = 1, label: str = ""
+) -> _Read:
+    """Transcribe one region, retrying a looping or cut reply hotter and on halves (see the notes above)."""
+    res = job.client.chat(
+        prompt, [enc], system=job.system, max_tokens=job.budget, temperature=job.temperatures[attempt - 1]
+    )
+    job.requests += 1
+    final, note = _verdict(job, res, attempt, label)
+    if final is not None:
+        return final
+    parts = _halves(image)
+    side = len(parts) == 2 and parts[0].height == image.height
+    reads = []
+    for i, part in enumerate(parts, start=1):
+        penc = encode_page(part, profile=job.profile, quality=job.quality)
+        job.tokens += penc.tokens
+        reads.append(
+            _read_region(job, part, penc, _half_prompt(i, len(parts), job.plain), attempt + 1, label)
+        )
+        if reads[-1].failure:  # the region has failed for good: the other half would be wasted
+            break
+    return _combine(reads, note, side)
+
+
+async def _aread_region(
+    job: _Job, image: Image.Image, enc: EncodedImage, prompt: str, attempt: int = 1, label: str = ""
+) -> _Read:
+    """Async :func:`_read_region`: the halves of a retried region are sent concurrently."""
+    res = await job.client.achat(
+        prompt, [enc], system=job.system, max_tokens=job.budget, temperature=job.temperatures[attempt - 1]
+    )
+    job.requests += 1
+    final, note = _verdict(job, res, attempt, label)
+    if final is not None:
+        return final
+    parts = _halves(image)
+    side = len(parts) == 2 and parts[0].height == image.height
+    encs = [encode_page(p, profile=job.profile, quality=job.quality) for p in parts]
+    job.tokens += sum(e.tokens for e in encs)
+    reads = await asyncio.gather(
+        *(
+            _aread_region(job, p, e, _half_prompt(i, len(parts), job.plain), attempt + 1, label)
+            for i, (p, e) in enumerate(zip(parts, encs, strict=True), start=1)
+        )
+    )
+    return _combine(list(reads), note, side)
+
+
+# ---------------------------------------------------------------------------------------------- page
 def _page_result(
     page: PageImage,
     plain: bool,
     texts: list[tuple[str, Box]],
     crops: list[CropInfo],
-    tokens: int,
-    n: int,
-    finish: Sequence[str | None] = (),
+    reads: list[_Read],
+    job: _Job,
+    warnings: list[str],
 ) -> OCRPage:
+    """The page's OCRPage: crop texts merged, or ``failed`` with the first region's reason."""
+    attempts = max((r.attempts for r in reads), default=1)
+    warnings = warnings + [w for r in reads for w in r.warnings]
+    failure = next((r.failure for r in reads if r.failure), None)
+    common: dict[str, Any] = {
+        "page": page.number,
+        "crops": crops,
+        "image_tokens": job.tokens,
+        "requests": job.requests,
+        "rotation": page.rotation,
+        "attempts": attempts,
+        "warnings": warnings,
+    }
+    if failure is not None:
+        return OCRPage(status="failed", error=failure, **common)
     if crops:
         body = merge_overlapping([(clean_transcription(t), b) for t, b in texts])
     else:
         body = clean_transcription(texts[0][0]) if texts else ""
-    status = "ok" if body.strip() else "blank"
-    cut = sum(1 for f in finish if f == "length")
-    warning = (
-        f"{cut} of {n} replies were cut at max_tokens: raise max_tokens for the full text" if cut else None
-    )
     return OCRPage(
-        page=page.number,
         markdown=body,
         text=body if plain else markdown_to_text(body),
-        crops=crops,
-        image_tokens=tokens,
-        requests=n,
-        status=status,
-        error=warning,
-        rotation=page.rotation,
+        status="ok" if body.strip() else "blank",
+        **common,
     )
 
 
@@ -450,8 +604,42 @@ def _blank(page: PageImage) -> bool:
     return bool(is_blank(page.pixels()).blank)
 
 
-def _failed(page: PageImage, err: Exception, n: int = 0) -> OCRPage:
-    return OCRPage(page=page.number, status="failed", error=str(err), requests=n, rotation=page.rotation)
+def _upright(page: PageImage, engine: LocalOCREngine | None) -> tuple[PageImage, list[str]]:
+    """``page`` turned upright by :func:`~.images.quality.detect_rotation` (Tesseract OSD when installed).
+
+    Why: a sideways or upside-down scan is read far worse by the model. The returned copy's ``rotation``
+    adds the clockwise correction to the page's own (PDF ``/Rotate``) rotation; the caller's page is left
+    untouched. Detection errors never stop the page: it is sent as it is, with a warning.
+    """
+    from .images.quality import correct_rotation, detect_rotation
+
+    try:
+        chk = detect_rotation(page.pixels(), engine=engine)
+    except InvalidInputError:
+        raise
+    except MiniMaxVLError as e:  # e.g. Tesseract crashed: send the page as it is
+        return page, [f"rotation check failed ({e}); page sent as it is"]
+    if not chk.angle:
+        return page, []
+    fixed = replace(
+        page, image=correct_rotation(page.pixels(), chk), rotation=(page.rotation + chk.angle) % 360
+    )
+    note = f"rotated {chk.angle} degrees clockwise to upright ({chk.method}, confidence {chk.confidence:.2f})"
+    return fixed, [note]
+
+
+def _failed(
+    page: PageImage, err: Exception, job: _Job | None = None, warnings: Sequence[str] = ()
+) -> OCRPage:
+    return OCRPage(
+        page=page.number,
+        status="failed",
+        error=str(err),
+        requests=job.requests if job else 0,
+        image_tokens=job.tokens if job else 0,
+        rotation=page.rotation,
+        warnings=list(warnings),
+    )
 
 
 def _profile_of(client: Any) -> ModelProfile:
@@ -463,6 +651,52 @@ def _quality_of(client: Any) -> int:
     return int(getattr(getattr(client, "settings", None), "jpeg_quality", 90) or 90)
 
 
+def _temperature_of(client: Any) -> float:
+    value = getattr(getattr(client, "settings", None), "temperature", 0.0)
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def _prepare(
+    client: MiniMaxVLClient,
+    page: PageImage,
+    *,
+    plain: bool,
+    max_tokens: int | None,
+    tile: TileMode,
+    skip_blank: bool,
+    fix_rotation: bool,
+    rotation_engine: LocalOCREngine | None,
+    max_attempts: int,
+) -> tuple[PageImage, OCRPage | None, _Job, PagePlan, list[str]]:
+    """Shared start of :func:`ocr_page` / :func:`aocr_page`: blank check, rotation, plan and request context.
+
+    Returns the (possibly rotated) page, an early result for a blank page (None otherwise), the job, the
+    plan and the warnings so far.
+    """
+    from .output_checks import temperature_schedule
+
+    if not isinstance(max_attempts, int) or max_attempts < 1:
+        raise InvalidInputError(f"max_attempts={max_attempts!r} must be a positive integer")
+    profile = _profile_of(client)
+    job = _Job(
+        client=client,
+        system=ocr_prompts.system_prompt(plain=plain),
+        budget=_default_max_tokens(client, max_tokens),
+        temperatures=temperature_schedule(_temperature_of(client), max_attempts),
+        plain=plain,
+        profile=profile,
+        quality=_quality_of(client),
+    )
+    if skip_blank and _blank(page):
+        blank = OCRPage(page=page.number, status="blank", rotation=page.rotation, attempts=0)
+        return page, blank, job, plan_page(1, 1, tile=False, profile=profile), []
+    warnings: list[str] = []
+    if fix_rotation:
+        page, warnings = _upright(page, rotation_engine)
+    w, h = page.size
+    return page, None, job, plan_page(w, h, tile=tile, profile=profile), warnings
+
+
 def ocr_page(
     client: MiniMaxVLClient,
     page: PageImage,
@@ -472,41 +706,63 @@ def ocr_page(
     tile: TileMode = "auto",
     raise_errors: bool = False,
     skip_blank: bool = True,
+    fix_rotation: bool = False,
+    rotation_engine: LocalOCREngine | None = None,
+    max_attempts: int = 3,
 ) -> OCRPage:
     """Transcribe one page: one fitted image, or overlapping crops merged without the duplicated overlap.
 
-    Failures of the server or of the output come back as ``status="failed"`` with the error text, unless
-    ``raise_errors``; input errors always raise. Blank pages (``skip_blank``) cost no request.
+    * Blank pages (``skip_blank``) cost no request: ``status="blank"``, empty text, ``attempts=0``.
+    * ``fix_rotation`` turns a sideways or upside-down scan upright first
+      (:func:`~.images.quality.detect_rotation`, Tesseract OSD via ``rotation_engine`` or the default
+      local engine when installed); ``OCRPage.rotation`` records the correction.
+    * A reply that loops or is cut at ``max_tokens`` is retried, up to ``max_attempts`` tries in all, one
+      step hotter on the temperature schedule and on two overlapping halves of the region; after the
+      last try the page is ``failed`` with the reason (e.g. ``"truncated (finish_reason=length) after 3
+      attempts"``), never returned as if fine. ``OCRPage.attempts`` and ``warnings`` record the retries.
+
+    Failures of the server come back as ``status="failed"`` with the error text, unless ``raise_errors``;
+    input errors always raise.
     """
-    if skip_blank and _blank(page):
-        return OCRPage(page=page.number, status="blank", rotation=page.rotation)
-    profile, quality = _profile_of(client), _quality_of(client)
-    budget = _default_max_tokens(client, max_tokens)
-    w, h = page.size
-    plan = plan_page(w, h, tile=tile, profile=profile)
-    system = ocr_prompts.system_prompt(plain=plain)
-    sent = 0
+    page, early, job, plan, warnings = _prepare(
+        client,
+        page,
+        plain=plain,
+        max_tokens=max_tokens,
+        tile=tile,
+        skip_blank=skip_blank,
+        fix_rotation=fix_rotation,
+        rotation_engine=rotation_engine,
+        max_attempts=max_attempts,
+    )
+    if early is not None:
+        return early
     try:
         if plan.mode == "tiles":
             texts: list[tuple[str, Box]] = []
             crops: list[CropInfo] = []
-            finish: list[str | None] = []
-            for prompt, enc, t in _crop_requests(page, plan, plain, profile, quality):
-                res: ChatResult = client.chat(prompt, [enc], system=system, max_tokens=budget)
-                sent += 1
-                texts.append((res.text, plan.boxes[t.index]))
-                finish.append(res.finish_reason)
+            reads: list[_Read] = []
+            reqs = _crop_requests(page, plan, plain, job.profile, job.quality)
+            for prompt, enc, t, img in reqs:
+                job.tokens += enc.tokens
+                read = _read_region(job, img, enc, prompt, label=f"crop {t.index + 1}/{len(reqs)}: ")
+                reads.append(read)
+                texts.append((read.text, plan.boxes[t.index]))
                 crops.append(CropInfo(box=plan.boxes[t.index], tokens=enc.tokens))
-            return _page_result(page, plain, texts, crops, sum(c.tokens for c in crops), sent, finish)
-        enc = encode_page(page.pixels(), profile=profile, quality=quality)
-        res = client.chat(ocr_prompts.page_prompt(plain=plain), [enc], system=system, max_tokens=budget)
-        return _page_result(page, plain, [(res.text, (0, 0, w, h))], [], enc.tokens, 1, [res.finish_reason])
+                if read.failure:  # the page has failed for good: spend nothing on its other crops
+                    break
+            return _page_result(page, plain, texts, crops, reads, job, warnings)
+        image = page.pixels()
+        enc = encode_page(image, profile=job.profile, quality=job.quality)
+        job.tokens += enc.tokens
+        read = _read_region(job, image, enc, ocr_prompts.page_prompt(plain=plain))
+        return _page_result(page, plain, [(read.text, (0, 0, *page.size))], [], [read], job, warnings)
     except InvalidInputError:
         raise
     except MiniMaxVLError as e:
         if raise_errors:
             raise
-        return _failed(page, e, sent)
+        return _failed(page, e, job, warnings)
 
 
 async def aocr_page(
@@ -518,40 +774,49 @@ async def aocr_page(
     tile: TileMode = "auto",
     raise_errors: bool = False,
     skip_blank: bool = True,
+    fix_rotation: bool = False,
+    rotation_engine: LocalOCREngine | None = None,
+    max_attempts: int = 3,
 ) -> OCRPage:
-    """Async :func:`ocr_page`: crops are sent concurrently, bounded by the client's concurrency limit."""
-    if skip_blank and _blank(page):
-        return OCRPage(page=page.number, status="blank", rotation=page.rotation)
-    profile, quality = _profile_of(client), _quality_of(client)
-    budget = _default_max_tokens(client, max_tokens)
-    w, h = page.size
-    plan = plan_page(w, h, tile=tile, profile=profile)
-    system = ocr_prompts.system_prompt(plain=plain)
+    """Async :func:`ocr_page`: crops (and retried halves) are sent concurrently, bounded by the client.
+
+    Rotation detection (CPU, possibly Tesseract) runs in a worker thread so the event loop stays free.
+    """
+    page, early, job, plan, warnings = await asyncio.to_thread(
+        _prepare,
+        client,
+        page,
+        plain=plain,
+        max_tokens=max_tokens,
+        tile=tile,
+        skip_blank=skip_blank,
+        fix_rotation=fix_rotation,
+        rotation_engine=rotation_engine,
+        max_attempts=max_attempts,
+    )
+    if early is not None:
+        return early
     try:
         if plan.mode == "tiles":
-            reqs = _crop_requests(page, plan, plain, profile, quality)
-            results = await asyncio.gather(
-                *(client.achat(p, [enc], system=system, max_tokens=budget) for p, enc, _ in reqs)
+            reqs = _crop_requests(page, plan, plain, job.profile, job.quality)
+            job.tokens += sum(enc.tokens for _, enc, _, _ in reqs)
+            reads = await asyncio.gather(
+                *(
+                    _aread_region(job, img, enc, p, label=f"crop {t.index + 1}/{len(reqs)}: ")
+                    for p, enc, t, img in reqs
+                )
             )
-            texts = [(r.text, plan.boxes[t.index]) for r, (_, _, t) in zip(results, reqs, strict=True)]
-            crops = [CropInfo(box=plan.boxes[t.index], tokens=enc.tokens) for _, enc, t in reqs]
-            return _page_result(
-                page,
-                plain,
-                texts,
-                crops,
-                sum(c.tokens for c in crops),
-                len(reqs),
-                [r.finish_reason for r in results],
-            )
-        enc = encode_page(page.pixels(), profile=profile, quality=quality)
-        res = await client.achat(
-            ocr_prompts.page_prompt(plain=plain), [enc], system=system, max_tokens=budget
-        )
-        return _page_result(page, plain, [(res.text, (0, 0, w, h))], [], enc.tokens, 1, [res.finish_reason])
+            texts = [(r.text, plan.boxes[t.index]) for r, (_, _, t, _) in zip(reads, reqs, strict=True)]
+            crops = [CropInfo(box=plan.boxes[t.index], tokens=enc.tokens) for _, enc, t, _ in reqs]
+            return _page_result(page, plain, texts, crops, list(reads), job, warnings)
+        image = page.pixels()
+        enc = encode_page(image, profile=job.profile, quality=job.quality)
+        job.tokens += enc.tokens
+        read = await _aread_region(job, image, enc, ocr_prompts.page_prompt(plain=plain))
+        return _page_result(page, plain, [(read.text, (0, 0, *page.size))], [], [read], job, warnings)
     except InvalidInputError:
         raise
     except MiniMaxVLError as e:
         if raise_errors:
             raise
-        return _failed(page, e)
+        return _failed(page, e, job, warnings)

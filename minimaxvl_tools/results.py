@@ -162,8 +162,14 @@ class OCRPage(BaseModel):
     requests: int = 0
     status: OCRStatus = "ok"
     error: str | None = Field(None, description="Why it failed; with status ok, a warning (output cut).")
-    engine: str = "minimax-vl-01"
-    rotation: int = 0
+    engine: str = Field("minimax-vl-01", description="What produced the text (the fallback's name).")
+    rotation: int = Field(0, description="Clockwise degrees the page was turned to read it upright.")
+    attempts: int = Field(
+        1, ge=0, description="Deepest try used for a region (1 = first answer good; 0 = no request)."
+    )
+    warnings: list[str] = Field(
+        default_factory=list, description="Retries, rotation and fallback notes, in order."
+    )
 
 
 class OCRResult(BaseModel):
@@ -201,6 +207,16 @@ class OCRResult(BaseModel):
     def failed_pages(self) -> list[int]:
         """Numbers of the pages whose status is ``failed``."""
         return [p.page for p in self.pages if p.status == "failed"]
+
+    @property
+    def fallback_pages(self) -> list[int]:
+        """Numbers of the pages read by a fallback (text layer, local engine) after the model path failed."""
+        return [p.page for p in self.pages if p.status == "fallback"]
+
+    @property
+    def retried_pages(self) -> list[int]:
+        """Numbers of the pages that needed more than one try (looping or cut replies retried)."""
+        return [p.page for p in self.pages if p.attempts > 1]
 
 
 _MD_RULES: tuple[tuple[re.Pattern[str], str], ...] = (

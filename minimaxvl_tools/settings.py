@@ -31,6 +31,7 @@ class Settings(BaseModel):
     timeout: float = Field(300.0, gt=0, description="Seconds per HTTP request.")
     max_retries: int = Field(4, ge=0, description="Retries on 429, 5xx and connection errors.")
     max_concurrency: int = Field(16, ge=1, description="In-flight requests per client (async batches).")
+    adaptive: bool = Field(False, description="Adapt in-flight requests to vLLM's /metrics (backpressure).")
     max_images_per_request: int = Field(4, ge=1, description="Server's --limit-mm-per-prompt image count.")
     max_model_len: int | None = Field(None, ge=256, description="Context length; None reads /v1/models.")
     max_tokens: int = Field(2048, ge=1, description="Default completion budget per request.")

@@ -1,0 +1,104 @@
+"""Evaluation: benchmark metrics, dataset readers, the runner that scores the tools, and the report.
+
+Metrics, readers and the report table are imported eagerly (standard library and pydantic only); the
+runner and CLI names load on first use, since they pull in the tools and LangChain.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .datasets import (
+    DATASET_LAYOUTS,
+    EvalItem,
+    load_ai2d,
+    load_benchmark,
+    load_chartqa,
+    load_docvqa,
+    load_jsonl,
+    load_ocrbench,
+    sample,
+)
+from .metrics import (
+    OCRBENCH_CATEGORIES,
+    ErrorCounts,
+    OCRBenchScore,
+    anls,
+    anls_score,
+    cer,
+    choice_accuracy,
+    corpus_cer,
+    corpus_wer,
+    ocrbench_match,
+    ocrbench_score,
+    parse_choice,
+    relaxed_accuracy,
+    relaxed_correctness,
+    wer,
+)
+from .report import PUBLISHED, PUBLISHED_METRICS, format_report
+
+_LAZY = {
+    "EvalConfig": "runner",
+    "EvalResult": "runner",
+    "EvalRunner": "runner",
+    "EvalSummary": "runner",
+    "ItemRecord": "runner",
+    "OCRBENCH_OCR_CATEGORIES": "runner",
+    "TASKS": "runner",
+    "TASK_UNITS": "runner",
+    "TokenCounts": "runner",
+    "load_ocr_cer": "runner",
+    "load_task": "runner",
+    "read_records": "runner",
+    "run_eval": "runner",
+    "summarize": "runner",
+    "configure_parser": "cli",
+    "run": "cli",
+}
+
+__all__ = [
+    "DATASET_LAYOUTS",
+    "OCRBENCH_CATEGORIES",
+    "PUBLISHED",
+    "PUBLISHED_METRICS",
+    "ErrorCounts",
+    "EvalItem",
+    "OCRBenchScore",
+    "anls",
+    "anls_score",
+    "cer",
+    "choice_accuracy",
+    "corpus_cer",
+    "corpus_wer",
+    "format_report",
+    "load_ai2d",
+    "load_benchmark",
+    "load_chartqa",
+    "load_docvqa",
+    "load_jsonl",
+    "load_ocrbench",
+    "ocrbench_match",
+    "ocrbench_score",
+    "parse_choice",
+    "relaxed_accuracy",
+    "relaxed_correctness",
+    "sample",
+    "wer",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Load the runner/CLI names on first access."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

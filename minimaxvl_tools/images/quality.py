@@ -402,9 +402,11 @@ def _detect_rotation(
             pass  # fall through to the image-only heuristic
     # image only: rotate the mask so candidate[0] is upright, then read ascender/descender asymmetry
     upright = mask if horizontal else np.rot90(mask, k=-1)  # k=-1: 90 degrees clockwise
-    big = ink_mask(
-        _rotate_cw(image, candidates[0]), size=max(size, 1024), ink_threshold=40.0, min_neighbours=3
-    )
+    # ~1024 px so that ascenders and descenders are a few pixels tall. (A median filter against scan noise
+    # was tried and rejected: it erases the 1-px ascender stems of small text and then answers wrongly.)
+    long_side = max(size, 1024)
+    gray = _rotate_cw(image, candidates[0]).convert("L")
+    big = ink_mask(gray, size=long_side, ink_threshold=40.0, min_neighbours=3)
     if not big.any():
         big = upright
     asym, lines = _line_asymmetry(big)

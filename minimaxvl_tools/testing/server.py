@@ -161,7 +161,8 @@ class LocalVLLMServer:
     ``slots`` caps requests running at once (the rest wait and show as ``vllm:num_requests_waiting``);
     ``latency`` is the seconds each chat request takes; ``fault_delay`` is how long a "timeout" fault
     stalls. ``requests`` holds every chat request body received, ``max_running`` the peak concurrency.
-    ``metrics=False`` makes ``/metrics`` answer 404 (a vLLM without Prometheus metrics). ``kv_capacity`` is
+    ``metrics=False`` / ``tokenize=False`` make ``/metrics`` / ``/tokenize`` answer 404 (a vLLM without
+    them). ``kv_capacity`` is
     how many running requests fill the KV cache (``vllm:kv_cache_usage_perc`` = running / kv_capacity,
     capped at 1; default 1.25 x slots, i.e. 0.8 when every slot runs). :meth:`stop` drops open
     connections too, like a crashed server, so clients see connection errors, not late answers.
@@ -181,6 +182,7 @@ class LocalVLLMServer:
         port: int = 0,
         metrics: bool = True,
         kv_capacity: float | None = None,
+        tokenize: bool = True,
     ) -> None:
         self.model = model
         self.max_model_len = max_model_len
@@ -192,6 +194,7 @@ class LocalVLLMServer:
         self.host = host
         self.port = port
         self.metrics_enabled = metrics
+        self.tokenize_enabled = tokenize
         self.kv_capacity = kv_capacity
         self._connections: set[Any] = set()
         self.requests: list[dict[str, Any]] = []
@@ -522,7 +525,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = self._read_body()
             if path == "/v1/chat/completions":
                 self._chat(body)
-            elif path == "/tokenize":
+            elif path == "/tokenize" and self.owner.tokenize_enabled:
                 self._tokenize(body)
             else:
                 raise HTTPError(404, f"Not Found: {path}")

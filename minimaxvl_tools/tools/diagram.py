@@ -37,7 +37,12 @@ class DiagramReasoningTool(MiniMaxVLBaseTool):
         "multiple-choice options (returns the letter). Not for extracting chart numbers or transcribing text."
     )
     args_schema: type[BaseModel] = DiagramInput
-    max_tokens: int = Field(2048, ge=64, description="Completion budget for the reasoning and answer.")
+    max_tokens: int = Field(
+        2048,
+        ge=64,
+        description="Completion budget for the reasoning and answer; a reply cut there is retried once "
+        "with twice the budget (the answer line comes last, so a cut reply usually lacks it).",
+    )
     max_reasoning_chars: int = Field(
         1500, ge=0, description="Reasoning shown to the agent (full in artifact)."
     )
@@ -68,7 +73,10 @@ class DiagramReasoningTool(MiniMaxVLBaseTool):
     ) -> tuple[str, DiagramAnswer]:
         def go() -> tuple[str, DiagramAnswer]:
             enc, text = self._prepare(source, question, options)
-            res = self.vl_client.chat(text, [enc], system=prompts.system_prompt(), max_tokens=self.max_tokens)
+            system = prompts.system_prompt()
+            res = self.vl_client.chat(text, [enc], system=system, max_tokens=self.max_tokens)
+            if res.finish_reason == "length":  # reasoning cut before the answer line: once, with room
+                res = self.vl_client.chat(text, [enc], system=system, max_tokens=2 * self.max_tokens)
             return self._finish(res.text, options)
 
         return self.guard(source, go)
@@ -78,9 +86,10 @@ class DiagramReasoningTool(MiniMaxVLBaseTool):
     ) -> tuple[str, DiagramAnswer]:
         async def go() -> tuple[str, DiagramAnswer]:
             enc, text = await asyncio.to_thread(self._prepare, source, question, options)
-            res = await self.vl_client.achat(
-                text, [enc], system=prompts.system_prompt(), max_tokens=self.max_tokens
-            )
+            system = prompts.system_prompt()
+            res = await self.vl_client.achat(text, [enc], system=system, max_tokens=self.max_tokens)
+            if res.finish_reason == "length":  # reasoning cut before the answer line: once, with room
+                res = await self.vl_client.achat(text, [enc], system=system, max_tokens=2 * self.max_tokens)
             return self._finish(res.text, options)
 
         return await self.aguard(source, go)

@@ -7,7 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from ..errors import InvalidInputError, MiniMaxVLError
+from ..errors import InvalidInputError, JobAbortedError, MiniMaxVLError
+from ..images.quality import correct_rotation
+from ..local_ocr import LocalOCREngine
 from ..pages import PageImage, aocr_page, ocr_page
 from ..results import OCRPage, OCRResult
 from .base import MiniMaxVLBaseTool
@@ -21,8 +23,31 @@ class OCRInput(BaseModel):
     plain: bool = Field(False, description="Plain text instead of markdown (headings, lists, tables).")
 
 
+Fallback = Literal["text-layer", "local"]
+
+
+def _good_text_layer(text: str, min_chars: int = 20) -> bool:
+    """A text layer worth using in place of the model: enough characters, mostly letters/digits/punctuation.
+
+    Why: a scanned PDF often carries an OCR layer of glyph garbage; using it silently would be worse than
+    reporting the page as failed.
+    """
+    stripped = "".join(text.split())
+    if len(stripped) < min_chars:
+        return False
+    good = sum(ch.isalnum() or ch in ".,;:!?%€$()-/'\"" for ch in stripped)
+    return good / len(stripped) >= 0.8
+
+
 class OCRTool(MiniMaxVLBaseTool):
-    """Transcribe every word of an image or document pages; dense pages are read in overlapping crops."""
+    """Transcribe every word of an image or document pages; dense pages are read in overlapping crops.
+
+    Robustness options: ``fix_rotation`` turns sideways/upside-down scans upright before sending;
+    ``max_attempts`` bounds the retries of looping or cut replies (hotter, on smaller crops);
+    ``fallback`` names what may stand in for a page the model failed on (its PDF text layer, the local
+    Tesseract engine), flagged ``status="fallback"``; ``max_failure_rate`` stops a job whose failed pages
+    pass that share of the selection (JobAbortedError, returned to the agent as the tool's error text).
+    """
 
     name: str = "ocr_transcribe"
     description: str = (
@@ -37,6 +62,16 @@ class OCRTool(MiniMaxVLBaseTool):
     max_pages: int = Field(50, ge=1, description="Most pages one call transcribes.")
     tile: Literal["auto"] | bool = Field(
         "auto", description="'auto': crops for dense pages; True always; False never."
+    )
+    fix_rotation: bool = Field(True, description="Detect sideways/upside-down scans and turn them upright.")
+    max_attempts: int = Field(
+        3, ge=1, description="Tries per page region for looping or cut replies (hotter, smaller crops)."
+    )
+    fallback: tuple[Fallback, ...] = Field(
+        (), description="In order, what may replace a failed page: 'text-layer' (good PDF text), 'local'."
+    )
+    max_failure_rate: float | None = Field(
+        None, ge=0.0, le=1.0, description="Stop the job once failed pages exceed this share of the pages."
     )
 
     def _pages(self, source: str, pages: str | None) -> list[PageImage]:
@@ -55,7 +90,69 @@ class OCRTool(MiniMaxVLBaseTool):
             return page
         return self.load_pages(source, pages=[page.number])[0]
 
+    def _ocr_kwargs(self, plain: bool) -> dict[str, Any]:
+        return {
+            "plain": plain,
+            "max_tokens": self.max_tokens,
+            "tile": self.tile,
+            "fix_rotation": self.fix_rotation,
+            "max_attempts": self.max_attempts,
+        }
+
+    def _fallback(self, page: PageImage, ocr: OCRPage) -> OCRPage:
+        """A failed page read by the first allowed fallback, flagged ``fallback``; else ``ocr`` unchanged.
+
+        The original reason stays in ``error``; ``engine`` names the fallback. The local engine reads the
+        page turned as the model saw it (``ocr.rotation``), so a corrected scan stays corrected.
+        """
+        if ocr.status != "failed":
+            return ocr
+        for kind in self.fallback:
+            try:
+                if kind == "text-layer" and _good_text_layer(page.text_layer):
+                    text, engine = page.text_layer.strip(), "text-layer"
+                elif kind == "local" and page.image is not None and LocalOCREngine.available():
+                    image = correct_rotation(page.image, (ocr.rotation - page.rotation) % 360)
+                    res = LocalOCREngine().ocr(image)
+                    if not res.text.strip():
+                        continue
+                    text, engine = res.text.strip(), res.engine
+                else:
+                    continue
+            except InvalidInputError:
+                raise
+            except MiniMaxVLError as e:  # the fallback itself failed: try the next one
+                ocr.warnings.append(f"fallback {kind} failed: {e}")
+                continue
+            return ocr.model_copy(
+                update={
+                    "status": "fallback",
+                    "engine": engine,
+                    "markdown": text,
+                    "text": text,
+                    "warnings": [*ocr.warnings, f"model path failed; text from the {kind} fallback"],
+                }
+            )
+        return ocr
+
+    def _check_failures(self, done: list[OCRPage], total: int) -> None:
+        """JobAbortedError once failed pages exceed ``max_failure_rate`` of the ``total`` selected pages.
+
+        Counting against the whole selection means the job stops as soon as the final rate is certain to
+        pass the threshold, and never stops a job that would have ended under it.
+        """
+        if self.max_failure_rate is None:
+            return
+        failed = [p for p in done if p.status == "failed"]
+        if failed and len(failed) > self.max_failure_rate * total:
+            raise JobAbortedError(
+                f"stopped after {len(done)} of {total} pages: {len(failed)} failed "
+                f"({len(failed) / total:.0%} of the pages) is over max_failure_rate "
+                f"{self.max_failure_rate:.0%}; page {failed[0].page}: {failed[0].error}"
+            )
+
     def _finish(self, source: str, pages: list[OCRPage]) -> tuple[str, OCRResult]:
+        pages = sorted(pages, key=lambda p: p.page)
         result = OCRResult(source=source if not source.startswith("data:") else "data URL", pages=pages)
         failed = [p for p in pages if p.status == "failed"]
         if failed and len(failed) == len(pages):
@@ -64,9 +161,17 @@ class OCRTool(MiniMaxVLBaseTool):
         notes = []
         if failed:
             notes.append("failed pages: " + ", ".join(f"{p.page} ({p.error})" for p in failed))
-        cut = [str(p.page) for p in pages if p.status == "ok" and p.error]
-        if cut:
-            notes.append("output cut at max_tokens on pages: " + ", ".join(cut) + " (raise max_tokens)")
+        fallback = [p for p in pages if p.status == "fallback"]
+        if fallback:
+            notes.append(
+                "fallback pages: " + ", ".join(f"{p.page} ({p.engine}; model: {p.error})" for p in fallback)
+            )
+        retried = [f"{p.page} ({p.attempts} attempts)" for p in pages if p.status == "ok" and p.attempts > 1]
+        if retried:
+            notes.append("retried pages: " + ", ".join(retried))
+        turned = [f"{p.page} ({p.rotation} degrees)" for p in pages if p.rotation and p.status != "blank"]
+        if turned:
+            notes.append("rotated pages: " + ", ".join(turned))
         blank = [str(p.page) for p in pages if p.status == "blank"]
         if blank:
             notes.append("blank pages: " + ", ".join(blank))
@@ -81,13 +186,16 @@ class OCRTool(MiniMaxVLBaseTool):
         self, source: str, pages: str | None = None, plain: bool = False, **_: Any
     ) -> tuple[str, OCRResult]:
         def go() -> tuple[str, OCRResult]:
-            done = []
-            for meta in self._pages(source, pages):
+            done: list[OCRPage] = []
+            selected = self._pages(source, pages)
+            for meta in selected:
                 page = self._rendered(source, meta)
-                done.append(
-                    ocr_page(self.vl_client, page, plain=plain, max_tokens=self.max_tokens, tile=self.tile)
-                )
-                page.image = None  # free the pixels before the next page
+                try:
+                    ocr = ocr_page(self.vl_client, page, **self._ocr_kwargs(plain))
+                    done.append(self._fallback(page, ocr))
+                finally:
+                    page.image = None  # free the pixels before the next page
+                self._check_failures(done, len(selected))
             return self._finish(source, done)
 
         return self.guard(source, go)
@@ -97,25 +205,34 @@ class OCRTool(MiniMaxVLBaseTool):
     ) -> tuple[str, OCRResult]:
         # pages run concurrently (their requests capped by the client); rendering is bounded the same way
         gate = asyncio.Semaphore(self.vl_client.settings.max_concurrency)
+        done: list[OCRPage] = []
 
-        async def one(meta: PageImage) -> OCRPage:
+        async def one(meta: PageImage, total: int) -> None:
             async with gate:
                 page = await asyncio.to_thread(self._rendered, source, meta)
                 try:
-                    return await aocr_page(
-                        self.vl_client,
-                        page,
-                        plain=plain,
-                        max_tokens=self.max_tokens,
-                        tile=self.tile,
-                    )
+                    ocr = await aocr_page(self.vl_client, page, **self._ocr_kwargs(plain))
+                    if ocr.status == "failed" and self.fallback:
+                        ocr = await asyncio.to_thread(self._fallback, page, ocr)
+                    done.append(ocr)
                 finally:
                     page.image = None
+            self._check_failures(done, total)
 
         async def go() -> tuple[str, OCRResult]:
             selected = await asyncio.to_thread(self._pages, source, pages)
-            done = await asyncio.gather(*(one(p) for p in selected))
-            return self._finish(source, list(done))
+            tasks = [asyncio.create_task(one(p, len(selected))) for p in selected]
+            try:
+                finished, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+                for task in finished:
+                    exc = task.exception()
+                    if exc is not None:
+                        raise exc
+            finally:
+                for task in tasks:  # an abort (or a cancelled call) stops the pages still running
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+            return self._finish(source, done)
 
         return await self.aguard(source, go)
 

@@ -315,3 +315,33 @@ def test_scripted_server_error_reply(vllm_server: LocalVLLMServer) -> None:
 
     with pytest.raises(BadRequestError, match="something odd"):
         make_client(vllm_server).chat("x")
+
+
+# ---------------------------------------------------------------------------------------------- exact budget
+def test_exact_budget_uses_tokenize_and_caches(vllm_server: LocalVLLMServer) -> None:
+    text = "a" * 30000  # estimate: 10000 tokens; the server's tokenizer: 7500
+    est = make_client(vllm_server, max_model_len=12000)
+    assert est.plan(text, max_tokens=2000).max_tokens < 2000  # the estimate cuts the completion
+    assert vllm_server.tokenize_requests == []
+    c = make_client(vllm_server, max_model_len=12000, exact_budget=True)
+    assert c.text_tokens(text) == 7500 and c.tokenize_supported is True
+    assert c.plan(text, max_tokens=2000).max_tokens == 2000  # exact count: it fits
+    calls = len(vllm_server.tokenize_requests)
+    c.chat(text, max_tokens=2000)
+    assert len(vllm_server.tokenize_requests) == calls  # prompt and system prompt counts are cached
+    assert vllm_server.tokenize_requests[0]["prompt"] == text
+
+
+async def test_exact_budget_async_prefetches(vllm_server: LocalVLLMServer) -> None:
+    c = make_client(vllm_server, max_model_len=12000, exact_budget=True)
+    r = await c.achat("b" * 30000, max_tokens=2000)
+    assert r.max_tokens == 2000 and len(vllm_server.tokenize_requests) == 2  # system prompt + text
+    await c.aclose()
+
+
+def test_exact_budget_falls_back_on_404() -> None:
+    with LocalVLLMServer(tokenize=False) as server:
+        c = make_client(server, max_model_len=12000, exact_budget=True)
+        assert c.text_tokens("a" * 300) == 100  # the bytes/3 estimate
+        assert c.tokenize_supported is False
+        assert c.chat("x").text

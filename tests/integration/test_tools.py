@@ -421,13 +421,17 @@ def test_chart_invalid_json_after_repair_is_a_tool_error(server: LocalVLLMServer
 
 
 def test_ocr_reports_output_cut_at_max_tokens(server: LocalVLLMServer) -> None:
+    # a reply cut at max_tokens is never kept: the page is retried hotter on two halves, and reported
     server.queue("word " * 400)
     tool = OCRTool(client=_client(server), max_tokens=64)
     msg = _call(tool, {"source": CHART_URL})
     page = msg.artifact.pages[0]
-    assert page.status == "ok" and page.error is not None and "max_tokens" in page.error
-    assert "output cut at max_tokens on pages: 1" in msg.content
-    assert server.requests[-1]["max_tokens"] == 64
+    assert page.status == "ok" and page.error is None and page.attempts == 2
+    assert "word word" not in page.markdown and page.markdown.startswith("# Heading")
+    assert any("finish_reason=length" in w for w in page.warnings)
+    assert "retried pages: 1 (2 attempts)" in msg.content
+    assert [b["temperature"] for b in server.requests] == [0.0, 0.2, 0.2]
+    assert all(b["max_tokens"] == 64 for b in server.requests)
 
 
 def test_chart_request_fitted_to_a_small_context() -> None:

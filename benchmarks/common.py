@@ -1,0 +1,450 @@
+"""Shared pieces of the benchmarks: result rows, the ratio table, test PDFs, a server in a subprocess.
+
+Every benchmark returns a :class:`BenchResult`: table rows (ours, baseline, ratio, target, met?) measured
+in this run, plus the raw text written to ``benchmarks/results/<name>.txt``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import statistics
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:  # pragma: no cover
+    from minimaxvl_tools.client import MiniMaxVLClient
+
+RESULTS_DIR = Path(__file__).parent / "results"
+DEJAVU = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+MODEL = "MiniMaxAI/MiniMax-VL-01"
+PAGE_FORMATS: dict[str, tuple[float, float]] = {"letter": (215.9, 279.4), "a4": (210.0, 297.0)}  # mm
+
+Op = Literal[">=", "<=", "<", "info"]
+
+_WORDS = [
+    "the",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "was",
+    "for",
+    "on",
+    "are",
+    "with",
+    "as",
+    "by",
+    "at",
+    "be",
+    "this",
+    "from",
+    "that",
+    "have",
+    "or",
+    "an",
+    "they",
+    "which",
+    "one",
+    "had",
+    "not",
+    "but",
+    "what",
+    "all",
+    "were",
+    "when",
+    "we",
+    "there",
+    "can",
+    "your",
+    "been",
+    "has",
+    "more",
+    "if",
+    "will",
+    "would",
+    "each",
+    "about",
+    "how",
+    "up",
+    "out",
+    "them",
+    "then",
+    "she",
+    "many",
+    "some",
+    "so",
+    "these",
+    "make",
+    "like",
+    "him",
+    "into",
+    "time",
+    "has",
+    "look",
+    "two",
+    "write",
+    "go",
+    "see",
+    "number",
+    "way",
+    "could",
+    "people",
+    "than",
+    "first",
+    "water",
+    "been",
+    "call",
+    "who",
+    "oil",
+    "its",
+    "now",
+    "find",
+    "long",
+    "down",
+    "day",
+    "did",
+    "get",
+    "come",
+    "made",
+    "may",
+    "part",
+    "over",
+    "new",
+    "sound",
+    "take",
+    "only",
+    "little",
+    "work",
+    "know",
+    "place",
+    "year",
+    "live",
+    "back",
+    "give",
+    "most",
+    "very",
+    "after",
+    "thing",
+    "our",
+    "just",
+    "name",
+    "good",
+    "sentence",
+    "man",
+    "think",
+    "say",
+    "great",
+    "where",
+    "help",
+    "through",
+    "much",
+    "before",
+    "line",
+    "right",
+    "too",
+    "mean",
+    "old",
+    "any",
+    "same",
+    "tell",
+    "boy",
+    "follow",
+    "came",
+    "want",
+    "show",
+    "also",
+    "around",
+    "form",
+    "three",
+    "small",
+    "set",
+    "put",
+    "end",
+    "does",
+    "another",
+    "well",
+    "large",
+    "must",
+    "big",
+    "even",
+    "such",
+    "because",
+    "turn",
+    "here",
+    "why",
+    "ask",
+    "went",
+    "men",
+    "read",
+    "need",
+    "land",
+    "different",
+    "home",
+    "us",
+    "move",
+    "try",
+    "kind",
+    "hand",
+    "picture",
+    "again",
+    "change",
+    "off",
+    "play",
+    "spell",
+    "air",
+    "away",
+    "animal",
+    "house",
+    "point",
+    "page",
+    "letter",
+    "mother",
+    "answer",
+    "found",
+    "study",
+    "still",
+    "learn",
+    "should",
+    "America",
+    "world",
+    "invoice",
+    "total",
+    "amount",
+    "Quantity",
+    "Price",
+    "Account",
+    "Balance",
+    "Report",
+    "Section",
+]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table: ``ratio`` = ours / baseline, compared with ``threshold`` by ``op``."""
+
+    benchmark: str
+    ours: float
+    baseline: float
+    unit: str
+    op: Op
+    threshold: float = 0.0
+    note: str = ""
+
+    @property
+    def ratio(self) -> float:
+        """ours / baseline (1.0 when both are 0, inf when only the baseline is 0)."""
+        if self.baseline == 0:
+            return 1.0 if self.ours == 0 else float("inf")
+        return self.ours / self.baseline
+
+    @property
+    def target(self) -> str:
+        """The target as text, e.g. ``ratio >= 0.90``; ``info`` for rows without a target."""
+        return "info" if self.op == "info" else f"{self.op} {self.threshold:.2f}"
+
+    @property
+    def met(self) -> bool | None:
+        """Whether the ratio meets the target (None for info rows)."""
+        r = self.ratio
+        if self.op == ">=":
+            return r >= self.threshold
+        if self.op == "<=":
+            return r <= self.threshold
+        if self.op == "<":
+            return r < self.threshold
+        return None
+
+
+@dataclass
+class BenchResult:
+    """What one benchmark measured: table rows, raw text for its results file, and its wall time."""
+
+    name: str
+    rows: list[Row]
+    raw: str
+    seconds: float = 0.0
+    details: dict[str, object] = field(default_factory=dict)
+
+
+def _num(value: float, unit: str) -> str:
+    if value == float("inf"):
+        return "inf"
+    if unit in ("CER",):
+        return f"{value:.4f}"
+    if abs(value) >= 1000:
+        return f"{value:,.0f} {unit}".strip()
+    return f"{value:.3g} {unit}".strip() if abs(value) < 10 else f"{value:.1f} {unit}".strip()
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    """The markdown table of ratios: benchmark | ours | baseline | ratio | target | met?."""
+    head = ["benchmark", "ours", "baseline", "ratio", "target", "met?"]
+    body = []
+    for r in rows:
+        met = "-" if r.met is None else ("yes" if r.met else "NO")
+        ratio = "inf" if r.ratio == float("inf") else f"{r.ratio:.3f}"
+        body.append([r.benchmark, _num(r.ours, r.unit), _num(r.baseline, r.unit), ratio, r.target, met])
+    widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(head), sep, *(line(b) for b in body)])
+
+
+def median(values: Sequence[float]) -> float:
+    """Median of a non-empty sequence."""
+    return float(statistics.median(values))
+
+
+# ---------------------------------------------------------------------------------------------- PDFs
+def page_lines(rng: random.Random, n_lines: int, max_chars: int) -> list[str]:
+    """``n_lines`` lines of pseudo-random words (and numbers), each at most ``max_chars`` long."""
+    lines = []
+    for _ in range(n_lines):
+        words: list[str] = []
+        while True:
+            w = rng.choice(_WORDS) if rng.random() > 0.12 else str(rng.randint(1, 99999))
+            if len(" ".join([*words, w])) > max_chars:
+                break
+            words.append(w)
+        lines.append(" ".join(words))
+    return lines
+
+
+def make_text_pdf(
+    path: Path,
+    pages: int,
+    *,
+    font_size: float = 10.0,
+    page_format: str = "letter",
+    seed: int = 0,
+    fill: float = 1.0,
+    ttf: bool = True,
+    stride: int = 1,
+) -> list[list[str]]:
+    """Write a ``pages``-page PDF of text lines (DejaVuSans, or Helvetica with ``ttf=False``) to ``path``.
+
+    Lines fill the printable width and ``fill`` of the printable height (15 mm margins), one every
+    ``stride`` line heights (``stride=2`` leaves a blank line between lines: half the text). Returns each
+    page's lines: the exact text printed, the ground truth for legibility measurements.
+    """
+    from fpdf import FPDF
+
+    w_mm, h_mm = PAGE_FORMATS[page_format]
+    pdf = FPDF(unit="mm", format=(w_mm, h_mm))
+    pdf.set_auto_page_break(False)
+    pdf.set_margins(15, 15, 15)
+    family = "DejaVu" if ttf else "Helvetica"
+    if ttf:
+        pdf.add_font("DejaVu", "", str(DEJAVU))
+    pdf.set_font(family, size=font_size)
+    line_h = font_size * 1.45 * 25.4 / 72  # mm
+    n_lines = max(1, int((h_mm - 30) * fill / (line_h * stride)))
+    avg_char = pdf.get_string_width("the of and invoice 12345 ") / len("the of and invoice 12345 ")
+    max_chars = int((w_mm - 30) / avg_char * 0.95)
+    rng = random.Random(seed)
+    truth: list[list[str]] = []
+    for _ in range(pages):
+        pdf.add_page()
+        lines = page_lines(rng, n_lines, max_chars)
+        while any(pdf.get_string_width(ln) > w_mm - 30 for ln in lines):
+            lines = [ln if pdf.get_string_width(ln) <= w_mm - 30 else ln.rsplit(" ", 1)[0] for ln in lines]
+        for i, ln in enumerate(lines):
+            pdf.set_xy(15, 15 + i * line_h * stride)
+            pdf.cell(w_mm - 30, line_h, ln)
+        truth.append(lines)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pdf.output(str(path))
+    return truth
+
+
+# ---------------------------------------------------------------------------------------------- server
+_SERVER_CODE = """
+import sys
+from minimaxvl_tools.testing import LocalVLLMServer, server
+# a listen backlog of 5 (socketserver's default) drops SYNs when 32 clients connect at once, which costs a
+# 1 s TCP retransmit; real vLLM (uvicorn) listens with a backlog of 2048
+server._QuietHTTPServer.request_queue_size = 2048
+latency, slots = float(sys.argv[1]), sys.argv[2]
+s = LocalVLLMServer(latency=latency, slots=None if slots == "none" else int(slots)).start()
+print(s.port, flush=True)
+sys.stdin.read()
+s.stop()
+"""
+
+
+@contextlib.contextmanager
+def server_subprocess(latency: float = 0.0, slots: int | None = None) -> Iterator[int]:
+    """Run :class:`LocalVLLMServer` in a child Python process (its CPU is not ours); yields its port."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SERVER_CODE, str(latency), "none" if slots is None else str(slots)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        if not line.isdigit():
+            raise RuntimeError(f"the test server did not start (printed {line!r})")
+        yield int(line)
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            assert proc.stdin is not None
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def make_client(port: int, max_concurrency: int = 32) -> MiniMaxVLClient:
+    """A MiniMaxVLClient for the local test server on ``port`` (no retries hide failures)."""
+    from minimaxvl_tools.client import MiniMaxVLClient
+
+    return MiniMaxVLClient(
+        base_url=f"http://127.0.0.1:{port}/v1",
+        api_key="benchmark",
+        model=MODEL,
+        max_concurrency=max_concurrency,
+        max_model_len=32768,
+        max_retries=0,
+        timeout=60,
+    )
+
+
+def write_result(result: BenchResult) -> Path:
+    """Write ``result``'s raw text and its rows to ``benchmarks/results/<name>.txt``."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{result.name}.txt"
+    path.write_text(
+        f"{result.raw.rstrip()}\n\n{format_table(result.rows)}\n\nwall time {result.seconds:.1f} s\n"
+    )
+    return path
+
+
+__all__ = [
+    "MODEL",
+    "RESULTS_DIR",
+    "BenchResult",
+    "Row",
+    "format_table",
+    "make_client",
+    "make_text_pdf",
+    "median",
+    "page_lines",
+    "server_subprocess",
+    "write_result",
+]

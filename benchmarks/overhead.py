@@ -1,0 +1,178 @@
+"""Client overhead: end-to-end pages/s through OCRTool vs the server's ideal, and client CPU per page.
+
+Throughput: :class:`~minimaxvl_tools.tools.ocr.OCRTool` (async ``_arun``, client ``max_concurrency`` 32)
+transcribes a letter-size PDF rendered at 200 dpi against :class:`LocalVLLMServer` running in a CHILD
+process (so its CPU is not the client's) with a fixed 1.0 s per request and 32 slots. Each page is one
+request (``tile=False``; checked with :func:`pages.plan_page`), so the ideal is 32 pages/s; the ratio is
+pages / wall time over that. Target >= 0.95.
+
+CPU: :func:`time.process_time` over a synchronous pass without network, per page: render
+(``iter_pdf_pages``) -> ``plan_page`` -> ``encode_page`` -> ``client.build_messages``. Target <= 40 ms at
+200 dpi. The same pass for the tiled plan (crops cut and encoded) is reported for information.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from .common import BenchResult, Row, make_client, make_text_pdf, server_subprocess
+
+LATENCY = 1.0
+SLOTS = 32
+CONCURRENCY = 32
+DPI = 200
+CPU_BUDGET_MS = 40.0
+
+
+def cpu_per_page(pdf: Path, *, tiled: bool = False, dpi: int = DPI) -> tuple[float, int, dict[str, float]]:
+    """Client CPU seconds per page with no network: (total s/page, pages, s/page per stage).
+
+    Stages: ``render`` (iter_pdf_pages), ``plan`` (plan_page), ``encode`` (encode_page: fit + JPEG; or cut
+    crops + encode each for the tiled plan), ``build`` (client.build_messages).
+    """
+    from minimaxvl_tools.client import MiniMaxVLClient
+    from minimaxvl_tools.images.encode import encode_image
+    from minimaxvl_tools.images.tiling import cut_tiles
+    from minimaxvl_tools.pages import encode_page, plan_page
+    from minimaxvl_tools.pdf import iter_pdf_pages
+    from minimaxvl_tools.prompts import ocr as ocr_prompts
+
+    client = MiniMaxVLClient(base_url="http://127.0.0.1:9/v1", api_key="x", model="m", max_model_len=32768)
+    system = ocr_prompts.system_prompt(plain=False)
+    prompt = ocr_prompts.page_prompt(plain=False)
+    stages = dict.fromkeys(("render", "plan", "encode", "build"), 0.0)
+    n = 0
+    clock = time.process_time
+    start = mark = clock()
+    for page in iter_pdf_pages(pdf, dpi=dpi):
+        image = page.image
+        assert image is not None
+        now = clock()
+        stages["render"] += now - mark
+        plan = plan_page(image.width, image.height, tile="auto" if tiled else False)
+        mark, now = now, clock()
+        stages["plan"] += now - mark
+        if plan.mode == "tiles":
+            assert plan.tiles is not None
+            scaled = image if image.size == plan.tiles.page else image.resize(plan.tiles.page)
+            encs = [encode_image(crop) for crop, _ in cut_tiles(scaled, plan.tiles)]
+        else:
+            encs = [encode_page(image)]
+        mark, now = now, clock()
+        stages["encode"] += now - mark
+        for enc in encs:
+            client.build_messages(prompt, [enc], system=system)
+        mark, now = now, clock()
+        stages["build"] += now - mark
+        mark = clock()
+        n += 1
+    total = clock() - start
+    client.close()
+    n = max(1, n)
+    return total / n, n, {k: v / n for k, v in stages.items()}
+
+
+async def _transport(port: int, pdf: Path, pages: int) -> float:
+    """Wall seconds for ``pages`` achat calls carrying one pre-encoded page image (no render, no encode)."""
+    from minimaxvl_tools.pages import encode_page
+    from minimaxvl_tools.pdf import render_page
+
+    image = render_page(pdf, 1, dpi=DPI).image
+    assert image is not None
+    enc = encode_page(image)
+    client = make_client(port, CONCURRENCY)
+    await client.achat("warm up", [], max_tokens=8)
+    t0 = time.perf_counter()
+    await asyncio.gather(*(client.achat("Transcribe.", [enc], max_tokens=64) for _ in range(pages)))
+    wall = time.perf_counter() - t0
+    await client.aclose()
+    return wall
+
+
+async def _throughput(pdf: Path, port: int, pages: int) -> tuple[float, dict[str, Any]]:
+    from minimaxvl_tools.tools.ocr import OCRTool
+
+    client = make_client(port, CONCURRENCY)
+    tool = OCRTool(client=client, allowed_roots=[pdf.parent], max_pages=pages, tile=False)
+    await client.achat("warm up", [], max_tokens=8)  # connection and /v1/models outside the window
+    t0 = time.perf_counter()
+    _, result = await tool._arun(str(pdf))
+    wall = time.perf_counter() - t0
+    await client.aclose()
+    statuses = [p.status for p in result.pages]
+    info = {
+        "wall_s": wall,
+        "pages": len(result.pages),
+        "requests": sum(p.requests for p in result.pages),
+        "ok": statuses.count("ok"),
+    }
+    return wall, info
+
+
+def run(quick: bool = False, *, pages: int | None = None, cpu_pages: int | None = None) -> BenchResult:
+    """Measure OCRTool throughput against the 1 s / 32-slot server and the client's CPU per page."""
+    from minimaxvl_tools.pages import plan_page
+    from minimaxvl_tools.pdf import render_page
+
+    logging.getLogger("minimaxvl_tools").setLevel(logging.ERROR)
+    t0 = time.perf_counter()
+    pages = pages or (64 if quick else 160)
+    cpu_pages = cpu_pages or (5 if quick else 20)
+    with tempfile.TemporaryDirectory() as tmp:
+        pdf = Path(tmp) / "overhead.pdf"
+        make_text_pdf(pdf, pages, font_size=10, page_format="letter", ttf=False)
+        first = render_page(pdf, 1, dpi=DPI)
+        assert first.image is not None
+        w, h = first.image.size
+        plan = plan_page(w, h, tile=False)
+        assert plan.requests == 1, f"page {w}x{h} needs {plan.requests} requests with tile=False"
+        auto = plan_page(w, h)
+        with server_subprocess(latency=LATENCY, slots=SLOTS) as port:
+            wall, info = asyncio.run(_throughput(pdf, port, pages))
+        with server_subprocess(latency=LATENCY, slots=SLOTS) as port:
+            transport_wall = asyncio.run(_transport(port, pdf, pages))
+        cpu_pdf = Path(tmp) / "cpu.pdf"
+        make_text_pdf(cpu_pdf, cpu_pages, font_size=10, page_format="letter", ttf=False)
+        cpu_single, n, stages = cpu_per_page(cpu_pdf)
+        cpu_tiled, _, stages_tiled = cpu_per_page(cpu_pdf, tiled=True)
+    if info["ok"] != pages or info["requests"] != pages:
+        raise RuntimeError(f"throughput run is not valid: {info}")
+    ideal = SLOTS / LATENCY
+    rate = pages / wall
+    raw = "\n".join(
+        [
+            f"OCRTool._arun, {pages} letter pages at {DPI} dpi ({w}x{h} px, tile=False: 1 request/page; "
+            f"the auto plan would send {auto.requests} crops), client max_concurrency {CONCURRENCY}",
+            f"server (child process): latency {LATENCY} s/request, {SLOTS} slots "
+            f"-> ideal {ideal:.1f} pages/s",
+            f"wall {wall:.2f} s for {info['pages']} pages / {info['requests']} requests ({info['ok']} ok) "
+            f"-> {rate:.2f} pages/s = {rate / ideal:.3f} of ideal (ideal wall {pages / ideal:.2f} s)",
+            f"same {pages} requests with one pre-encoded page image (achat only, no render/encode): wall "
+            f"{transport_wall:.2f} s -> {pages / transport_wall:.2f} req/s "
+            f"= {pages / transport_wall / ideal:.3f} of ideal",
+            f"client CPU per page over {n} pages (render+plan+encode_page+build_messages): "
+            f"{cpu_single * 1000:.1f} ms = " + " + ".join(f"{k} {v * 1000:.1f}" for k, v in stages.items()),
+            f"client CPU per page, tiled plan ({auto.requests} crops cut+encoded): "
+            f"{cpu_tiled * 1000:.1f} ms = "
+            + " + ".join(f"{k} {v * 1000:.1f}" for k, v in stages_tiled.items()),
+        ]
+    )
+    rows = [
+        Row("overhead: OCRTool pages/s vs ideal (1 s, 32 slots)", rate, ideal, "pages/s", ">=", 0.95),
+        Row("overhead: achat only, pre-encoded page (info)", pages / transport_wall, ideal, "req/s", "info"),
+        Row("overhead: client CPU/page vs 40 ms budget", cpu_single * 1000, CPU_BUDGET_MS, "ms", "<=", 1.0),
+        Row("overhead: client CPU/page, tiled plan (info)", cpu_tiled * 1000, CPU_BUDGET_MS, "ms", "info"),
+    ]
+    details = {
+        "wall_s": wall,
+        "pages_per_s": rate,
+        "transport_req_per_s": pages / transport_wall,
+        "cpu_ms": cpu_single * 1000,
+        "cpu_tiled_ms": cpu_tiled * 1000,
+    }
+    return BenchResult("overhead", rows, raw, time.perf_counter() - t0, details)

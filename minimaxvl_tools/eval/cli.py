@@ -1,0 +1,177 @@
+"""``minimaxvl eval``: run a benchmark on a local copy of its dataset and print the score table.
+
+Thin over :mod:`minimaxvl_tools.eval.runner`: :func:`configure_parser` adds the arguments to any
+:class:`argparse.ArgumentParser` (the ``minimaxvl`` CLI registers it as its ``eval`` subcommand, and
+``python -m minimaxvl_tools.eval`` uses it stand-alone) and :func:`run` executes parsed arguments.
+Common options (``--base-url``, ``--model``, ``--api-key``, ``--json``) are read with defaults, since the
+parent CLI may or may not have defined them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import MiniMaxVLError
+from ..settings import Settings
+from .datasets import DATASET_LAYOUTS
+from .runner import TASKS, EvalConfig, EvalResult, EvalRunner, load_task
+
+__all__ = ["build_parser", "configure_parser", "main", "run"]
+
+_EPILOG = (
+    "expected layouts:\n"
+    + "\n".join(f"  {k}: {v}" for k, v in DATASET_LAYOUTS.items())
+    + ("\n  ocr-cer: a born-digital PDF (or a folder of them); each page's text layer is the gold text")
+)
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Add the ``eval`` arguments to ``parser`` (which may be a subcommand's parser)."""
+    parser.description = parser.description or "Evaluate MiniMax-VL-01 through the tools on a benchmark."
+    parser.epilog = parser.epilog or _EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("task", metavar="TASK", choices=TASKS, help="one of: " + ", ".join(TASKS))
+    parser.add_argument("data", metavar="DATA", type=Path, help="local dataset path (see layouts below)")
+    parser.add_argument("--limit", type=int, default=None, help="keep the first N items of the file")
+    parser.add_argument("--sample", type=int, default=None, metavar="N", help="a seeded sample of N items")
+    parser.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="results JSONL, appended to (default: eval-<TASK>.jsonl)"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=None, help="items in flight (default: the client's limit)"
+    )
+    parser.add_argument(
+        "--engine", choices=("vlm", "local"), default="vlm", help="ocr-cer: MiniMax-VL-01 or local Tesseract"
+    )
+    parser.add_argument("--no-resume", action="store_true", help="run every item again, ignoring --out")
+    parser.add_argument("--dpi", type=int, default=200, help="PDF render resolution (default 200)")
+    parser.add_argument("--split", default=None, help="dataset split (chartqa/docvqa/ai2d readers)")
+    parser.add_argument("--lang", default="eng", help="Tesseract language(s) for --engine local")
+    parser.add_argument("--max-tokens", type=int, default=None, help="completion budget per request")
+    parser.add_argument(
+        "--no-tile", action="store_true", help="OCR: send each page as one image, never in crops"
+    )
+    parser.add_argument("--case-fold", action="store_true", help="ocr-cer: ignore case")
+    parser.add_argument(
+        "--keep-whitespace",
+        action="store_true",
+        help="ocr-cer: count line-break and spacing differences as errors (default: collapsed)",
+    )
+    parser.add_argument(
+        "--ocrbench-docqa-only",
+        action="store_true",
+        help="ocrbench: answer every item with document_qa (default: pure recognition uses ocr_transcribe)",
+    )
+    parser.add_argument("--report", type=Path, default=None, help="also write the markdown table here")
+    for flag, kw in (
+        ("--base-url", {"default": None, "help": "vLLM OpenAI endpoint (default: MINIMAXVL_BASE_URL)"}),
+        ("--model", {"default": None, "help": "served model name (default: MINIMAXVL_MODEL)"}),
+        ("--api-key", {"default": None, "help": "bearer token (default: MINIMAXVL_API_KEY)"}),
+        ("--json", {"action": "store_true", "help": "print the summaries as JSON"}),
+    ):
+        with contextlib.suppress(argparse.ArgumentError):  # the parent CLI may define it already
+            parser.add_argument(flag, **kw)  # type: ignore[arg-type]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """A stand-alone parser (``python -m minimaxvl_tools.eval``)."""
+    parser = argparse.ArgumentParser(prog="python -m minimaxvl_tools.eval")
+    configure_parser(parser)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        base_url=getattr(args, "base_url", None),
+        model=getattr(args, "model", None),
+        api_key=getattr(args, "api_key", None),
+        timeout=getattr(args, "timeout", None),
+        max_retries=getattr(args, "max_retries", None),
+        max_concurrency=getattr(args, "max_concurrency", None),
+    )
+
+
+def _print_human(result: EvalResult) -> None:
+    for s in result.summaries:
+        tok = s.tokens
+        line = (
+            f"{s.task}: {s.score:.2f} ({s.unit}) on {s.n} items, {s.errors} errors, "
+            f"{result.ran} run / {s.resumed} resumed in {s.seconds:.1f}s; tokens prompt {tok.prompt} "
+            f"completion {tok.completion} image {tok.image}"
+        )
+        print(line)
+        if s.task == "ocr-cer":
+            e = s.extra
+            print(
+                f"  CER {e['cer']:.4f} ({e['edits']}/{e['chars']} chars), "
+                f"WER {e['wer']:.4f} ({e['word_edits']}/{e['words']} words)"
+            )
+        if s.task == "ocrbench":
+            for cat, hits in sorted(s.extra["per_category"].items()):
+                print(f"  {cat}: {hits}/{s.extra['per_category_n'][cat]}")
+    errs = [r for r in result.records if r.error]
+    for r in errs[:5]:
+        print(f"  error {r.id}: {r.error[:200] if r.error else ''}", file=sys.stderr)
+    if result.out is not None:
+        print(f"records: {result.out}")
+    print()
+    print(result.report(), end="")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Execute parsed ``eval`` arguments; 0 on success, 1 when every item failed, 2 on bad input."""
+    task: str = args.task
+    loader_kwargs: dict[str, Any] = {}
+    if getattr(args, "split", None) and task in ("chartqa", "docvqa", "ai2d"):
+        loader_kwargs["split"] = args.split
+    try:
+        items = load_task(
+            task, args.data, limit=args.limit, sample_n=args.sample, seed=args.seed, **loader_kwargs
+        )
+        settings = _settings(args) if args.engine == "vlm" else None
+        config = EvalConfig(
+            task=task,
+            model=settings.model if settings else "",
+            engine=args.engine,
+            dpi=args.dpi,
+            tile=False if args.no_tile else "auto",
+            lang=args.lang,
+            case_fold=args.case_fold,
+            collapse_whitespace=not args.keep_whitespace,
+            ocrbench_ocr_tool=not args.ocrbench_docqa_only,
+            max_tokens=args.max_tokens,
+        )
+        out = args.out if args.out is not None else Path(f"eval-{task}.jsonl")
+        runner = EvalRunner(
+            config, settings=settings, out=out, concurrency=args.concurrency, resume=not args.no_resume
+        )
+        result = runner.run(items)
+    except MiniMaxVLError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if getattr(args, "json", False):
+        payload = {
+            "summaries": [s.model_dump() for s in result.summaries],
+            "config": config.as_dict(),
+            "config_hash": config.config_hash(),
+            "out": str(result.out) if result.out else None,
+            "report": result.report(),
+        }
+        print(json.dumps(payload, indent=2))
+    else:
+        _print_human(result)
+    if args.report is not None:
+        args.report.write_text(result.report(), encoding="utf-8")
+    all_failed = all(s.errors == s.n for s in result.summaries)
+    return 1 if all_failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m minimaxvl_tools.eval``."""
+    return run(build_parser().parse_args(argv))
