@@ -116,8 +116,13 @@ def run(
     client: MiniMaxVLClient | None = None,
     k: int = 3,
     cache_dir: str | Path = ".minimaxvl-cache",
+    detect_rotation: bool = True,
 ) -> RAGAnswer:
-    """Answer ``question`` over ``paths``; ``mode`` 'auto' uses the endpoint when it is up, else offline."""
+    """Answer ``question`` over ``paths``; ``mode`` 'auto' uses the endpoint when it is up, else offline.
+
+    ``detect_rotation=False`` skips the per-page orientation check (Tesseract, about a second a page) for
+    documents known to be scanned upright.
+    """
     client = client or MiniMaxVLClient()
     online = mode == "vlm" or (mode == "auto" and endpoint_up(client))
     loader = MiniMaxVLDocumentLoader(
@@ -125,6 +130,7 @@ def run(
         mode="vlm" if online else "local",
         client=client,
         cache_dir=Path(cache_dir) / "pages",
+        detect_rotation=detect_rotation,
     )
     pages = list(loader.lazy_load())
     chunks = split_pages(pages)

@@ -30,6 +30,7 @@ import hashlib
 import json
 import logging
 import os
+import shlex
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -699,6 +700,8 @@ def _serve_plan(args: argparse.Namespace) -> Any:
         overrides["structured_outputs"] = serve.XGRAMMAR_COMPACT
     if args.host:
         overrides["host"] = args.host
+    if args.vllm_executable:
+        overrides["executable"] = shlex.split(args.vllm_executable)
     quant: str | None = args.quantization
     if quant in ("none", "bf16", "bfloat16"):
         quant = None
@@ -930,6 +933,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--served-model-name")
     p.add_argument("--host")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--vllm-executable",
+        help="how to run vLLM's CLI (default: vllm), e.g. 'python3 -m vllm.entrypoints.cli.main'",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the command(s) and the checks, run nothing")
     p.add_argument("--force", action="store_true", help="launch even when a check fails")
     p.add_argument("vllm_args", nargs=argparse.REMAINDER, help="after --: extra arguments for vllm serve")

@@ -294,22 +294,26 @@ def _ocr_score(engine: LocalOCREngine, image: Image.Image) -> tuple[float, int]:
 def _text_sample(image: Image.Image, long_side: int) -> Image.Image:
     """A band of an (assumed upright-axis) page holding text, for a cheap OCR vote.
 
-    Crops to the ink bounding box, keeps a band at most half as tall as it is wide around the middle
-    of the text, and downscales it to ``long_side`` px: OCR cost grows with area, and a few lines are
-    enough to tell upright text from upside-down text.
+    Keeps the horizontal band (at most half as tall as the page is wide) with the most ink, cropped to
+    the columns holding ink, and downscales it to ``long_side`` px: OCR cost grows with area, and a few
+    lines are enough to tell upright text from upside-down text. Choosing the densest band (rather
+    than the middle of the ink bounding box) keeps stray specks on a scan from centring it on nothing.
     """
     gray = image.convert("L")
     mask = ink_mask(gray, size=512, margin=0.0)
-    ys, xs = np.nonzero(mask)
-    if ys.size:
-        sy, sx = gray.height / mask.shape[0], gray.width / mask.shape[1]
+    if mask.any():
+        h, w = mask.shape
+        band = max(1, min(h, w // 2))
+        cumulative = np.concatenate(([0], np.cumsum(mask.sum(axis=1))))
+        top = int(np.argmax(cumulative[band:] - cumulative[:-band])) if h > band else 0
+        cols = np.flatnonzero(mask[top : top + band].any(axis=0))
+        sy, sx = gray.height / h, gray.width / w
         pad = int(0.01 * max(gray.size))
-        left, right = max(0, int(xs.min() * sx) - pad), min(gray.width, int((xs.max() + 1) * sx) + pad)
-        top, bottom = max(0, int(ys.min() * sy) - pad), min(gray.height, int((ys.max() + 1) * sy) + pad)
-        band = max(1, min(bottom - top, (right - left) // 2))
-        mid = (top + bottom) // 2
-        top = max(0, mid - band // 2)
-        gray = gray.crop((left, top, right, min(gray.height, top + band)))
+        left = max(0, int(cols[0] * sx) - pad)
+        right = min(gray.width, int((cols[-1] + 1) * sx) + pad)
+        upper = max(0, int(top * sy) - pad)
+        lower = min(gray.height, int((top + band) * sy) + pad)
+        gray = gray.crop((left, upper, right, lower))
     if max(gray.size) > long_side:
         scale = long_side / max(gray.size)
         gray = gray.resize(

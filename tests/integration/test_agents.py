@@ -227,6 +227,7 @@ def test_rag_online_uses_minimax_ocr_and_docvqa(vllm_server: LocalVLLMServer, tm
         mode="vlm",
         client=client_for(vllm_server),
         cache_dir=tmp_path / "cache",
+        detect_rotation=False,
     )
     assert res.answer == "1,080.00 EUR"
     assert res.citations == [{"source": str(pdf), "page": 1}]
@@ -245,6 +246,7 @@ def test_rag_online_uses_minimax_ocr_and_docvqa(vllm_server: LocalVLLMServer, tm
         mode="vlm",
         client=client_for(vllm_server),
         cache_dir=tmp_path / "cache",
+        detect_rotation=False,
     )
     assert again.answer == "1,080.00 EUR"
     assert len(vllm_server.requests) == 1 and len(vqa) == 2

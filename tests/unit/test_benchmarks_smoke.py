@@ -1,0 +1,84 @@
+"""Smoke tests of the benchmarks at tiny sizes: result structure and sane values, never timing targets."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from benchmarks import memory, overhead, render, tokens
+from benchmarks.common import BenchResult, Row, format_table, make_text_pdf
+
+
+def _check(result: BenchResult, name: str, n_rows: int) -> None:
+    assert result.name == name
+    assert len(result.rows) == n_rows
+    assert result.raw.strip()
+    assert result.seconds > 0
+    for row in result.rows:
+        assert isinstance(row, Row)
+        assert math.isfinite(row.ours) and row.ours >= 0
+        assert math.isfinite(row.baseline) and row.baseline >= 0
+        assert row.met in (True, False, None)
+        assert (row.met is None) == (row.op == "info")
+    table = format_table(result.rows)
+    assert table.splitlines()[0].startswith("| benchmark")
+    assert len(table.splitlines()) == n_rows + 2
+
+
+def test_row_ratio_and_target() -> None:
+    assert Row("x", 9, 10, "u", ">=", 0.9).met is True
+    assert Row("x", 8, 10, "u", ">=", 0.9).met is False
+    assert Row("x", 50, 40, "ms", "<=", 1.0).met is False
+    assert Row("x", 0, 0, "CER", "<", 1.0).ratio == 1.0
+    assert Row("x", 0, 0, "CER", "<", 1.0).met is False
+    assert Row("x", 1, 0, "CER", "<=", 1.0).ratio == float("inf")
+    assert Row("x", 1, 2, "u", "info").met is None
+
+
+def test_make_text_pdf_returns_the_printed_lines(tmp_path: Path) -> None:
+    truth = make_text_pdf(tmp_path / "t.pdf", 2, font_size=12, stride=4)
+    assert len(truth) == 2 and all(truth) and all(line for page in truth for line in page)
+    assert (tmp_path / "t.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_render_smoke() -> None:
+    res = render.run(pages=2, reps=1)
+    _check(res, "render", 2)
+    assert all(r.ours > 0 and r.baseline > 0 for r in res.rows)
+
+
+def test_overhead_smoke() -> None:
+    res = overhead.run(pages=4, cpu_pages=1, rotation_pages=0)
+    _check(res, "overhead", 5)
+    rate, ideal = res.rows[0].ours, res.rows[0].baseline
+    assert ideal == 32.0 and 0 < rate <= 4 / overhead.LATENCY + 0.5  # 4 pages cannot beat one 1 s wave
+    assert res.rows[3].ours > 0  # CPU ms per page
+
+
+def test_memory_smoke() -> None:
+    res = memory.run(small=1, large=3)
+    _check(res, "memory", 1)
+    runs = res.details["runs"]
+    assert isinstance(runs, dict) and set(runs) == {1, 3}
+    assert all(50 < r["hwm_mib"] < 4096 for r in runs.values())
+
+
+def test_server_view_and_assembly() -> None:
+    view = tokens.server_view(Image.new("RGB", (1700, 2200), "white"))
+    assert view.size == (1038, 1344)  # best canvas 1344x1344, scale 1344/2200
+    boxes = [(0, 0, 100, 60), (0, 40, 100, 100)]
+    words = [[("a", 10, 10, 8), ("b", 50, 50, 8)], [("b", 50, 50, 8), ("c", 20, 90, 8)]]
+    assert tokens.assemble(words, boxes) == "a\nb\nc"  # the overlap word is kept once
+
+
+@pytest.mark.skipif(shutil.which("tesseract") is None, reason="Tesseract is not installed")
+def test_tokens_smoke() -> None:
+    res = tokens.run(sizes=(14.0,), formats=("letter",), stride=16)
+    _check(res, "tokens", 4)
+    cer = res.details["cer"]
+    assert isinstance(cer, dict) and all(0 <= v <= 1.5 for v in cer.values())
+    assert cer["one image"] < 0.2  # 14 pt at 200 dpi is legible even shrunk into one canvas
