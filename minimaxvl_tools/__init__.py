@@ -55,6 +55,11 @@ _LAZY: dict[str, str] = {
     "MiniMaxVLDocumentLoader": "loaders",
     "ChatMiniMaxVL": "chat_model",
     "LocalOCREngine": "local_ocr",
+    "JobStats": "loaders",
+    "AdaptiveConcurrencyLimiter": "backpressure",
+    "ServePlan": "serve",
+    "parse_tool_calls": "tool_format",
+    "quote_document_text": "tool_format",
 }
 
 __all__ = [
@@ -83,6 +88,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .backpressure import AdaptiveConcurrencyLimiter
     from .chat_model import ChatMiniMaxVL
     from .client import ChatResult, HealthStatus, MiniMaxVLClient, Usage
     from .images.encode import EncodedImage, encode_image
@@ -90,8 +96,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from .images.policy import InputPolicy
     from .images.sizing import SizePlan, fit_image, plan_size
     from .images.tiling import Tile, TilePlan, plan_tiles
-    from .loaders import MiniMaxVLDocumentLoader
+    from .loaders import JobStats, MiniMaxVLDocumentLoader
     from .local_ocr import LocalOCREngine
     from .pdf import PDFPage, iter_pdf_pages, pdf_page_count
     from .results import ChartData, DiagramAnswer, DocumentAnswer, OCRPage, OCRResult
+    from .serve import ServePlan
+    from .tool_format import parse_tool_calls, quote_document_text
     from .tools import ChartReaderTool, DiagramReasoningTool, DocumentVQATool, MiniMaxVLToolkit, OCRTool

@@ -58,6 +58,7 @@ T = TypeVar("T", bound=BaseModel)
 ImageInput = Any  # ImageSource (path, URL, bytes, file, PIL image, ndarray) | EncodedImage
 
 IMAGE_PLACEHOLDER = "<image>"
+IMAGE_TEMPLATE_OVERHEAD_TOKENS = 2
 MESSAGE_OVERHEAD_TOKENS = 8
 REQUEST_OVERHEAD_TOKENS = 16
 FALLBACK_MAX_MODEL_LEN = 32768
@@ -75,6 +76,8 @@ _MEDIA_PATTERNS = (
     "failed to fetch",
     "image url",
     "could not load image",
+    "cannot connect to host",  # vLLM 0.23.0: 500 for an image URL it cannot fetch
+    "connect call failed",
 )
 
 
@@ -814,6 +817,9 @@ class MiniMaxVLClient:
                     text_tokens += self.text_tokens(str(p.get("text", "")))
                 elif p.get("type") == "image_url":
                     images += 1
+                    # the chat template's own tokens around each image (1 on real vLLM 0.23.0, see
+                    # tests/gpu/results): budgeted as text so image_tokens stays the exact formula
+                    text_tokens += IMAGE_TEMPLATE_OVERHEAD_TOKENS
                     url = (
                         p["image_url"]["url"] if isinstance(p.get("image_url"), dict) else p.get("image_url")
                     )
@@ -948,10 +954,10 @@ class MiniMaxVLClient:
                 )
             low = msg.lower()
             if "maximum context length" in low:
-                nums = [int(n) for n in re.findall(r"\d+", msg)]
+                m = re.search(r"maximum context length (?:is )?\(?(\d+)", msg)
                 return ContextOverflowError(
                     f"server refused: {msg} Send fewer/smaller images or shorter text, or lower max_tokens",
-                    max_model_len=max(nums) if nums else 0,
+                    max_model_len=int(m.group(1)) if m else 0,
                 )
             if "at most" in low and "image" in low:
                 nums = [int(n) for n in re.findall(r"\d+", msg)]

@@ -291,6 +291,13 @@ class MiniMaxVLDocumentLoader(BaseLoader):
             return rec
         return {"content": "", "status": "failed", "engine": "none", "extraction": "none", "error": error}
 
+    @staticmethod
+    def _spent(rec: dict[str, Any], model_rec: dict[str, Any]) -> dict[str, Any]:
+        """``rec`` with the model path's cost kept: a failed or fallback page still says what it spent."""
+        for key in ("image_tokens", "requests", "crops"):
+            rec[key] = model_rec.get(key, 0)
+        return rec
+
     def _needs_model(self, page: Any) -> bool:
         if self.mode == "vlm":
             return True
@@ -348,7 +355,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
                 )
                 rec = self._vlm_record(ocr)
                 if ocr.status == "failed":
-                    rec = self._fallback(page, image, ocr.error or "model output failed validation")
+                    rec = self._spent(self._fallback(page, image, ocr.error or "model output failed"), rec)
         except Exception as e:
             err = f"{type(e).__name__}: {e}"
             rec = self._failed_record(err) if self.mode == "local" else self._fallback(page, image, err)
@@ -377,7 +384,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
             rec = self._vlm_record(ocr)
             if ocr.status == "failed":
                 err = ocr.error or "model output failed validation"
-                rec = await asyncio.to_thread(self._fallback, page, image, err)
+                rec = self._spent(await asyncio.to_thread(self._fallback, page, image, err), rec)
         except asyncio.CancelledError:
             raise
         except Exception as e:

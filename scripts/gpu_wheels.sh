@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 OUTD=.gpu/wheels
 mkdir -p "$OUTD"
 names="langchain-core langchain-protocol langsmith jsonpatch jsonpointer tenacity uuid-utils orjson
-requests-toolbelt xxhash zstandard websockets pypdfium2 pytest-asyncio pytest-timeout"
+requests-toolbelt xxhash zstandard websockets pypdfium2 pytest-asyncio pytest-timeout distro anyio"
 reqs=""
 for n in $names; do
   v=$(.venv/bin/python -c "import importlib.metadata as m,sys; print(m.version(sys.argv[1]))" "$n" 2>/dev/null) || continue

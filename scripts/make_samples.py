@@ -90,7 +90,8 @@ def born_digital_pdf(path: Path) -> None:
     pdf = FPDF(format="A4")
     pdf.set_font("helvetica", size=12)
     paras = [
-        "Annual maintenance report. The plant operated for 312 days in 2023 and produced 5,400 units on line Alpha.",
+        "Annual maintenance report. The plant operated for 312 days in 2023 and produced 5,400 units "
+        "on line Alpha.",
         "Unplanned downtime fell from 41 hours to 27 hours after the pump replacement programme.",
         "Energy use per unit decreased by 8 percent, mainly because of the new compressor controls.",
         "Recommendations: replace the conveyor belt on line Beta and train two more operators.",

@@ -325,7 +325,9 @@ class LocalVLLMServer:
                 raise HTTPError(400, "message content must be a string or a list of parts")
         if len(urls) > self.max_images:
             raise HTTPError(
-                400, f"At most {self.max_images} image(s) may be provided in one prompt.", param="image"
+                400,
+                f"At most {self.max_images} image(s) may be provided in one prompt. (parameter=image)",
+                param="image",
             )
         image_tokens = 0
         for url in urls:
@@ -337,12 +339,17 @@ class LocalVLLMServer:
         from PIL import Image
 
         if url.startswith("file:"):
-            raise HTTPError(500, "Cannot load local files without --allowed-local-media-path.")
+            raise HTTPError(500, "Cannot load local files without `--allowed-local-media-path`.")
         if url.startswith(("http://", "https://")):
+            # an offline vLLM cannot fetch: vLLM 0.23.0 answers 500 with aiohttp's connect error
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(url)
+            host = parts.hostname or ""
+            port = parts.port or (443 if parts.scheme == "https" else 80)
             raise HTTPError(
                 500,
-                f"Cannot connect to host for image URL {url}: this offline vLLM test double never fetches "
-                "remote URLs (send images as base64 data URLs)",
+                f"Cannot connect to host {host}:{port} ssl:default [Connect call failed ('{host}', {port})]",
             )
         if not url.startswith("data:"):
             raise HTTPError(400, f"Invalid image URL: {url[:60]!r}: expected a data:, http(s): or file: URL")
@@ -555,17 +562,17 @@ class _Handler(BaseHTTPRequestHandler):
             raise HTTPError(404, f"The model `{body.get('model')}` does not exist.")
         prompt_tokens, _, _ = o.count_prompt(body.get("messages"))
         max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
-        if prompt_tokens > o.max_model_len:
+        requested = int(max_tokens) if max_tokens is not None else 0
+        if prompt_tokens > o.max_model_len or prompt_tokens + requested > o.max_model_len:
+            # vLLM 0.23.0's wording, status and param, as recorded on the GPU machine (tests/gpu/results)
             raise HTTPError(
                 400,
-                f"Input length ({prompt_tokens}) exceeds model's maximum context length ({o.max_model_len}).",
-            )
-        if max_tokens is not None and prompt_tokens + int(max_tokens) > o.max_model_len:
-            raise HTTPError(
-                400,
-                f"'max_tokens' or 'max_completion_tokens' is too large: {max_tokens}. This model's maximum "
-                f"context length is {o.max_model_len} tokens and your request has {prompt_tokens} input "
-                f"tokens ({max_tokens} > {o.max_model_len} - {prompt_tokens}).",
+                f"This model's maximum context length is {o.max_model_len} tokens. However, you requested "
+                f"{requested} output tokens and your prompt contains at least {prompt_tokens} input tokens, "
+                f"for a total of at least {prompt_tokens + requested} tokens. Please reduce the length of "
+                "the input prompt or the number of requested output tokens. "
+                f"(parameter=input_tokens, value={prompt_tokens})",
+                param="input_tokens",
             )
         o._acquire_slot()
         try:

