@@ -42,7 +42,7 @@ def cpu_per_page(pdf: Path, *, tiled: bool = False, dpi: int = DPI) -> tuple[flo
     from minimaxvl_tools.client import MiniMaxVLClient
     from minimaxvl_tools.images.encode import encode_image
     from minimaxvl_tools.images.tiling import cut_tiles
-    from minimaxvl_tools.pages import encode_page, plan_page
+    from minimaxvl_tools.pages import encode_page, plan_page, single_fit
     from minimaxvl_tools.pdf import iter_pdf_pages
     from minimaxvl_tools.prompts import ocr as ocr_prompts
 
@@ -53,12 +53,14 @@ def cpu_per_page(pdf: Path, *, tiled: bool = False, dpi: int = DPI) -> tuple[flo
     n = 0
     clock = time.process_time
     start = mark = clock()
-    for page in iter_pdf_pages(pdf, dpi=dpi):
+    tile: Any = "auto" if tiled else False
+    # as OCRTool does: a page sent as one image is rendered straight at the size sent (fit hook)
+    for page in iter_pdf_pages(pdf, dpi=dpi, fit=single_fit(tile)):
         image = page.image
         assert image is not None
         now = clock()
         stages["render"] += now - mark
-        plan = plan_page(image.width, image.height, tile="auto" if tiled else False)
+        plan = plan_page(image.width, image.height, tile=tile)
         mark, now = now, clock()
         stages["plan"] += now - mark
         if plan.mode == "tiles":

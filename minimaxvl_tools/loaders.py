@@ -27,6 +27,7 @@ from pydantic import BaseModel
 
 from .errors import InvalidInputError, JobAbortedError, MiniMaxVLError
 from .images.policy import InputPolicy
+from .pdf import text_layer_is_good
 from .results import OCRPage, markdown_to_text
 
 LoaderMode = Literal["vlm", "text-layer", "auto", "local"]
@@ -61,15 +62,6 @@ def _file_digest(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _text_is_good(text: str, min_chars: int) -> bool:
-    """A text layer worth trusting: enough characters, mostly printable letters/digits (not glyph garbage)."""
-    stripped = "".join(text.split())
-    if len(stripped) < min_chars:
-        return False
-    good = sum(ch.isalnum() or ch in ".,;:!?%€$()-/'\"" for ch in stripped)
-    return good / len(stripped) >= 0.8
 
 
 class PageCache:
@@ -279,7 +271,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         """After the model path failed: text layer or local engine if allowed, flagged; else failed."""
         for fb in self.fallbacks:
             try:
-                if fb == "text-layer" and _text_is_good(page.text_layer or "", 1):
+                if fb == "text-layer" and text_layer_is_good(page.text_layer or "", 1):
                     rec = self._text_record(page.text_layer)
                 elif fb == "local" and image is not None and self.local_engine.available():
                     rec = self._local_record(image)
@@ -302,7 +294,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         if self.mode == "vlm":
             return True
         if self.mode == "auto":
-            return not _text_is_good(page.text_layer or "", self.min_text_chars)
+            return not text_layer_is_good(page.text_layer or "", self.min_text_chars)
         return False
 
     @staticmethod

@@ -13,7 +13,7 @@ import asyncio
 import difflib
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -97,12 +97,14 @@ def iter_pages(
     policy: InputPolicy | None = None,
     password: str | None = None,
     render: bool = True,
+    fit: Callable[[int, int], tuple[int, int] | None] | None = None,
 ) -> Iterator[PageImage]:
     """Pages of any input, streamed: an image (one page), a multi-page TIFF (its frames) or a PDF (rendered).
 
     ``pages`` is a 1-based selection (``"1-3,5"`` or a list); ``policy`` guards paths and URLs; errors are
     :class:`~minimaxvl_tools.errors.MiniMaxVLError` subclasses naming the input. ``render=False`` skips
     rendering PDF pages (``image`` is None; text layers only), to pick pages before paying for pixels.
+    ``fit`` lets a PDF page be rendered straight at the size it will be sent (see ``iter_pdf_pages``).
     """
     from .images import load
     from .pdf import iter_pdf_pages, parse_page_range
@@ -131,6 +133,7 @@ def iter_pages(
                     password=password,
                     policy=policy,
                     render=render,
+                    fit=fit,
                 )
                 return
             target = path
@@ -146,6 +149,7 @@ def iter_pages(
                 password=password,
                 policy=policy,
                 render=render,
+                fit=fit,
             )
             return
         target = data
@@ -251,6 +255,20 @@ def plan_page(
             )
     sp = plan_size(width, height, max_tokens=max_tokens, profile=profile)
     return PagePlan(width, height, "single", tokens=sp.tokens, requests=1, size=sp)
+
+
+def single_fit(
+    tile: TileMode = "auto", *, max_tokens: int | None = None, profile: ModelProfile = DEFAULT_PROFILE
+) -> Callable[[int, int], tuple[int, int] | None]:
+    """A ``fit`` hook for :func:`iter_pages`: a page sent as one image is rendered at the size sent."""
+
+    def fit(width: int, height: int) -> tuple[int, int] | None:
+        plan = plan_page(width, height, tile=tile, max_tokens=max_tokens, profile=profile)
+        if plan.mode != "single" or plan.size is None or plan.size.resized == (width, height):
+            return None
+        return plan.size.resized
+
+    return fit
 
 
 def encode_page(
@@ -798,7 +816,7 @@ async def aocr_page(
         return early
     try:
         if plan.mode == "tiles":
-            reqs = _crop_requests(page, plan, plain, job.profile, job.quality)
+            reqs = await asyncio.to_thread(_crop_requests, page, plan, plain, job.profile, job.quality)
             job.tokens += sum(enc.tokens for _, enc, _, _ in reqs)
             reads = await asyncio.gather(
                 *(
@@ -810,7 +828,7 @@ async def aocr_page(
             crops = [CropInfo(box=plan.boxes[t.index], tokens=enc.tokens) for _, enc, t, _ in reqs]
             return _page_result(page, plain, texts, crops, list(reads), job, warnings)
         image = page.pixels()
-        enc = encode_page(image, profile=job.profile, quality=job.quality)
+        enc = await asyncio.to_thread(encode_page, image, profile=job.profile, quality=job.quality)
         job.tokens += enc.tokens
         read = await _aread_region(job, image, enc, ocr_prompts.page_prompt(plain=plain))
         return _page_result(page, plain, [(read.text, (0, 0, *page.size))], [], [read], job, warnings)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, Union
@@ -219,6 +219,18 @@ def _render_pdf2image(
     return img if img.mode == "RGB" else img.convert("RGB")
 
 
+def text_layer_is_good(text: str, min_chars: int = 20) -> bool:
+    """A text layer worth using instead of OCR: enough characters, mostly letters/digits/punctuation.
+
+    Why: scanned PDFs often carry an OCR layer of glyph garbage; trusting it silently is worse than OCR.
+    """
+    stripped = "".join(text.split())
+    if len(stripped) < min_chars:
+        return False
+    good = sum(ch.isalnum() or ch in ".,;:!?%€$()-/'\"" for ch in stripped)
+    return good / len(stripped) >= 0.8
+
+
 def iter_pdf_pages(
     source: PDFSource,
     *,
@@ -229,8 +241,14 @@ def iter_pdf_pages(
     backend: Backend = "pypdfium2",
     render: bool = True,
     policy: InputPolicy | None = None,
+    text: bool = True,
+    fit: Callable[[int, int], tuple[int, int] | None] | None = None,
 ) -> Iterator[PDFPage]:
     """Yield the chosen pages one at a time: RGB image at ``dpi`` (or ``long_side`` px) plus the text layer.
+
+    ``text=False`` skips the text layer (about a tenth of the render time) for callers that only need pixels.
+    ``fit(w, h)`` sees the page's pixel size at ``dpi`` and may return a smaller (w, h) box to render into
+    directly: rendering at the size that will be sent is far cheaper than rendering big and resizing.
 
     Each page's PDFium objects are closed before it is yielded; the document is closed when the iterator
     finishes or is discarded. ``render=False`` skips rasterising (text and sizes only).
@@ -254,17 +272,29 @@ def iter_pdf_pages(
                     rotation = int(page.get_rotation())
                     width_pt, height_pt = page.get_size()
                     scale = long_side / max(width_pt, height_pt) if long_side else dpi / 72.0
-                    textpage = page.get_textpage()
-                    try:
-                        text = textpage.get_text_range()
-                    finally:
-                        textpage.close()
+                    if fit is not None and render:
+                        pw, ph = (height_pt, width_pt) if rotation in (90, 270) else (width_pt, height_pt)
+                        box = fit(max(1, round(pw * scale)), max(1, round(ph * scale)))
+                        if box is not None:
+                            shrink = min(box[0] / (pw * scale), box[1] / (ph * scale))
+                            if shrink < 1.0:
+                                scale *= shrink
+                    page_text = ""
+                    if text:
+                        textpage = page.get_textpage()
+                        try:
+                            page_text = textpage.get_text_range()
+                        finally:
+                            textpage.close()
                     image: Image.Image | None = None
                     if render and backend == "pypdfium2":
                         bitmap = page.render(scale=scale)
                         try:
+                            # pdfium renders BGR; to_pil() converts it into a new RGB image (Pillow maps
+                            # only RGBA/RGBX/L buffers), so no second copy is needed before close().
                             image = bitmap.to_pil()
-                            image = image.convert("RGB") if image.mode != "RGB" else image.copy()
+                            if image.mode != "RGB":
+                                image = image.convert("RGB")
                         finally:
                             bitmap.close()
                 except pdfium.PdfiumError as exc:
@@ -279,7 +309,7 @@ def iter_pdf_pages(
                 number=number,
                 page_count=count,
                 image=image,
-                text=text.replace("\r\n", "\n"),
+                text=page_text.replace("\r\n", "\n"),
                 rotation=rotation,
                 width_pt=float(width_pt),
                 height_pt=float(height_pt),

@@ -101,11 +101,17 @@ class MiniMaxVLBaseTool(BaseTool):
         return src
 
     def load_pages(
-        self, source: str, *, pages: str | Sequence[int] | None = None, render: bool = True
+        self,
+        source: str,
+        *,
+        pages: str | Sequence[int] | None = None,
+        render: bool = True,
+        fit: Callable[[int, int], tuple[int, int] | None] | None = None,
     ) -> list[PageImage]:
-        """Every selected page of one source, checked against the policy (PDF pages rendered at ``dpi``)."""
+        """Every selected page of one source, checked against the policy (PDF pages rendered at ``dpi``,
+        or straight at the size ``fit`` asks for)."""
         src = self.check_source(source)
-        return list(iter_pages(src, pages=pages, dpi=self.dpi, policy=self.policy, render=render))
+        return list(iter_pages(src, pages=pages, dpi=self.dpi, policy=self.policy, render=render, fit=fit))
 
     # ------------------------------------------------------------------ errors
     def _fail(self, source: Any, exc: BaseException) -> ToolException:

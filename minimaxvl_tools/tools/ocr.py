@@ -10,7 +10,8 @@ from pydantic import BaseModel, Field
 from ..errors import InvalidInputError, JobAbortedError, MiniMaxVLError
 from ..images.quality import correct_rotation
 from ..local_ocr import LocalOCREngine
-from ..pages import PageImage, aocr_page, ocr_page
+from ..pages import PageImage, aocr_page, ocr_page, single_fit
+from ..pdf import text_layer_is_good
 from ..results import OCRPage, OCRResult
 from .base import MiniMaxVLBaseTool
 
@@ -24,19 +25,6 @@ class OCRInput(BaseModel):
 
 
 Fallback = Literal["text-layer", "local"]
-
-
-def _good_text_layer(text: str, min_chars: int = 20) -> bool:
-    """A text layer worth using in place of the model: enough characters, mostly letters/digits/punctuation.
-
-    Why: a scanned PDF often carries an OCR layer of glyph garbage; using it silently would be worse than
-    reporting the page as failed.
-    """
-    stripped = "".join(text.split())
-    if len(stripped) < min_chars:
-        return False
-    good = sum(ch.isalnum() or ch in ".,;:!?%€$()-/'\"" for ch in stripped)
-    return good / len(stripped) >= 0.8
 
 
 class OCRTool(MiniMaxVLBaseTool):
@@ -88,7 +76,9 @@ class OCRTool(MiniMaxVLBaseTool):
         """``page`` with its image: PDF pages are rendered one at a time, so memory stays bounded."""
         if page.image is not None:
             return page
-        return self.load_pages(source, pages=[page.number])[0]
+        # a page that will go as one image is rendered at the size sent (no big render + resize)
+        fit = single_fit(self.tile, max_tokens=self.max_tokens)
+        return self.load_pages(source, pages=[page.number], fit=fit)[0]
 
     def _ocr_kwargs(self, plain: bool) -> dict[str, Any]:
         return {
@@ -109,7 +99,7 @@ class OCRTool(MiniMaxVLBaseTool):
             return ocr
         for kind in self.fallback:
             try:
-                if kind == "text-layer" and _good_text_layer(page.text_layer):
+                if kind == "text-layer" and text_layer_is_good(page.text_layer):
                     text, engine = page.text_layer.strip(), "text-layer"
                 elif kind == "local" and page.image is not None and LocalOCREngine.available():
                     image = correct_rotation(page.image, (ocr.rotation - page.rotation) % 360)

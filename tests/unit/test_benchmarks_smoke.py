@@ -47,7 +47,7 @@ def test_make_text_pdf_returns_the_printed_lines(tmp_path: Path) -> None:
 
 def test_render_smoke() -> None:
     res = render.run(pages=2, reps=1)
-    _check(res, "render", 2)
+    _check(res, "render", 3)
     assert all(r.ours > 0 and r.baseline > 0 for r in res.rows)
 
 

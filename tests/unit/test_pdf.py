@@ -232,3 +232,34 @@ def test_500_pages_memory_flat(tmp_path: Path) -> None:
     assert count == 500
     # Keeping every page would hold ~490 * 298*421*3 bytes = ~185 MB; streaming must stay far below that.
     assert growth < 40 * 2**20, f"RSS grew by {growth / 2**20:.1f} MiB over 490 pages"
+
+
+def test_fit_hook_renders_straight_at_the_planned_size(tmp_path: Path) -> None:
+    """A page sent as one image is rendered at its planned size: same size and tokens, no resize later."""
+    from fpdf import FPDF
+
+    from minimaxvl_tools.pages import encode_page, iter_pages, plan_page, single_fit
+
+    pdf = FPDF(format="letter")
+    pdf.add_page()
+    pdf.set_font("helvetica", size=12)
+    pdf.cell(0, 10, "fit hook")
+    path = tmp_path / "fit.pdf"
+    pdf.output(str(path))
+    full = next(iter_pdf_pages(path, dpi=200)).image
+    plan = plan_page(*full.size, tile=False)
+    seen: list[tuple[int, int]] = []
+
+    def fit(w: int, h: int) -> tuple[int, int] | None:
+        seen.append((w, h))
+        return single_fit(False)(w, h)
+
+    small = next(iter_pages(path, fit=fit)).image
+    assert seen == [full.size]  # the hook sees the page's size at the requested dpi
+    assert small.size == plan.size.resized and small.size != full.size
+    assert encode_page(small).tokens == encode_page(full).tokens == plan.tokens
+    # a hook that declines keeps the dpi render
+    assert next(iter_pdf_pages(path, dpi=200, fit=lambda w, h: None)).image.size == full.size
+    # text=False skips the text layer only
+    assert next(iter_pdf_pages(path, dpi=50, text=False)).text == ""
+    assert "fit hook" in next(iter_pdf_pages(path, dpi=50)).text
