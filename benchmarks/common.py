@@ -383,9 +383,25 @@ s.stop()
 """
 
 
+@dataclass
+class ServerProcess:
+    """A :class:`LocalVLLMServer` running in a child process: its port, and its CPU time so far."""
+
+    port: int
+    pid: int
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds of the child (all its threads), from /proc; 0.0 where unavailable."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
-def server_subprocess(latency: float = 0.0, slots: int | None = None) -> Iterator[int]:
-    """Run :class:`LocalVLLMServer` in a child Python process (its CPU is not ours); yields its port."""
+def server_process(latency: float = 0.0, slots: int | None = None) -> Iterator[ServerProcess]:
+    """Run :class:`LocalVLLMServer` in a child Python process (its CPU is not ours)."""
     proc = subprocess.Popen(
         [sys.executable, "-c", _SERVER_CODE, str(latency), "none" if slots is None else str(slots)],
         stdin=subprocess.PIPE,
@@ -398,7 +414,7 @@ def server_subprocess(latency: float = 0.0, slots: int | None = None) -> Iterato
         line = proc.stdout.readline().strip()
         if not line.isdigit():
             raise RuntimeError(f"the test server did not start (printed {line!r})")
-        yield int(line)
+        yield ServerProcess(int(line), proc.pid)
     finally:
         with contextlib.suppress(OSError, ValueError):
             assert proc.stdin is not None
@@ -408,6 +424,13 @@ def server_subprocess(latency: float = 0.0, slots: int | None = None) -> Iterato
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextlib.contextmanager
+def server_subprocess(latency: float = 0.0, slots: int | None = None) -> Iterator[int]:
+    """Run :class:`LocalVLLMServer` in a child Python process (its CPU is not ours); yields its port."""
+    with server_process(latency, slots) as server:
+        yield server.port
 
 
 def make_client(port: int, max_concurrency: int = 32) -> MiniMaxVLClient:

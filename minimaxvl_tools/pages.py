@@ -98,13 +98,15 @@ def iter_pages(
     password: str | None = None,
     render: bool = True,
     fit: Callable[[int, int], tuple[int, int] | None] | None = None,
+    text: bool = True,
 ) -> Iterator[PageImage]:
     """Pages of any input, streamed: an image (one page), a multi-page TIFF (its frames) or a PDF (rendered).
 
     ``pages`` is a 1-based selection (``"1-3,5"`` or a list); ``policy`` guards paths and URLs; errors are
     :class:`~minimaxvl_tools.errors.MiniMaxVLError` subclasses naming the input. ``render=False`` skips
     rendering PDF pages (``image`` is None; text layers only), to pick pages before paying for pixels.
-    ``fit`` lets a PDF page be rendered straight at the size it will be sent (see ``iter_pdf_pages``).
+    ``fit`` lets a PDF page be rendered straight at the size it will be sent (see ``iter_pdf_pages``);
+    ``text=False`` skips PDF text layers (page counts and selection only need neither text nor pixels).
     """
     from .images import load
     from .pdf import iter_pdf_pages, parse_page_range
@@ -134,6 +136,7 @@ def iter_pages(
                     policy=policy,
                     render=render,
                     fit=fit,
+                    text=text,
                 )
                 return
             target = path
@@ -150,6 +153,7 @@ def iter_pages(
                 policy=policy,
                 render=render,
                 fit=fit,
+                text=text,
             )
             return
         target = data
@@ -614,7 +618,14 @@ def _page_result(
 
 
 def _blank(page: PageImage) -> bool:
-    """True for an empty page (checked on the client, so no request is spent on it)."""
+    """True for an empty page (checked on the client, so no request is spent on it).
+
+    A page whose text layer holds real text is not blank: the pixel check is skipped for it.
+    """
+    from .pdf import text_layer_is_good
+
+    if page.text_layer and text_layer_is_good(page.text_layer):
+        return False
     try:
         from .images.quality import is_blank
     except ImportError:  # pragma: no cover

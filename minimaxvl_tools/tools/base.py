@@ -107,11 +107,14 @@ class MiniMaxVLBaseTool(BaseTool):
         pages: str | Sequence[int] | None = None,
         render: bool = True,
         fit: Callable[[int, int], tuple[int, int] | None] | None = None,
+        text: bool = True,
     ) -> list[PageImage]:
         """Every selected page of one source, checked against the policy (PDF pages rendered at ``dpi``,
-        or straight at the size ``fit`` asks for)."""
+        or straight at the size ``fit`` asks for; ``text=False`` skips PDF text layers)."""
         src = self.check_source(source)
-        return list(iter_pages(src, pages=pages, dpi=self.dpi, policy=self.policy, render=render, fit=fit))
+        return list(
+            iter_pages(src, pages=pages, dpi=self.dpi, policy=self.policy, render=render, fit=fit, text=text)
+        )
 
     # ------------------------------------------------------------------ errors
     def _fail(self, source: Any, exc: BaseException) -> ToolException:

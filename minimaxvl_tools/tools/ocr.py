@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -64,7 +65,7 @@ class OCRTool(MiniMaxVLBaseTool):
 
     def _pages(self, source: str, pages: str | None) -> list[PageImage]:
         """The selected pages, PDF pages not rendered yet: the count is checked before any pixels."""
-        selected = self.load_pages(source, pages=pages, render=False)
+        selected = self.load_pages(source, pages=pages, render=False, text=False)
         if len(selected) > self.max_pages:
             raise InvalidInputError(
                 f"{len(selected)} pages selected, over this tool's limit of {self.max_pages}: "
@@ -193,13 +194,21 @@ class OCRTool(MiniMaxVLBaseTool):
     async def _arun(
         self, source: str, pages: str | None = None, plain: bool = False, **_: Any
     ) -> tuple[str, OCRResult]:
-        # pages run concurrently (their requests capped by the client); rendering is bounded the same way
-        gate = asyncio.Semaphore(self.vl_client.settings.max_concurrency)
+        # pages run concurrently (their requests capped by the client); a few more pages than request
+        # slots are rendered and encoded ahead, so a freed slot gets its next request at once; pages in
+        # memory stay bounded by the gate
+        slots = self.vl_client.settings.max_concurrency
+        gate = asyncio.Semaphore(slots + max(2, slots // 4))
         done: list[OCRPage] = []
+
+        # PDFium renders one page at a time anyway (it is not thread-safe): one render thread of our own, in
+        # page order, keeps renders from queueing in front of the encodes in asyncio's default executor
+        render_pool = ThreadPoolExecutor(1, thread_name_prefix="minimaxvl-render")
+        loop = asyncio.get_running_loop()
 
         async def one(meta: PageImage, total: int) -> None:
             async with gate:
-                page = await asyncio.to_thread(self._rendered, source, meta)
+                page = await loop.run_in_executor(render_pool, self._rendered, source, meta)
                 try:
                     ocr = await aocr_page(self.vl_client, page, **self._ocr_kwargs(plain))
                     if ocr.status == "failed" and self.fallback:
@@ -224,7 +233,10 @@ class OCRTool(MiniMaxVLBaseTool):
                 await asyncio.gather(*tasks, return_exceptions=True)
             return self._finish(source, done)
 
-        return await self.aguard(source, go)
+        try:
+            return await self.aguard(source, go)
+        finally:
+            render_pool.shutdown(wait=False, cancel_futures=True)
 
 
 __all__ = ["OCRInput", "OCRTool"]

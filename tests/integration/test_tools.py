@@ -445,3 +445,45 @@ def test_chart_request_fitted_to_a_small_context() -> None:
         count, image_tokens, n = srv.count_prompt(body["messages"])
         assert n == 1 and image_tokens < 9864
         assert count + body["max_tokens"] <= 4096
+
+
+async def test_ocr_async_renders_in_page_order_on_its_own_thread_with_bounded_prefetch(
+    server: LocalVLLMServer, tmp_path: Path
+) -> None:
+    import threading
+
+    texts = [f"Page {i} says hello to the reader number {i}." for i in range(1, 13)]
+    pdf = _make_pdf(tmp_path / "twelve.pdf", texts)
+    client = _client(server, max_concurrency=2)
+    tool = OCRTool(client=client, allowed_roots=[tmp_path], dpi=72, fix_rotation=False)
+    seen: list[tuple[int, str]] = []
+    live: list[int] = []
+    peak = [0]
+    lock = threading.Lock()
+    render = tool._rendered
+
+    def rendered(source: str, meta: Any) -> Any:
+        page = render(source, meta)
+        with lock:
+            seen.append((page.number, threading.current_thread().name))
+            live.append(page.number)
+            peak[0] = max(peak[0], len(live))
+        return page
+
+    original = client.achat
+
+    async def achat(*a: Any, **k: Any) -> Any:
+        try:
+            return await original(*a, **k)
+        finally:
+            with lock:
+                live.pop(0)
+
+    object.__setattr__(tool, "_rendered", rendered)
+    object.__setattr__(client, "achat", achat)
+    _, result = await tool._arun(str(pdf))
+    assert [p.status for p in result.pages] == ["ok"] * 12
+    assert [n for n, _ in seen] == list(range(1, 13))  # rendered in page order
+    assert {name.split("_")[0] for _, name in seen} == {"minimaxvl-render"}  # not asyncio's shared pool
+    assert peak[0] <= 2 + 2  # request slots + the rendered-ahead pages: pages in memory stay bounded
+    assert len(server.requests) == 12

@@ -107,3 +107,20 @@ def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     c = MiniMaxVLClient()
     assert c.settings.base_url == "http://h:1/v1" and c.settings.model == "m" and c.root_url == "http://h:1"
     assert MiniMaxVLClient(model="z").settings.model == "z"
+
+
+def test_budget_reads_image_size_from_the_header_even_behind_large_metadata() -> None:
+    import base64
+    import io
+
+    from minimaxvl_tools.client import _data_url_size
+
+    buf = io.BytesIO()
+    # a 200 KB ICC profile puts the JPEG's size marker far past the first 48 KiB that are decoded first
+    Image.new("RGB", (700, 500), "white").save(buf, "JPEG", icc_profile=bytes(200_000))
+    url = "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
+    assert len(url) > 3 * 65536
+    assert _data_url_size(url) == (700, 500)
+    small = encode_image(Image.new("RGB", (1344, 336)))
+    assert _data_url_size(small.data_url) == (1344, 336)
+    assert _data_url_size("data:image/png;base64,AAAA") is None

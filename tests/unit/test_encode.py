@@ -48,3 +48,37 @@ def test_bad_format_and_quality() -> None:
         encode_image(img, format="gif")  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="quality"):
         encode_image(img, quality=0)
+
+
+def _decoded(enc: object) -> Image.Image:
+    url = enc.data_url  # type: ignore[attr-defined]
+    return Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+
+
+def test_gray_page_is_sent_as_one_channel_with_the_same_pixels() -> None:
+    rng = np.random.default_rng(2)
+    gray = rng.integers(0, 256, (60, 80), dtype=np.uint8)
+    rgb = Image.fromarray(np.stack([gray] * 3, axis=-1), "RGB")  # how pdfium renders a black-and-white page
+    enc = encode_image(rgb, format="png")
+    out = _decoded(enc)
+    assert out.mode == "L"
+    assert np.array_equal(np.asarray(out.convert("RGB")), np.asarray(rgb))  # what vLLM sees after convert
+    assert enc.nbytes < encode_image(rgb, format="png", gray=False).nbytes
+    assert _decoded(encode_image(rgb, format="png", gray=False)).mode == "RGB"
+
+
+def test_one_coloured_pixel_keeps_rgb() -> None:
+    arr = np.full((50, 50, 3), 255, dtype=np.uint8)
+    arr[10, 10] = (255, 0, 0)  # a red tick on a white page must not be lost
+    enc = encode_image(Image.fromarray(arr, "RGB"), format="png")
+    out = _decoded(enc)
+    assert out.mode == "RGB" and out.getpixel((10, 10)) == (255, 0, 0)
+
+
+def test_gray_modes_jpeg() -> None:
+    from minimaxvl_tools.images.encode import is_grayscale
+
+    assert is_grayscale(Image.new("L", (5, 5))) and is_grayscale(Image.new("1", (5, 5)))
+    assert not is_grayscale(Image.new("RGBA", (5, 5)))
+    enc = encode_image(Image.new("L", (400, 300), 128))
+    assert _decoded(enc).mode == "L" and enc.tokens == image_tokens(400, 300)
