@@ -1,12 +1,15 @@
 """Token efficiency vs legibility: one image vs a fixed 3x3 grid vs our plan, on pages of known text.
 
-Pages of pseudo-random words in DejaVuSans at several sizes (8-14 pt) on letter and A4 are rendered at
-200 dpi. Three ways of sending a page are compared:
+Pages of pseudo-random words in DejaVuSans at several sizes (6-14 pt: fine print such as footnotes and
+contract terms, body text, large text) on letter and A4 are rendered at 200 dpi. Three ways of sending a
+page are compared:
 
 (a) ``one image``: the 200 dpi render sent as is (the server shrinks it into its canvas);
 (b) ``3x3 grid``: nine equal crops, no overlap;
-(c) ``our plan``: :func:`minimaxvl_tools.pages.plan_page` (overlapping full-width crops on dense pages, a
-    fitted single image otherwise), cut and fitted exactly as the client does.
+(c) ``our plan``: :func:`minimaxvl_tools.pages.plan_page_image`: the page's small print is measured
+    (:func:`~minimaxvl_tools.images.quality.estimate_x_height`); one fitted image when it stays legible
+    there, else overlapping full-width crops at the lowest resolution that keeps it legible, cut and
+    fitted exactly as the client does.
 
 Tokens are :func:`profile.image_tokens` of each image as sent, summed over crops. Legibility is Tesseract's
 character error rate on the images AS THE SERVER SEES THEM: each image is JPEG-encoded like the client does,
@@ -83,18 +86,14 @@ def plan_grid(page: Image.Image, n: int = 3) -> list[Sent]:
 
 
 def plan_ours(page: Image.Image) -> list[Sent]:
-    """(c) our plan: :func:`pages.plan_page`, crops cut (or the page fitted) exactly as the client does."""
+    """(c) our plan: :func:`pages.plan_page_image` (the page's small print measured, then one fitted image
+    or crops at the resolution that print needs), cut and fitted exactly as the client does."""
     from minimaxvl_tools.images.sizing import fit_image
-    from minimaxvl_tools.images.tiling import cut_tiles
-    from minimaxvl_tools.pages import plan_page
+    from minimaxvl_tools.pages import cut_page, plan_page_image
 
-    plan = plan_page(page.width, page.height)
+    plan = plan_page_image(page)
     if plan.mode == "tiles":
-        assert plan.tiles is not None
-        scaled = (
-            page if page.size == plan.tiles.page else page.resize(plan.tiles.page, Image.Resampling.LANCZOS)
-        )
-        return [_as_sent(img, plan.boxes[t.index]) for img, t in cut_tiles(scaled, plan.tiles)]
+        return [_as_sent(img, plan.boxes[t.index]) for img, t in cut_page(page, plan)]
     fitted, _ = fit_image(page)
     return [_as_sent(fitted, (0, 0, page.width, page.height))]
 
@@ -196,8 +195,8 @@ def run(
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # one thread per Tesseract process; we run 2 at once
     t0 = time.perf_counter()
     if sizes is None and formats is None:
-        pages = [("letter", s) for s in ((8.0, 12.0) if quick else (8.0, 10.0, 12.0, 14.0))]
-        pages += [] if quick else [("a4", 8.0), ("a4", 12.0)]
+        pages = [("letter", s) for s in ((6.0, 12.0) if quick else (6.0, 7.0, 8.0, 10.0, 12.0, 14.0))]
+        pages += [] if quick else [("a4", 6.0), ("a4", 8.0), ("a4", 12.0)]
     else:
         pages = [(f, s) for f in (formats or ("letter",)) for s in (sizes or (8.0, 12.0))]
     stride = stride or (4 if quick else 2)

@@ -38,16 +38,20 @@ TileMode = Literal["auto"] | bool
 PageSpec = str | Sequence[int] | None
 
 __all__ = [
+    "MIN_X_HEIGHT",
     "PageImage",
     "PagePlan",
     "aocr_page",
     "clean_transcription",
+    "cut_page",
     "encode_page",
     "iter_pages",
     "join_overlap",
     "merge_overlapping",
     "ocr_page",
     "plan_page",
+    "plan_page_image",
+    "single_fit",
 ]
 
 
@@ -199,6 +203,7 @@ class PagePlan:
     tiles: TilePlan | None = None
     boxes: tuple[Box, ...] = field(default_factory=tuple)
     scale: float = 1.0
+    x_height: float | None = None  # the small print's x-height (px) the plan was sized for, if measured
 
     @property
     def tiled_size(self) -> tuple[int, int]:
@@ -224,28 +229,54 @@ def _unscale(box: tuple[int, ...], scale: float) -> Box:
     return (round(left / scale), round(top / scale), round(right / scale), round(bottom / scale))
 
 
+MIN_X_HEIGHT = 8.0
+"""Default legibility target: the small print's x-height, in pixels, in the image the server sees.
+
+Calibrated with Tesseract on DejaVu Sans at 200 dpi (``python -m benchmarks --only tokens``, one-image
+column): print shown at 6.7-7.3 px x-height (7-8 pt on a letter page fitted to one canvas) reads without
+errors, at 5.5 px (6 pt) the error rate is ~0.9 %; 8 px leaves a margin. The real model could not be
+measured here, so it is a setting (``min_x_height``): raise it for harder print, lower it to save tokens.
+"""
+
+
 def plan_page(
     width: int,
     height: int,
     *,
     tile: TileMode = "auto",
     max_tokens: int | None = None,
+    x_height: float | None = None,
+    min_x_height: float = MIN_X_HEIGHT,
     profile: ModelProfile = DEFAULT_PROFILE,
 ) -> PagePlan:
     """Decide, with no server, how a ``width`` x ``height`` page is sent and what it costs (tokens, requests).
 
-    ``tile="auto"`` cuts crops only when :func:`~minimaxvl_tools.images.tiling.needs_tiling` says one canvas
-    would blur the print; ``True`` always tiles, ``False`` never does (one image fitted to ``max_tokens``).
+    ``tile="auto"`` cuts crops only when one canvas would blur the print: with ``x_height`` (the small
+    print's x-height in page pixels, see :func:`~.images.quality.estimate_x_height`) when the page fitted
+    to one canvas would show it under ``min_x_height`` px; without it, when
+    :func:`~minimaxvl_tools.images.tiling.needs_tiling` says the page shrinks too much. Crops are then cut
+    from the page scaled to the lowest resolution that keeps the print legible (never above the render),
+    choosing the scale whose full-width strips cost the fewest tokens. ``True`` always tiles, ``False``
+    never does (one image fitted to ``max_tokens``).
     """
     from .images.sizing import plan_size
     from .images.tiling import needs_tiling
 
-    use_tiles = needs_tiling(width, height, profile=profile) if tile == "auto" else bool(tile)
+    if x_height is not None and not (x_height > 0 and min_x_height > 0):
+        raise InvalidInputError(f"x_height={x_height} and min_x_height={min_x_height} must be positive")
+    need = 1.0 if x_height is None else min(1.0, min_x_height / x_height)  # scale the print needs
+    sp = plan_size(width, height, max_tokens=max_tokens, profile=profile)
+    if tile == "auto":
+        # with the print measured: tiles only when the one image actually sent would show it too small
+        use_tiles = needs_tiling(width, height, profile=profile) if x_height is None else sp.scale < need
+    else:
+        use_tiles = bool(tile)
     if use_tiles:
-        # wider than the widest canvas: scale to it first, so crops are full-width strips (>= 240 dpi on A4)
-        scale = min(1.0, max(c[0] for c in profile.canvases) / width)
-        sw, sh = max(1, round(width * scale)), max(1, round(height * scale))
-        tp = _tile_plan(sw, sh, profile)
+        plans = []
+        for scale in _tile_scales(width, need, profile):
+            sw, sh = max(1, round(width * scale)), max(1, round(height * scale))
+            plans.append((scale, _tile_plan(sw, sh, profile)))
+        scale, tp = min(plans, key=lambda p: (p[1].total_tokens, len(p[1].tiles), -p[0]))
         if len(tp.tiles) > 1:
             return PagePlan(
                 width,
@@ -256,9 +287,52 @@ def plan_page(
                 tiles=tp,
                 boxes=tuple(_unscale(t.box, scale) for t in tp.tiles),
                 scale=scale,
+                x_height=x_height,
             )
-    sp = plan_size(width, height, max_tokens=max_tokens, profile=profile)
-    return PagePlan(width, height, "single", tokens=sp.tokens, requests=1, size=sp)
+    return PagePlan(width, height, "single", tokens=sp.tokens, requests=1, size=sp, x_height=x_height)
+
+
+def _tile_scales(width: int, need: float, profile: ModelProfile) -> list[float]:
+    """Page scales worth trying for crops: the lowest legible one, and each that makes the page exactly a
+    canvas wide (strips then fill their canvas: no token pays for server-side upscaling), never above 1."""
+    widest = max(c[0] for c in profile.canvases)
+    top = min(1.0, widest / width)  # wider than the widest canvas: full-width strips need a downscale
+    low = min(need, top)
+    scales = {low}
+    for cw in {c[0] for c in profile.canvases}:
+        if low < cw / width <= top:
+            scales.add(cw / width)
+    return sorted(scales)
+
+
+def plan_page_image(
+    image: Image.Image,
+    *,
+    tile: TileMode = "auto",
+    max_tokens: int | None = None,
+    min_x_height: float = MIN_X_HEIGHT,
+    profile: ModelProfile = DEFAULT_PROFILE,
+) -> PagePlan:
+    """:func:`plan_page` for a page you have the pixels of: a page that might need crops has its small
+    print measured first (:func:`~.images.quality.estimate_x_height`), so large print goes as one image and
+    fine print is cut at the resolution it needs rather than at the render's."""
+    plan = plan_page(image.width, image.height, tile=tile, max_tokens=max_tokens, profile=profile)
+    if plan.mode != "tiles" or tile is False:
+        return plan
+    from .images.quality import estimate_x_height
+
+    x = estimate_x_height(image)
+    if x is None:  # no text lines found (a figure, a photo): keep the render's resolution
+        return plan
+    return plan_page(
+        image.width,
+        image.height,
+        tile=tile,
+        max_tokens=max_tokens,
+        x_height=x,
+        min_x_height=min_x_height,
+        profile=profile,
+    )
 
 
 def single_fit(
@@ -413,17 +487,27 @@ def _default_max_tokens(client: MiniMaxVLClient, max_tokens: int | None) -> int:
     return int(getattr(getattr(client, "settings", None), "max_tokens", 2048) or 2048)
 
 
+def cut_page(image: Image.Image, plan: PagePlan) -> list[tuple[Image.Image, Tile]]:
+    """The crops of a tiled ``plan`` from the page's pixels: the page scaled to the plan first (Lanczos,
+    sharpest for small print), then cut; in plan order."""
+    from .images.tiling import cut_tiles
+
+    if plan.tiles is None:
+        raise InvalidInputError("cut_page() needs a tiled plan (plan.mode == 'tiles')")
+    if image.size != (plan.width, plan.height):
+        raise InvalidInputError(
+            f"image is {image.width}x{image.height} but the plan is for a {plan.width}x{plan.height} page"
+        )
+    if image.size != plan.tiles.page:
+        image = image.resize(plan.tiles.page, Image.Resampling.LANCZOS)
+    return cut_tiles(image, plan.tiles)
+
+
 def _crop_requests(
     page: PageImage, plan: PagePlan, plain: bool, profile: ModelProfile, quality: int
 ) -> list[tuple[str, EncodedImage, Tile, Image.Image]]:
     """One (prompt, encoded crop, tile, crop pixels) per crop of a tiled plan; the pixels serve retries."""
-    from .images.tiling import cut_tiles
-
-    assert plan.tiles is not None
-    image = page.pixels()
-    if image.size != plan.tiles.page:
-        image = image.resize(plan.tiles.page, Image.Resampling.LANCZOS)
-    crops = cut_tiles(image, plan.tiles)
+    crops = cut_page(page.pixels(), plan)
     tops = sorted({t.box[1] for _, t in crops})
     out = []
     for i, (img, t) in enumerate(crops, start=1):
@@ -696,6 +780,7 @@ def _prepare(
     fix_rotation: bool,
     rotation_engine: LocalOCREngine | None,
     max_attempts: int,
+    min_x_height: float = MIN_X_HEIGHT,
 ) -> tuple[PageImage, OCRPage | None, _Job, PagePlan, list[str]]:
     """Shared start of :func:`ocr_page` / :func:`aocr_page`: blank check, rotation, plan and request context.
 
@@ -722,8 +807,8 @@ def _prepare(
     warnings: list[str] = []
     if fix_rotation:
         page, warnings = _upright(page, rotation_engine)
-    w, h = page.size
-    return page, None, job, plan_page(w, h, tile=tile, profile=profile), warnings
+    plan = plan_page_image(page.pixels(), tile=tile, min_x_height=min_x_height, profile=profile)
+    return page, None, job, plan, warnings
 
 
 def ocr_page(
@@ -738,6 +823,7 @@ def ocr_page(
     fix_rotation: bool = False,
     rotation_engine: LocalOCREngine | None = None,
     max_attempts: int = 3,
+    min_x_height: float = MIN_X_HEIGHT,
 ) -> OCRPage:
     """Transcribe one page: one fitted image, or overlapping crops merged without the duplicated overlap.
 
@@ -749,6 +835,8 @@ def ocr_page(
       step hotter on the temperature schedule and on two overlapping halves of the region; after the
       last try the page is ``failed`` with the reason (e.g. ``"truncated (finish_reason=length) after 3
       attempts"``), never returned as if fine. ``OCRPage.attempts`` and ``warnings`` record the retries.
+    * With ``tile="auto"`` a page that might need crops has its small print measured first
+      (:func:`plan_page_image`): crops only when one image would show it under ``min_x_height`` px.
 
     Failures of the server come back as ``status="failed"`` with the error text, unless ``raise_errors``;
     input errors always raise.
@@ -763,6 +851,7 @@ def ocr_page(
         fix_rotation=fix_rotation,
         rotation_engine=rotation_engine,
         max_attempts=max_attempts,
+        min_x_height=min_x_height,
     )
     if early is not None:
         return early
@@ -806,6 +895,7 @@ async def aocr_page(
     fix_rotation: bool = False,
     rotation_engine: LocalOCREngine | None = None,
     max_attempts: int = 3,
+    min_x_height: float = MIN_X_HEIGHT,
 ) -> OCRPage:
     """Async :func:`ocr_page`: crops (and retried halves) are sent concurrently, bounded by the client.
 
@@ -822,6 +912,7 @@ async def aocr_page(
         fix_rotation=fix_rotation,
         rotation_engine=rotation_engine,
         max_attempts=max_attempts,
+        min_x_height=min_x_height,
     )
     if early is not None:
         return early

@@ -1,4 +1,4 @@
-"""Client-side page checks that cost no request: blank pages and rotated scans.
+"""Client-side page checks that cost no request: blank pages, rotated scans, and the size of the print.
 
 Why: a blank page sent to MiniMax-VL-01 costs ~1-3k image tokens and often comes back as hallucinated
 text; a page scanned sideways or upside down is read far worse than an upright one. Both are cheap to
@@ -27,6 +27,7 @@ __all__ = [
     "RotationCheck",
     "correct_rotation",
     "detect_rotation",
+    "estimate_x_height",
     "ink_mask",
     "is_blank",
 ]
@@ -169,6 +170,61 @@ def is_blank(
             )
         return BlankCheck(True, fraction, reason)
     return BlankCheck(False, fraction, f"ink covers {fraction:.2%} of the page")
+
+
+# ---------------------------------------------------------------------------------------------- print size
+def estimate_x_height(
+    image: Image.Image,
+    *,
+    percentile: float = 10.0,
+    bands: int = 4,
+    ink_delta: int = 80,
+    min_lines: int = 3,
+) -> float | None:
+    """Pixel x-height of the SMALL print on a page (its ink-weighted ``percentile`` over text lines), or
+    None when there is no text to measure.
+
+    Why: the resolution a page needs is set by its smallest text, not by its size in pixels; knowing it, a
+    page of 12 pt text goes as one image and only fine print pays for crops (see :func:`~..pages.plan_page`).
+    How: at full resolution, in ``bands`` vertical strips (so columns do not blend), rows are cut into text
+    lines where their ink drops under 5 % of the strip's peak; in each line the span from the first to the
+    last dense row (>= 40 % of the line's peak: the x-line and the baseline) is its x-height (about 0.55 em
+    for common fonts). Lines weigh by their ink, so a stray mark counts for little. Pages with fewer than
+    ``min_lines`` lines (photos, blank pages, figures) give None. ~10-40 ms for a 200 dpi letter page.
+    """
+    image = _check_image(image, "estimate_x_height")
+    if not 0 <= percentile <= 100:
+        raise InvalidInputError(f"percentile={percentile} must be in [0, 100]")
+    gray = np.asarray(image if image.mode == "L" else image.convert("L"), dtype=np.int16)
+    background = int(np.median(gray[::8, ::8]))
+    ink = np.abs(gray - background) > ink_delta
+    lines: list[tuple[int, int]] = []  # (x-height, ink)
+    for cols in np.array_split(np.arange(ink.shape[1]), max(1, bands)):
+        if cols.size == 0:
+            continue
+        profile = ink[:, cols[0] : cols[-1] + 1].sum(axis=1)
+        if profile.max() < 4:
+            continue
+        for start, end in _runs(profile > 0.05 * profile.max()):
+            seg = profile[start:end]
+            if end - start < 3 or seg.max() < 4:
+                continue  # a rule, a speck or a dot
+            dense = np.flatnonzero(seg >= 0.4 * seg.max())
+            span = int(dense[-1] - dense[0] + 1)
+            if span >= 3:
+                lines.append((span, int(seg.sum())))
+    if len(lines) < min_lines:
+        return None
+    lines.sort()
+    weights = np.cumsum([w for _, w in lines])
+    i = int(np.searchsorted(weights, percentile / 100 * weights[-1]))
+    return float(lines[min(i, len(lines) - 1)][0])
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) of each run of True in a 1-D boolean array."""
+    d = np.diff(mask.astype(np.int8), prepend=0, append=0)
+    return list(zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist(), strict=True))
 
 
 # ---------------------------------------------------------------------------------------------- rotation

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from ..errors import InvalidInputError, JobAbortedError, MiniMaxVLError
 from ..images.quality import correct_rotation
 from ..local_ocr import LocalOCREngine
-from ..pages import PageImage, aocr_page, ocr_page, single_fit
+from ..pages import MIN_X_HEIGHT, PageImage, aocr_page, ocr_page, single_fit
 from ..pdf import text_layer_is_good
 from ..results import OCRPage, OCRResult
 from .base import MiniMaxVLBaseTool
@@ -50,7 +50,12 @@ class OCRTool(MiniMaxVLBaseTool):
     )
     max_pages: int = Field(50, ge=1, description="Most pages one call transcribes.")
     tile: Literal["auto"] | bool = Field(
-        "auto", description="'auto': crops for dense pages; True always; False never."
+        "auto", description="'auto': crops only where small print needs them; True always; False never."
+    )
+    min_x_height: float = Field(
+        MIN_X_HEIGHT,
+        gt=0,
+        description="Legibility target: small print's x-height (px) as the server sees it ('auto' tiling).",
     )
     fix_rotation: bool = Field(True, description="Detect sideways/upside-down scans and turn them upright.")
     max_attempts: int = Field(
@@ -88,6 +93,7 @@ class OCRTool(MiniMaxVLBaseTool):
             "tile": self.tile,
             "fix_rotation": self.fix_rotation,
             "max_attempts": self.max_attempts,
+            "min_x_height": self.min_x_height,
         }
 
     def _fallback(self, page: PageImage, ocr: OCRPage) -> OCRPage:

@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from minimaxvl_tools.client import MiniMaxVLClient
 from minimaxvl_tools.local_ocr import LocalOCREngine
-from minimaxvl_tools.pages import PageImage, aocr_page, ocr_page, plan_page
+from minimaxvl_tools.pages import PageImage, aocr_page, ocr_page, plan_page_image
 from minimaxvl_tools.results import OCRResult
 from minimaxvl_tools.testing.server import LocalVLLMServer, Reply
 from minimaxvl_tools.tools import DiagramReasoningTool, OCRTool
@@ -216,7 +216,7 @@ def test_good_answer_on_second_attempt_is_accepted(server: LocalVLLMServer) -> N
 @pytest.mark.parametrize("mode", ["sync", "async"])
 async def test_looping_crop_of_a_dense_page_retried_alone(server: LocalVLLMServer, mode: str) -> None:
     image = _text_page((1654, 2339), lines=40, font_size=22)
-    plan = plan_page(*image.size)
+    plan = plan_page_image(image)  # the plan ocr_page makes: small print measured
     assert plan.mode == "tiles" and plan.requests >= 2
     n = plan.requests
 
