@@ -84,14 +84,21 @@ def cpu_per_page(pdf: Path, *, tiled: bool = False, dpi: int = DPI) -> tuple[flo
     return total / n, n, {k: v / n for k, v in stages.items()}
 
 
-async def _transport(port: int, pdf: Path, pages: int) -> float:
-    """Wall seconds for ``pages`` achat calls carrying one pre-encoded page image (no render, no encode)."""
+async def _transport(port: int, pdf: Path | None, pages: int) -> float:
+    """Wall seconds for ``pages`` achat calls carrying one pre-encoded page image (no render, no encode);
+    with ``pdf=None`` a blank 336x336 image (~2 KB) instead: the client + test-double floor."""
+    from PIL import Image
+
+    from minimaxvl_tools.images.encode import encode_image
     from minimaxvl_tools.pages import encode_page
     from minimaxvl_tools.pdf import render_page
 
-    image = render_page(pdf, 1, dpi=DPI).image
-    assert image is not None
-    enc = encode_page(image)
+    if pdf is None:
+        enc = encode_image(Image.new("RGB", (336, 336), "white"))
+    else:
+        image = render_page(pdf, 1, dpi=DPI).image
+        assert image is not None
+        enc = encode_page(image)
     client = make_client(port, CONCURRENCY)
     await client.achat("warm up", [], max_tokens=8)
     t0 = time.perf_counter()
@@ -161,6 +168,8 @@ def run(
             server_cpu = server.cpu_seconds() - s0
         with server_subprocess(latency=LATENCY, slots=SLOTS) as port:
             transport_wall = asyncio.run(_transport(port, pdf, pages))
+        with server_subprocess(latency=LATENCY, slots=SLOTS) as port:
+            floor_wall = asyncio.run(_transport(port, None, pages))
         rot_wall = 0.0
         if rotation_pages:
             with server_subprocess(latency=LATENCY, slots=SLOTS) as port:
@@ -176,7 +185,7 @@ def run(
     raw = "\n".join(
         [
             f"OCRTool._arun, {pages} letter pages at {DPI} dpi ({w}x{h} px, tile=False: 1 request/page; "
-            f"the auto plan would send {auto.requests} crops), client max_concurrency {CONCURRENCY}",
+            f"the size-only auto plan would send {auto.requests} crops), max_concurrency {CONCURRENCY}",
             f"server (child process): latency {LATENCY} s/request, {SLOTS} slots "
             f"-> ideal {ideal:.1f} pages/s",
             f"wall {wall:.2f} s for {info['pages']} pages / {info['requests']} requests ({info['ok']} ok) "
@@ -188,6 +197,9 @@ def run(
             f"same {pages} requests with one pre-encoded page image (achat only, no render/encode): wall "
             f"{transport_wall:.2f} s -> {pages / transport_wall:.2f} req/s "
             f"= {pages / transport_wall / ideal:.3f} of ideal",
+            f"same {pages} requests with a blank 336x336 image (~2 KB: client + test double, no payload): "
+            f"wall {floor_wall:.2f} s -> {pages / floor_wall:.2f} req/s "
+            f"= {pages / floor_wall / ideal:.3f} of ideal",
             f"OCRTool with fix_rotation=True (the tool's default: Tesseract OSD per page), {rotation_pages} "
             f"pages: wall {rot_wall:.2f} s -> {rotation_pages / rot_wall if rot_wall else 0:.2f} pages/s",
             f"client CPU per page over {n} pages (render+plan+encode_page+build_messages): "
@@ -207,6 +219,7 @@ def run(
             "info",
         ),
         Row("overhead: achat only, pre-encoded page (info)", pages / transport_wall, ideal, "req/s", "info"),
+        Row("overhead: achat only, 336 px blank image (info)", pages / floor_wall, ideal, "req/s", "info"),
         Row("overhead: client CPU/page vs 40 ms budget", cpu_single * 1000, CPU_BUDGET_MS, "ms", "<=", 1.0),
         Row("overhead: client CPU/page, tiled plan (info)", cpu_tiled * 1000, CPU_BUDGET_MS, "ms", "info"),
     ]
@@ -214,6 +227,7 @@ def run(
         "wall_s": wall,
         "pages_per_s": rate,
         "transport_req_per_s": pages / transport_wall,
+        "floor_req_per_s": pages / floor_wall,
         "cpu_ms": cpu_single * 1000,
         "run_client_cpu_ms_per_page": info["client_cpu_s"] / pages * 1000,
         "run_server_cpu_ms_per_page": server_cpu / pages * 1000,

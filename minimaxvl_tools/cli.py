@@ -597,12 +597,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- plan
 def _plan_rows(source: str, args: argparse.Namespace) -> Iterator[dict[str, Any]]:
-    from .pages import iter_pages, plan_page
+    from .pages import iter_pages, plan_page_image
 
     for page in iter_pages(source, pages=args.pages, dpi=args.dpi, policy=_policy(args)):
+        plan = plan_page_image(page.pixels())  # as the OCR tool plans it: small print measured
         w, h = page.size
         page.image = None
-        plan = plan_page(w, h)
         if plan.mode == "tiles" and plan.tiles is not None:
             canvases = sorted({t.canvas for t in plan.tiles.tiles})
             sent = list(plan.tiled_size)
