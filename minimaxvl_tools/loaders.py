@@ -110,6 +110,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         fallbacks: Sequence[FallbackEngine] = ("text-layer", "local"),
         skip_blank: bool = True,
         detect_rotation: bool = True,
+        min_x_height: float | None = None,
         max_failure_rate: float | None = None,
         min_pages_before_abort: int = 5,
         policy: InputPolicy | None = None,
@@ -134,6 +135,9 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         self.fallbacks = tuple(fallbacks)
         self.skip_blank = skip_blank
         self.detect_rotation = detect_rotation
+        if min_x_height is not None and not min_x_height > 0:
+            raise InvalidInputError(f"min_x_height={min_x_height} must be positive (pixels), or None")
+        self.min_x_height = min_x_height
         self.max_failure_rate = max_failure_rate
         self.min_pages_before_abort = min_pages_before_abort
         self.policy = policy
@@ -175,6 +179,10 @@ class MiniMaxVLDocumentLoader(BaseLoader):
             self._local = LocalOCREngine()
         return self._local
 
+    def _plan_kwargs(self) -> dict[str, Any]:
+        """Page-plan options passed to ocr_page (the legibility target, when set)."""
+        return {} if self.min_x_height is None else {"min_x_height": self.min_x_height}
+
     def _settings_key(self) -> str:
         # the model matters only where it reads pages; asking ``self.client`` here (not ``self._client``)
         # keeps the key the same whether the client was passed in or built lazily on the first page
@@ -192,6 +200,8 @@ class MiniMaxVLDocumentLoader(BaseLoader):
             str(self.detect_rotation),
             model,
         ]
+        if self.min_x_height is not None:  # only when set, so existing caches keep their keys
+            parts.append(f"x{self.min_x_height:g}")
         return "|".join(parts)
 
     def _key(self, digest: str, page: int) -> str:
@@ -343,7 +353,11 @@ class MiniMaxVLDocumentLoader(BaseLoader):
                 from .pages import ocr_page
 
                 ocr = ocr_page(
-                    self.client, self._page_image(page, image), plain=self.plain, skip_blank=self.skip_blank
+                    self.client,
+                    self._page_image(page, image),
+                    plain=self.plain,
+                    skip_blank=self.skip_blank,
+                    **self._plan_kwargs(),
                 )
                 rec = self._vlm_record(ocr)
                 if ocr.status == "failed":
@@ -371,7 +385,11 @@ class MiniMaxVLDocumentLoader(BaseLoader):
 
         try:
             ocr = await aocr_page(
-                self.client, self._page_image(page, image), plain=self.plain, skip_blank=self.skip_blank
+                self.client,
+                self._page_image(page, image),
+                plain=self.plain,
+                skip_blank=self.skip_blank,
+                **self._plan_kwargs(),
             )
             rec = self._vlm_record(ocr)
             if ocr.status == "failed":

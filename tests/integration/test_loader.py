@@ -25,7 +25,7 @@ from fpdf import FPDF
 from PIL import Image, ImageDraw, ImageFont
 
 from minimaxvl_tools.client import MiniMaxVLClient
-from minimaxvl_tools.errors import JobAbortedError
+from minimaxvl_tools.errors import InvalidInputError, JobAbortedError
 from minimaxvl_tools.loaders import MiniMaxVLDocumentLoader, PageCache
 from minimaxvl_tools.local_ocr import LocalOCREngine
 from minimaxvl_tools.testing.server import LocalVLLMServer, Reply
@@ -500,3 +500,24 @@ async def test_failure_rate_abort_async(vllm_server: LocalVLLMServer, scans: Pat
     assert ld.stats.pages == 2
     await asyncio.sleep(0)
     assert len(vllm_server.requests) <= 3  # the rest of the document was never sent
+
+
+def test_min_x_height_sets_how_fine_print_is_cut(vllm_server: LocalVLLMServer, tmp_path: Path) -> None:
+    pdf = FPDF(format="letter")
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=12)
+    for i in range(30):
+        pdf.set_xy(15, 15 + i * 7)
+        pdf.cell(180, 6, f"Line {i}: the quick brown fox jumps over the lazy dog, number {i * 7}.")
+    path = tmp_path / "twelve_pt.pdf"
+    pdf.output(str(path))
+    vllm_server.set_responder(lambda body: "page text")
+    client = client_for(vllm_server)
+    kw: dict[str, Any] = {"mode": "vlm", "client": client, "dpi": 200, "fallbacks": ()}
+    default = loader(path, tmp_path, **kw).load()
+    assert default[0].metadata["requests"] == 1  # 12 pt stays legible in one image
+    strict = loader(path, tmp_path, min_x_height=30.0, **kw).load()  # a stricter target: crops
+    assert strict[0].metadata["requests"] > 1 and not strict[0].metadata.get("cached")
+    assert strict[0].metadata["image_tokens"] > default[0].metadata["image_tokens"]
+    with pytest.raises(InvalidInputError, match="min_x_height"):
+        MiniMaxVLDocumentLoader(path, min_x_height=0)
