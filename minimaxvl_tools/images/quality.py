@@ -288,11 +288,9 @@ def _line_masses(mask: np.ndarray, max_height: int) -> tuple[float, float, int]:
     rows = mask.sum(axis=1).astype(np.float64)
     if rows.max() <= 0:
         return 0.0, 0.0, 0
-    on = rows > 0.02 * rows.max()
-    edges = np.flatnonzero(np.diff(np.concatenate(([0], on.astype(np.int8), [0]))))
     above = below = 0.0
     used = 0
-    for r0, r1 in zip(edges[::2], edges[1::2], strict=True):
+    for r0, r1 in _runs(rows > 0.02 * rows.max()):
         if r1 - r0 < 6 or r1 - r0 > max_height:
             continue
         prof = rows[r0:r1]
