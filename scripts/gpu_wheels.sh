@@ -2,12 +2,13 @@
 # Downloads this project's own runtime/test dependencies as CPython 3.12 x86_64 wheels into .gpu/wheels,
 # for the GPU machine (its image lacks them and reaches no registry). vLLM's own parts (openai, pydantic,
 # httpx2, ...) come from ../shared/gpu/pack.sh. Versions are those of the local .venv, so both sides match.
+# zstandard is left out: langsmith imports it only to compress traces, and the GPU run does not trace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUTD=.gpu/wheels
 mkdir -p "$OUTD"
 names="langchain-core langchain-protocol langsmith jsonpatch jsonpointer tenacity uuid-utils orjson
-requests-toolbelt xxhash zstandard websockets pypdfium2 pytest-asyncio pytest-timeout distro anyio"
+requests-toolbelt xxhash websockets pypdfium2 pytest-asyncio pytest-timeout distro anyio"
 reqs=""
 for n in $names; do
   v=$(.venv/bin/python -c "import importlib.metadata as m,sys; print(m.version(sys.argv[1]))" "$n" 2>/dev/null) || continue

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Runs ON THE GPU MACHINE from the repository root of the copy sent there (third of three device calls;
-# see tests/gpu/README.md). Unpacks vLLM 0.23.0 (staged by the first two calls), installs this project's
-# own wheels (.gpu/wheels), starts vLLM through OUR `minimaxvl serve` on the tiny checkpoint with
-# MiniMax-VL-01's 28 canvases, runs tests/gpu against it, stops it. Results and logs go to $OUT.
+# Runs ON THE GPU MACHINE from the repository root of the copy sent there; see tests/gpu/README.md.
+# Two device calls, back to back (payload prepared here by scripts/gpu_pack.sh):
+#   1. bash tests/gpu/run_on_device.sh stage     carry .gpu/parts/p0 + .gpu/tools   (copies them to $STAGE)
+#   2. bash tests/gpu/run_on_device.sh           carry .gpu/parts/p1 + .gpu/wheels
+# Call 2 stages its part, unpacks vLLM 0.23.0, installs this project's own wheels (.gpu/wheels), starts vLLM
+# through OUR `minimaxvl serve` on the tiny checkpoint with MiniMax-VL-01's 28 canvases, runs tests/gpu
+# against it and stops it. Results and logs go to $OUT.
 #   TP=2 bash tests/gpu/run_on_device.sh     # tensor parallel over 2 GPUs (the 2-GPU kind)
 set -u
 STAGE=${STAGE:-/root/stage}; OUT=${OUT:-/tmp/out}; PORT=${PORT:-8000}; TP=${TP:-1}
@@ -13,7 +16,14 @@ export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVL
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1
 export VLLM_CACHE_ROOT=$STAGE/cache HF_HOME=$STAGE/hf VLLM_USE_FLASHINFER_SAMPLER=0
 
-bash .gpu/tools/device_serve.sh stage >/dev/null          # copies the checkpoint to $STAGE/model
+# staging: whatever this call carries moves out of the repo copy (which the next call replaces)
+mkdir -p "$STAGE"
+for d in .gpu/parts/p*; do [ -d "$d" ] && cp "$d"/* "$STAGE"/ && log "staged $d"; done
+if [ -d .gpu/tools/model ]; then
+  mkdir -p "$STAGE/model" && cp -r .gpu/tools/model/* "$STAGE/model/" && log "staged the checkpoint"
+fi
+if [ "${1:-}" = stage ]; then ls -la "$STAGE"; exit 0; fi
+[ -d "$STAGE/model/$MODEL_NAME" ] || { log "no checkpoint in $STAGE/model: run the stage call first"; exit 3; }
 if ! cmp -s "$STAGE/site.tar.xz.sha256" "$STAGE/site/.unpacked" 2>/dev/null; then
   (cd "$STAGE" && cat site.tar.xz.part* > site.tar.xz && sha256sum -c site.tar.xz.sha256) || { log "missing part"; exit 3; }
   rm -rf "$STAGE/site" && mkdir -p "$STAGE/site"
