@@ -16,7 +16,7 @@ import os
 import re
 import warnings
 from collections.abc import Iterator
-from typing import Any, BinaryIO, Literal, Union
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Union
 from urllib.parse import unquote_to_bytes
 
 import numpy as np
@@ -29,7 +29,10 @@ from ..errors import (
     InvalidInputError,
     UnsupportedImageError,
 )
-from .policy import InputPolicy
+from .policy import InputPolicy, PinnedURL
+
+if TYPE_CHECKING:
+    import httpx
 
 ImageSource = Union[str, os.PathLike, bytes, bytearray, BinaryIO, Image.Image, np.ndarray]  # noqa: UP007
 
@@ -147,23 +150,42 @@ def _try_base64(text: str) -> bytes | None:
     return data if sniff(data) != "unknown" else None
 
 
+def _pinned_request(pinned: PinnedURL) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]:
+    """URL, headers and extensions that reach ``pinned.ip`` yet name the real host (DNS-rebinding guard)."""
+    import httpx
+
+    original = httpx.URL(pinned.url)
+    if pinned.ip is None:
+        return original, {}, {}
+    target = original.copy_with(host=pinned.ip, port=pinned.port)  # copy_with brackets IPv6 addresses
+    headers = {"Host": original.netloc.decode("ascii")}  # the real name, with :port when not the default
+    # httpcore passes sni_hostname to ssl's server_hostname: SNI and certificate hostname checks use the name.
+    extensions: dict[str, Any] = {}
+    if pinned.scheme == "https":
+        extensions["sni_hostname"] = original.raw_host.decode("ascii")
+    return target, headers, extensions
+
+
 def _fetch(url: str, policy: InputPolicy) -> bytes:
-    """GET ``url`` under the policy: no automatic redirects (each hop re-checked), timeout and byte cap."""
+    """GET ``url`` under the policy: every redirect hop re-checked and sent to its checked IP; byte cap."""
     import httpx
 
     current = url
     for _ in range(6):
-        policy.check_url(current)
+        pinned = policy.resolve_url(current)
+        target, headers, extensions = _pinned_request(pinned)
         try:
             with (
-                httpx.Client(timeout=policy.url_timeout, follow_redirects=False) as client,
-                client.stream("GET", current) as resp,
+                # no proxies from the environment: a proxy would resolve the name itself (and verify TLS
+                # against the IP), undoing the pin; policy-checked fetches go out directly
+                httpx.Client(timeout=policy.url_timeout, follow_redirects=False, trust_env=False) as client,
+                client.stream("GET", target, headers=headers, extensions=extensions) as resp,
             ):
                 if resp.is_redirect:
                     location = resp.headers.get("location")
                     if not location:
                         raise FetchError(f"URL {describe(current)!r} redirected without a Location header")
-                    current = str(resp.url.join(location))
+                    current = str(httpx.URL(current).join(location))  # relative to the real URL, not the IP
                     continue
                 if resp.status_code >= 400:
                     raise FetchError(
@@ -191,7 +213,8 @@ def _fetch(url: str, policy: InputPolicy) -> bytes:
                 "retry, or raise InputPolicy.url_timeout"
             ) from exc
         except httpx.HTTPError as exc:
-            raise FetchError(f"URL {describe(current)!r} could not be fetched: {exc}") from exc
+            detail = str(exc).replace(str(target), current)  # never show the IP-rewritten URL
+            raise FetchError(f"URL {describe(current)!r} could not be fetched: {detail}") from exc
     raise FetchError(f"URL {describe(url)!r} redirected more than 5 times: pass the final URL")
 
 

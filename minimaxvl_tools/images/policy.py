@@ -2,7 +2,10 @@
 
 Tools that agents drive pass untrusted strings; the policy keeps them inside allowed folders (symlinks and
 ``..`` resolved first) and keeps URL fetching off by default, refusing ``file://`` and any host that resolves
-to a loopback, private, link-local or otherwise non-public address (SSRF guard).
+to a loopback, private, link-local or otherwise non-public address (SSRF guard). The checked address is
+pinned: :meth:`InputPolicy.resolve_url` returns it and the fetch connects to exactly that IP, so a DNS server
+cannot answer a public address to the check and a private one to the connection (DNS rebinding). Fetches
+ignore proxy environment variables for the same reason (a proxy would resolve the name again).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -42,6 +46,31 @@ def _is_public(addr: str) -> bool:
         or ip.is_unspecified
         or not ip.is_global
     )
+
+
+def _is_ip_literal(host: str) -> bool:
+    """True when ``host`` is already an IP address, so connecting to it needs no DNS lookup to pin."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class PinnedURL:
+    """A URL the policy allowed and the address it checked, so the fetch connects to that address only."""
+
+    url: str
+    """The URL as given; shown in messages and used to resolve relative redirects."""
+    scheme: str
+    """``http`` or ``https`` (lower case)."""
+    host: str
+    """Host name as checked and resolved (lower case, no trailing dot)."""
+    port: int
+    """TCP port, the scheme's default when the URL names none."""
+    ip: str | None
+    """Checked IP to connect to; None when no pin is needed (IP-literal host, or allow_private_hosts)."""
 
 
 class InputPolicy(BaseModel):
@@ -83,6 +112,10 @@ class InputPolicy(BaseModel):
     # ------------------------------------------------------------ URLs
     def check_url(self, url: str) -> str:
         """Return ``url`` if it may be fetched: http(s) only, allowlisted host, public address after DNS."""
+        return self.resolve_url(url).url
+
+    def resolve_url(self, url: str) -> PinnedURL:
+        """Check ``url`` like :meth:`check_url` and return the checked address, to be connected to as is."""
         shown = _short(url)
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
@@ -106,19 +139,20 @@ class InputPolicy(BaseModel):
                     f"URL {shown!r} refused: host {host!r} is not in url_allowlist {self.url_allowlist}; "
                     "add it to url_allowlist (MINIMAXVL_URL_ALLOWLIST)"
                 )
-        if self.allow_private_hosts:
-            return url
         try:
             port = parts.port or (443 if scheme == "https" else 80)
         except ValueError as exc:
             raise InvalidInputError(f"URL {shown!r} has an invalid port: {exc}") from exc
+        if self.allow_private_hosts:
+            return PinnedURL(url=url, scheme=scheme, host=host, port=port, ip=None)
         try:
             infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
         except (socket.gaierror, UnicodeError) as exc:
             raise AccessDeniedError(
                 f"URL {shown!r} refused: host {host!r} does not resolve ({exc}); check the URL"
             ) from exc
-        addrs = sorted({str(info[4][0]) for info in infos})
+        ordered = list(dict.fromkeys(str(info[4][0]) for info in infos))  # resolver's order, no duplicates
+        addrs = sorted(ordered)
         bad = [a for a in addrs if not _is_public(a)]
         if not addrs or bad:
             raise AccessDeniedError(
@@ -126,7 +160,8 @@ class InputPolicy(BaseModel):
                 "(loopback, private, link-local or reserved); set allow_private_hosts=True only for trusted "
                 "internal servers"
             )
-        return url
+        ip = None if _is_ip_literal(host) else ordered[0]
+        return PinnedURL(url=url, scheme=scheme, host=host, port=port, ip=ip)
 
     # ------------------------------------------------------------ construction
     @classmethod
@@ -137,4 +172,4 @@ class InputPolicy(BaseModel):
         )
 
 
-__all__ = ["InputPolicy"]
+__all__ = ["InputPolicy", "PinnedURL"]
