@@ -45,6 +45,7 @@ from .errors import (
     ServerError,
     ServerUnavailableError,
     TooManyImagesError,
+    TruncatedOutputError,
 )
 from .images.encode import EncodedImage, encode_image
 from .profile import MINIMAX_VL_01, ModelProfile
@@ -1141,6 +1142,15 @@ class MiniMaxVLClient:
             f"{errors[:2000]}\nReply with only the corrected JSON object, no prose and no code fences."
         )
 
+    def _cut(self, schema: type[BaseModel], result: ChatResult, errors: str) -> TruncatedOutputError:
+        """A JSON answer cut at max_tokens: not repaired (the whole object would need the same room again)."""
+        return TruncatedOutputError(
+            f"the model's {schema.__name__} JSON was cut at max_tokens {result.max_tokens} "
+            "(finish_reason=length); raw text kept in .raw: raise max_tokens or ask for less output",
+            raw=result.text,
+            errors=errors,
+        )
+
     # ------------------------------------------------------------------ chat (sync)
     def chat(
         self,
@@ -1166,6 +1176,8 @@ class MiniMaxVLClient:
         parsed, errors = self._validate(schema, result.text)
         if parsed is None:
             assert errors is not None
+            if result.finish_reason == "length":
+                raise self._cut(schema, result, errors)
             hist, fix = self._repair_history(plan, result.text, errors)
             plan2 = self._plan(fix, [], "", hist, mt, False, self.max_model_len())
             second = self._send(plan2, temperature, schema, extra_body, stop)
@@ -1196,7 +1208,8 @@ class MiniMaxVLClient:
         return self._result(resp, plan, time.perf_counter() - t0)
 
     def structured(self, text: str, images: Sequence[ImageInput], schema: type[T], **kw: Any) -> T:
-        """The answer validated as ``schema`` (json_schema guided decoding + one repair attempt)."""
+        """The answer validated as ``schema`` (json_schema guided decoding + one repair attempt; a JSON
+        cut at max_tokens raises :class:`TruncatedOutputError` at once, for the caller to give room)."""
         return self.chat(text, images, schema=schema, **kw).parsed
 
     def stream(self, text: str, images: Sequence[ImageInput] = (), **kw: Any) -> Iterator[str]:
@@ -1270,6 +1283,8 @@ class MiniMaxVLClient:
         parsed, errors = self._validate(schema, result.text)
         if parsed is None:
             assert errors is not None
+            if result.finish_reason == "length":
+                raise self._cut(schema, result, errors)
             hist, fix = self._repair_history(plan, result.text, errors)
             if self.exact_budget:
                 await self._aprefetch_tokens(self.build_messages(fix, [], system="", history=hist))

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ..errors import InvalidInputError
+from ..errors import ContextOverflowError, InvalidInputError, TruncatedOutputError
 from ..images.encode import EncodedImage
 from ..pages import encode_page
 from ..prompts import chart as prompts
@@ -55,7 +55,18 @@ class ChartReaderTool(MiniMaxVLBaseTool):
         "(maxima, differences, trends). Use for charts/plots only; not for text documents or diagrams."
     )
     args_schema: type[BaseModel] = ChartReaderInput
-    max_tokens: int = Field(2048, ge=64, description="Completion budget for the JSON.")
+    max_tokens: int = Field(
+        2048,
+        ge=64,
+        description="Completion budget for the JSON; a JSON cut there (finish_reason=length, e.g. many "
+        "series or points) is asked again once with twice the budget.",
+    )
+    max_retry_tokens: int = Field(
+        8192,
+        ge=64,
+        description="Cap on that one retry's budget (the context room caps it too); at most max_tokens "
+        "turns the retry off.",
+    )
 
     def _images(self, source: str, pages: str | None) -> list[EncodedImage]:
         limit = self.vl_client.settings.max_images_per_request
@@ -68,6 +79,63 @@ class ChartReaderTool(MiniMaxVLBaseTool):
         profile, quality = self.vl_client.profile, self.vl_client.settings.jpeg_quality
         return [encode_page(p.pixels(), profile=profile, quality=quality) for p in selected]
 
+    def _retry_tokens(self, text: str, images: list[EncodedImage]) -> int:
+        """Budget of the retry after a cut JSON: twice max_tokens within max_retry_tokens and the room the
+        prompt leaves in the context (images kept as sent); 0 when that is no more than max_tokens."""
+        want = min(2 * self.max_tokens, self.max_retry_tokens)
+        if want <= self.max_tokens:
+            return 0
+        try:
+            plan = self.vl_client.plan(
+                text, images, system=prompts.system_prompt(), max_tokens=want, allow_downscale=False
+            )
+        except ContextOverflowError:
+            return 0
+        return plan.max_tokens if plan.max_tokens > self.max_tokens else 0
+
+    def _still_cut(self, cut: TruncatedOutputError, retry_tokens: int) -> TruncatedOutputError:
+        """The error for a chart whose JSON outgrew every budget tried, saying what to do about it."""
+        tried = (
+            f"{self.max_tokens}, then {retry_tokens}"
+            if retry_tokens
+            else f"{self.max_tokens} (no room to retry with more: max_retry_tokens or the context)"
+        )
+        return TruncatedOutputError(
+            f"the chart's data did not fit the completion budget (JSON cut at max_tokens {tried}; "
+            "finish_reason=length): ask about fewer series, crop the chart (or pick its page) to the part "
+            "you need, or raise max_tokens/max_retry_tokens",
+            raw=cut.raw,
+            errors=cut.errors,
+        )
+
+    def _read(self, text: str, images: list[EncodedImage]) -> ChartData:
+        """The chart's data; a JSON cut at max_tokens is asked again once with more room."""
+        client, system, budget = self.vl_client, prompts.system_prompt(), self.max_tokens
+        try:
+            return client.structured(text, images, ChartData, system=system, max_tokens=budget)
+        except TruncatedOutputError as cut:
+            budget = self._retry_tokens(text, images)
+            if not budget:
+                raise self._still_cut(cut, 0) from cut
+        try:
+            return client.structured(text, images, ChartData, system=system, max_tokens=budget)
+        except TruncatedOutputError as cut:
+            raise self._still_cut(cut, budget) from cut
+
+    async def _aread(self, text: str, images: list[EncodedImage]) -> ChartData:
+        """Async :meth:`_read`."""
+        client, system, budget = self.vl_client, prompts.system_prompt(), self.max_tokens
+        try:
+            return await client.astructured(text, images, ChartData, system=system, max_tokens=budget)
+        except TruncatedOutputError as cut:
+            budget = await asyncio.to_thread(self._retry_tokens, text, images)
+            if not budget:
+                raise self._still_cut(cut, 0) from cut
+        try:
+            return await client.astructured(text, images, ChartData, system=system, max_tokens=budget)
+        except TruncatedOutputError as cut:
+            raise self._still_cut(cut, budget) from cut
+
     def _finish(self, data: Any) -> tuple[str, ChartData]:
         chart = data if isinstance(data, ChartData) else ChartData.model_validate(data)
         return summarize_chart(chart), chart
@@ -77,14 +145,7 @@ class ChartReaderTool(MiniMaxVLBaseTool):
     ) -> tuple[str, ChartData]:
         def go() -> tuple[str, ChartData]:
             images = self._images(source, pages)
-            data = self.vl_client.structured(
-                prompts.user_prompt(question, pages=len(images)),
-                images,
-                ChartData,
-                system=prompts.system_prompt(),
-                max_tokens=self.max_tokens,
-            )
-            return self._finish(data)
+            return self._finish(self._read(prompts.user_prompt(question, pages=len(images)), images))
 
         return self.guard(source, go)
 
@@ -93,14 +154,8 @@ class ChartReaderTool(MiniMaxVLBaseTool):
     ) -> tuple[str, ChartData]:
         async def go() -> tuple[str, ChartData]:
             images = await asyncio.to_thread(self._images, source, pages)
-            data = await self.vl_client.astructured(
-                prompts.user_prompt(question, pages=len(images)),
-                images,
-                ChartData,
-                system=prompts.system_prompt(),
-                max_tokens=self.max_tokens,
-            )
-            return self._finish(data)
+            text = prompts.user_prompt(question, pages=len(images))
+            return self._finish(await self._aread(text, images))
 
         return await self.aguard(source, go)
 
