@@ -2,7 +2,7 @@
 
 Every number in the table is measured in this run. Raw output goes to ``benchmarks/results/<name>.txt``
 and the combined report (table, raw sections, machine, load, command, wall time) to
-``benchmarks/results/latest.md``. ``--only`` accepts render, overhead, memory, tokens (repeatable or
+``benchmarks/results/latest.md``. ``--only`` accepts render, overhead, memory, tokens, loader (repeatable or
 comma-separated); ``backpressure`` runs ``benchmarks.backpressure.main()`` when asked for by name.
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 from .common import RESULTS_DIR, BenchResult, Row, format_table, write_result
 
-NAMES = ("render", "overhead", "memory", "tokens")
+NAMES = ("render", "overhead", "memory", "tokens", "loader")
 OPTIONAL = ("backpressure",)
 
 
@@ -45,13 +45,14 @@ def _backpressure(quick: bool) -> BenchResult:
 
 def runners() -> dict[str, Callable[[bool], BenchResult]]:
     """Benchmark name -> ``run(quick)``."""
-    from . import memory, overhead, render, tokens
+    from . import loader, memory, overhead, render, tokens
 
     return {
         "render": render.run,
         "overhead": overhead.run,
         "memory": memory.run,
         "tokens": tokens.run,
+        "loader": loader.run,
         "backpressure": _backpressure,
     }
 

@@ -1,6 +1,7 @@
 """MiniMaxVLDocumentLoader: PDFs and images in, one LangChain ``Document`` per page out.
 
-Pages stream one at a time (a 500-page PDF never sits in memory), each page's result is cached on disk
+Pages stream (a 500-page PDF never sits in memory: at most ``max_concurrency`` pages are held, in flight
+together across file boundaries, and come out in order), each page's result is cached on disk
 under a key made of the file's content hash, the page number and every setting that changes the output,
 so an interrupted run resumes without recomputing finished pages. A failed page is recorded in its
 ``Document.metadata['error']`` and the rest go on; a caller can stop the job when the failure rate
@@ -16,8 +17,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
+import threading
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,6 +38,8 @@ from .results import OCRPage, markdown_to_text
 LoaderMode = Literal["vlm", "text-layer", "auto", "local"]
 FallbackEngine = Literal["text-layer", "local"]
 CACHE_VERSION = "1"
+_Entry = tuple[Path, Any, Any, bool]
+"""A page on its way out of the loader: (file, page, its record or job, whether it came from the cache)."""
 DOC_SUFFIXES = {".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif"}
 
 
@@ -356,7 +363,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
                     self.client,
                     self._page_image(page, image),
                     plain=self.plain,
-                    skip_blank=self.skip_blank,
+                    skip_blank=False,  # the loader checked (see _early): once a page
                     **self._plan_kwargs(),
                 )
                 rec = self._vlm_record(ocr)
@@ -388,7 +395,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
                 self.client,
                 self._page_image(page, image),
                 plain=self.plain,
-                skip_blank=self.skip_blank,
+                skip_blank=False,  # the loader checked (see _early): once a page
                 **self._plan_kwargs(),
             )
             rec = self._vlm_record(ocr)
@@ -478,19 +485,54 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         )
 
     def _window(self) -> int:
-        """Pages in flight in :meth:`alazy_load`: the client's ``max_concurrency`` (model modes), else 4."""
-        client = self.client if self.mode in ("vlm", "auto") else self._client
-        settings = getattr(client, "settings", None)
+        """Pages in flight: the client's ``max_concurrency`` (model modes), the CPUs for Tesseract (at most
+        4), one for text layers (nothing to overlap)."""
+        if self.mode == "text-layer":
+            return 1
+        if self.mode == "local":
+            return max(1, min(4, os.cpu_count() or 1))
+        settings = getattr(self.client, "settings", None)
         return max(1, int(getattr(settings, "max_concurrency", 4) or 4))
+
+    def _job_sync(self, page: Any, key: str) -> dict[str, Any]:
+        """Process one page and cache it as soon as it is done (on the worker, not when it is yielded)."""
+        rec = self._process_sync(page)
+        if self.cache and self._cacheable(rec):
+            self.cache.put(key, rec)
+        return rec
+
+    def _start_sync(self, pool: _DaemonPool | None, page: Any, key: str) -> Any:
+        """A page's job: a Future on the pool, or (one page at a time) the finished record itself."""
+        return self._job_sync(page, key) if pool is None else pool.submit(self._job_sync, page, key)
+
+    def _settle(self, entry: _Entry, rec: dict[str, Any]) -> Document:
+        """Count a finished page (may raise JobAbortedError) and make its Document."""
+        path, page, _job, cached = entry
+        self._account(rec, cached)
+        return self._document(path, page, rec, cached)
+
+    def _drain_sync(self, pending: deque[_Entry], keep: int) -> Iterator[Document]:
+        """Yield pages oldest first: the finished ones at the head, then wait until <= ``keep`` remain."""
+        while pending and (len(pending) > keep or _done(pending[0][2])):
+            job = pending[0][2]
+            rec = job if isinstance(job, dict) else job.result()
+            yield self._settle(pending.popleft(), rec)
 
     def lazy_load(self) -> Iterator[Document]:
         """Yield one Document per page, in file and page order; cached pages are not recomputed.
 
-        Each page is cached before it is yielded, so a consumer that stops (break, Ctrl-C, a killed
-        process) loses at most the page being processed.
+        Up to :meth:`_window` pages (the client's ``max_concurrency``) are processed at once on worker
+        threads, across file boundaries, so a folder of one-page scans keeps the server as busy as one long
+        PDF; rendering stays on the calling thread. A finished page is yielded once the pages before it
+        are (at most ``window`` pages are held at once, cached ones included). Each page is cached as
+        soon as it is done, so a consumer that stops (break, Ctrl-C, a killed process) loses at most the
+        pages in flight.
         """
         t0 = time.perf_counter()
         self.stats = JobStats()
+        window = self._window()
+        pool = _DaemonPool(window) if window > 1 else None
+        pending: deque[_Entry] = deque()
         try:
             for path in self.files():
                 self.stats.documents += 1
@@ -499,18 +541,23 @@ class MiniMaxVLDocumentLoader(BaseLoader):
                     for page in self._iter_source_pages(path):
                         key = self._key(digest, page.number)
                         rec = self.cache.get(key) if self.cache else None
-                        cached = rec is not None
+                        yield from self._drain_sync(pending, window - 1)  # room first: <= window pages
                         if rec is None:
-                            rec = self._process_sync(page)
-                            if self.cache and self._cacheable(rec):
-                                self.cache.put(key, rec)
-                        self._account(rec, cached)
-                        yield self._document(path, page, rec, cached)
+                            pending.append((path, page, self._start_sync(pool, page, key), False))
+                        else:
+                            pending.append((path, page, rec, True))
                 except JobAbortedError:
                     raise
-                except MiniMaxVLError as e:  # the whole file is unreadable: record it, go on
+                except MiniMaxVLError as e:  # the whole file is unreadable: record it after its pages
+                    yield from self._drain_sync(pending, 0)
                     yield self._error_doc(path, e)
+            yield from self._drain_sync(pending, 0)
         finally:
+            for _, _, job, _ in pending:
+                if isinstance(job, Future):
+                    job.cancel()
+            if pool is not None:
+                pool.shutdown()
             self.stats.seconds += time.perf_counter() - t0
 
     async def _job(self, page: Any, key: str) -> dict[str, Any]:
@@ -523,18 +570,16 @@ class MiniMaxVLDocumentLoader(BaseLoader):
             await asyncio.to_thread(self.cache.put, key, rec)
         return rec
 
-    async def _drain(self, path: Path, pending: list[Any], keep: int) -> AsyncIterator[Document]:
-        """Yield finished pages, oldest first, until at most ``keep`` remain in flight (page order kept)."""
-        while len(pending) > keep:
-            page, _key, job = pending[0]
-            cached = isinstance(job, dict)
-            rec = job if cached else await job
-            pending.pop(0)
-            self._account(rec, cached)
-            yield self._document(path, page, rec, cached)
+    async def _drain(self, pending: deque[_Entry], keep: int) -> AsyncIterator[Document]:
+        """Yield pages oldest first: the finished ones at the head, then wait until <= ``keep`` remain."""
+        while pending and (len(pending) > keep or _done(pending[0][2])):
+            job = pending[0][2]
+            rec = job if isinstance(job, dict) else await job
+            yield self._settle(pending.popleft(), rec)
 
     async def alazy_load(self) -> AsyncIterator[Document]:
-        """Async pages: at most the client's ``max_concurrency`` pages in flight, yielded in page order.
+        """Async pages: at most the client's ``max_concurrency`` pages in flight (across file boundaries),
+        yielded in file and page order.
 
         Closing the iterator early (or an abort) cancels the pages still in flight; finished ones are cached.
         """
@@ -544,34 +589,79 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         self.stats = JobStats()
         window = self._window()
         sentinel = object()
-        pending: list[Any] = []
+        pending: deque[_Entry] = deque()
         try:
             for path in self.files():
                 self.stats.documents += 1
-                pending = []
                 try:
                     digest = await asyncio.to_thread(_file_digest, path)
                     it = self._iter_source_pages(path)
                     while (page := await asyncio.to_thread(next, it, sentinel)) is not sentinel:
                         key = self._key(digest, page.number)
                         rec = self.cache.get(key) if self.cache else None
+                        # make room first, so no more than ``window`` pages are ever held
+                        async for d in self._drain(pending, window - 1):
+                            yield d
                         if rec is None:
-                            # make room first, so no more than ``window`` pages are ever in flight
-                            async for d in self._drain(path, pending, window - 1):
-                                yield d
-                        job = rec if rec is not None else asyncio.ensure_future(self._job(page, key))
-                        pending.append((page, key, job))
-                    async for d in self._drain(path, pending, 0):
-                        yield d
+                            pending.append((path, page, asyncio.ensure_future(self._job(page, key)), False))
+                        else:
+                            pending.append((path, page, rec, True))
                 except JobAbortedError:
                     raise
                 except MiniMaxVLError as e:
+                    async for d in self._drain(pending, 0):
+                        yield d
                     yield self._error_doc(path, e)
+            async for d in self._drain(pending, 0):
+                yield d
         finally:
-            for _, _, job in pending:
+            for _, _, job, _ in pending:
                 if not isinstance(job, dict):
                     job.cancel()
             self.stats.seconds += time.perf_counter() - t0
+
+
+def _done(job: Any) -> bool:
+    """True when a pending page's record is ready (a record, or a finished Future / asyncio task)."""
+    return isinstance(job, dict) or job.done()
+
+
+class _DaemonPool:
+    """Worker threads for :meth:`MiniMaxVLDocumentLoader.lazy_load`. Daemon threads, unlike
+    ``ThreadPoolExecutor``'s, do not hold the interpreter at exit until in-flight requests end (Ctrl-C
+    in ``minimaxvl ingest`` stops at once; pages are cached atomically, so nothing half-written stays)."""
+
+    def __init__(self, workers: int) -> None:
+        self._queue: queue.SimpleQueue[tuple[Future[Any], Any, tuple[Any, ...]] | None] = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"minimaxvl-page-{i}", daemon=True)
+            for i in range(workers)
+        ]
+        self._started = 0
+
+    def submit(self, fn: Any, *args: Any) -> Future[Any]:
+        """Run ``fn(*args)`` on a worker; threads start on demand, up to the pool size."""
+        if self._started < len(self._threads):
+            self._threads[self._started].start()
+            self._started += 1
+        fut: Future[Any] = Future()
+        self._queue.put((fut, fn, args))
+        return fut
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            fut, fn, args = item
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(fn(*args))
+            except BaseException as e:  # delivered to the consumer by Future.result()
+                fut.set_exception(e)
+
+    def shutdown(self) -> None:
+        """Let the workers end once the queue (cancelled jobs included) is worked off; does not wait."""
+        for _ in range(self._started):
+            self._queue.put(None)
 
 
 def load_documents(paths: Iterable[str | os.PathLike[str]], **kwargs: Any) -> list[Document]:

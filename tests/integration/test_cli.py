@@ -417,7 +417,7 @@ def test_ingest_resumes_after_interrupt(
         return real(*a, **kw)
 
     monkeypatch.setattr(pages_mod, "ocr_page", interrupting)
-    code, _, err = run(capsys, *_ingest_args(vllm_server))
+    code, _, err = run(capsys, *_ingest_args(vllm_server, "--max-concurrency", "1"))  # exact stop point
     assert code == 130
     assert "interrupted" in err and "rerun to resume" in err and "3 page(s)" in err
     assert Path("out/a.pdf.jsonl").is_file()
@@ -430,11 +430,30 @@ def test_ingest_resumes_after_interrupt(
     code, out, err = run(capsys, *_ingest_args(vllm_server, "--json"))
     assert code == 0, err
     # only the unfinished pages reach the server: b.pdf pages 2 and 3
-    assert [colour_of(b) for b in vllm_server.requests] == COLOURS[3:5]
+    assert sorted(COLOURS.index(colour_of(b)) for b in vllm_server.requests) == [3, 4]
     summary = json.loads(out)
     assert summary["skipped_documents"] == 1 and summary["pages"] == 3 and summary["cached"] == 1
     recs = [json.loads(line) for line in Path("out/b.pdf.jsonl").read_text().splitlines()]
     assert [r["text"] for r in recs] == ["text of colour 2", "text of colour 3", "text of colour 4"]
+
+
+def test_ingest_overlaps_one_page_files(
+    vllm_server: LocalVLLMServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A folder of one-page files keeps several requests in flight; each output holds its own page."""
+    Path("docs").mkdir()
+    for i, c in enumerate(COLOURS):
+        coloured_pdf(Path(f"docs/f{i}.pdf"), [c])
+    vllm_server.set_responder(
+        lambda body: Reply(text=f"text of colour {COLOURS.index(colour_of(body))}", delay=0.15)
+    )
+    code, out, err = run(capsys, *_ingest_args(vllm_server, "--json", "--max-concurrency", "3"))
+    assert code == 0, err
+    assert vllm_server.max_running == 3  # pages of different files in flight together, never more
+    for i in range(len(COLOURS)):
+        (rec,) = [json.loads(line) for line in Path(f"out/f{i}.pdf.jsonl").read_text().splitlines()]
+        assert rec["text"] == f"text of colour {i}" and rec["page"] == 1
+    assert json.loads(out)["documents"] == len(COLOURS)
 
 
 def test_ingest_failed_pages_exit_1_then_retry_only_them(
@@ -590,7 +609,9 @@ def test_ingest_max_failure_rate_aborts(
     for i in range(8):
         text_image(Path(f"docs/p{i}.png"))
     vllm_server.set_responder(lambda body: Reply(status=500, error="engine crashed"))
-    code, out, err = run(capsys, *_ingest_args(vllm_server, "--max-failure-rate", "0.2", "--json"))
+    code, out, err = run(  # one page at a time: exact stop point
+        capsys, *_ingest_args(vllm_server, "--max-failure-rate", "0.2", "--json", "--max-concurrency", "1")
+    )
     assert code == 1
     summary = json.loads(out)
     assert summary["aborted"] is True and summary["failed"] == 5 and summary["pages"] == 5

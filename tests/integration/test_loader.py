@@ -152,12 +152,12 @@ def test_vlm_mode_scripted_markdown_and_metadata(vllm_server: LocalVLLMServer, t
         assert (m["extraction"], m["status"], m["error"]) == ("ocr", "ok", None)
         assert (m["requests"], m["crops"], m["cached"]) == (1, 0, False)
     # the image tokens we report are the ones the server counted for the images it received
-    served = [vllm_server.count_prompt(b["messages"])[1] for b in vllm_server.requests]
-    assert [d.metadata["image_tokens"] for d in docs] == served
-    assert all(t > 0 for t in served)
-    assert requested_pages(vllm_server) == [1, 2, 3]
+    served = {page_of(b): vllm_server.count_prompt(b["messages"])[1] for b in vllm_server.requests}
+    assert [d.metadata["image_tokens"] for d in docs] == [served[n] for n in (1, 2, 3)]
+    assert all(t > 0 for t in served.values())
+    assert sorted(requested_pages(vllm_server)) == [1, 2, 3]
     s = ld.stats
-    assert (s.documents, s.pages, s.ok, s.requests, s.image_tokens) == (1, 3, 3, 3, sum(served))
+    assert (s.documents, s.pages, s.ok, s.requests, s.image_tokens) == (1, 3, 3, 3, sum(served.values()))
 
 
 def test_plain_vlm_output_is_text_not_markdown(vllm_server: LocalVLLMServer, tmp_path: Path) -> None:
@@ -244,7 +244,7 @@ def test_blank_pages_send_no_request(vllm_server: LocalVLLMServer, tmp_path: Pat
     docs = ld.load()
     assert [d.metadata["status"] for d in docs] == ["ok", "blank", "ok"]
     assert docs[1].page_content == "" and docs[1].metadata["requests"] == 0
-    assert requested_pages(vllm_server) == [1, 3]
+    assert sorted(requested_pages(vllm_server)) == [1, 3]
     assert (ld.stats.blank, ld.stats.ok) == (1, 2)
 
 
@@ -260,6 +260,114 @@ def test_unreadable_file_is_recorded_and_the_rest_go_on(vllm_server: LocalVLLMSe
     assert broken.metadata["source"].endswith("a_broken.pdf")
     assert good.metadata["status"] == "ok" and good.page_content.startswith("# Page 1")
     assert (ld.stats.documents, ld.stats.failed, ld.stats.ok) == (2, 1, 1)
+
+
+# ------------------------------------------------------------------ pages in flight (sync and async)
+def six_scans(tmp_path: Path) -> Path:
+    """A folder of six files: four one-page scans (PNG) around a two-page scanned PDF, pages 1..6."""
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    page_image(1).save(folder / "a.png")
+    page_image(2).save(folder / "b.png")
+    make_pdf(folder / "c.pdf", [page_image(3), page_image(4)])
+    page_image(5).save(folder / "d.png")
+    page_image(6).save(folder / "e.png")
+    return folder
+
+
+def test_lazy_load_overlaps_pages_across_files_in_order(vllm_server: LocalVLLMServer, tmp_path: Path) -> None:
+    # earlier pages answer later, so results finish out of order; one-page files must still overlap
+    vllm_server.set_responder(markdown_responder(delay=lambda n: 0.05 * (7 - n)))
+    ld = loader(six_scans(tmp_path), tmp_path, mode="vlm", client=client_for(vllm_server, max_concurrency=3))
+    docs = list(ld.lazy_load())
+    assert [d.page_content.splitlines()[0] for d in docs] == [f"# Page {n}" for n in range(1, 7)]
+    assert [Path(d.metadata["source"]).name for d in docs] == [
+        "a.png",
+        "b.png",
+        "c.pdf",
+        "c.pdf",
+        "d.png",
+        "e.png",
+    ]
+    assert vllm_server.max_running == 3  # pages of different files in flight together, never more than 3
+    assert sorted(requested_pages(vllm_server)) == [1, 2, 3, 4, 5, 6]
+    assert (ld.stats.documents, ld.stats.ok, ld.stats.requests) == (5, 6, 6)
+
+
+async def test_alazy_load_overlaps_pages_across_files_in_order(
+    vllm_server: LocalVLLMServer, tmp_path: Path
+) -> None:
+    vllm_server.set_responder(markdown_responder(delay=lambda n: 0.05 * (7 - n)))
+    ld = loader(six_scans(tmp_path), tmp_path, mode="vlm", client=client_for(vllm_server, max_concurrency=3))
+    docs = [d async for d in ld.alazy_load()]
+    assert [d.page_content.splitlines()[0] for d in docs] == [f"# Page {n}" for n in range(1, 7)]
+    assert vllm_server.max_running == 3
+    assert (ld.stats.documents, ld.stats.ok) == (5, 6)
+
+
+def test_lazy_load_one_page_at_a_time_when_max_concurrency_is_1(
+    vllm_server: LocalVLLMServer, tmp_path: Path
+) -> None:
+    vllm_server.set_responder(markdown_responder(delay=lambda n: 0.02))
+    ld = loader(six_scans(tmp_path), tmp_path, mode="vlm", client=client_for(vllm_server, max_concurrency=1))
+    docs = ld.load()
+    assert vllm_server.max_running == 1
+    assert requested_pages(vllm_server) == [1, 2, 3, 4, 5, 6]  # strictly in order
+    assert [d.metadata["page"] for d in docs] == [1, 1, 1, 2, 1, 1]
+
+
+def test_lazy_load_break_keeps_pages_finished_in_flight(
+    vllm_server: LocalVLLMServer, scans: Path, tmp_path: Path
+) -> None:
+    # page 1 is slow, pages 2 and 3 finish on the workers first; the consumer stops after page 1
+    vllm_server.set_responder(markdown_responder(delay=lambda n: 0.6 if n == 1 else 0.0))
+    client = client_for(vllm_server, max_concurrency=3)
+    for d in loader(scans, tmp_path, mode="vlm", client=client).lazy_load():
+        assert d.metadata["page"] == 1
+        break
+    assert sorted(requested_pages(vllm_server)) == [1, 2, 3]  # window of 3: pages 4, 5 never started
+
+    vllm_server.reset()
+    vllm_server.set_responder(markdown_responder())
+    second = loader(scans, tmp_path, mode="vlm", client=client)
+    docs = second.load()
+    assert sorted(requested_pages(vllm_server)) == [4, 5]  # 2 and 3 were cached by their workers
+    assert [d.metadata["cached"] for d in docs] == [True, True, True, False, False]
+
+
+def test_lazy_load_cached_pages_do_not_wait_behind_the_window(
+    vllm_server: LocalVLLMServer, scans: Path, tmp_path: Path
+) -> None:
+    vllm_server.set_responder(markdown_responder())
+    client = client_for(vllm_server, max_concurrency=2)
+    loader(scans, tmp_path, mode="vlm", client=client, pages="2,4").load()  # pages 2 and 4 cached
+    vllm_server.reset()
+    vllm_server.set_responder(markdown_responder())
+    ld = loader(scans, tmp_path, mode="vlm", client=client)
+    docs = ld.load()
+    assert sorted(requested_pages(vllm_server)) == [1, 3, 5]
+    assert [d.metadata["cached"] for d in docs] == [False, True, False, True, False]
+    assert [d.page_content.splitlines()[0] for d in docs] == [f"# Page {n}" for n in range(1, 6)]
+    assert (ld.stats.cached, ld.stats.requests, ld.stats.ok) == (2, 3, 5)
+
+
+def test_failure_rate_abort_with_pages_in_flight(vllm_server: LocalVLLMServer, tmp_path: Path) -> None:
+    pdf = make_pdf(tmp_path / "many.pdf", [page_image(n) for n in range(1, 8)] * 2)
+    vllm_server.set_responder(lambda body: Reply(status=400))
+    ld = loader(
+        pdf,
+        tmp_path,
+        mode="vlm",
+        client=client_for(vllm_server, max_concurrency=3),
+        fallbacks=(),
+        max_failure_rate=0.2,
+        min_pages_before_abort=2,
+    )
+    with pytest.raises(JobAbortedError, match="max_failure_rate"):
+        ld.load()
+    assert ld.stats.pages == 2
+    time.sleep(0.2)  # a page already on a worker may still finish
+    assert len(vllm_server.requests) <= 2 + 3  # stopped within one window: the other 9 pages never sent
 
 
 # ------------------------------------------------------------------ async
@@ -295,7 +403,7 @@ def test_resume_after_break_recomputes_no_finished_page(
     vllm_server: LocalVLLMServer, scans: Path, tmp_path: Path
 ) -> None:
     vllm_server.set_responder(markdown_responder())
-    client = client_for(vllm_server)
+    client = client_for(vllm_server, max_concurrency=1)  # one page at a time: nothing runs ahead
     first = loader(scans, tmp_path, mode="vlm", client=client)
     got = []
     for d in first.lazy_load():
@@ -321,7 +429,7 @@ def test_resume_after_break_recomputes_no_finished_page(
 
 def test_resume_after_keyboard_interrupt(vllm_server: LocalVLLMServer, scans: Path, tmp_path: Path) -> None:
     vllm_server.set_responder(markdown_responder())
-    client = client_for(vllm_server)
+    client = client_for(vllm_server, max_concurrency=1)
     with pytest.raises(KeyboardInterrupt):
         for d in loader(scans, tmp_path, mode="vlm", client=client).lazy_load():
             if d.metadata["page"] == 3:
@@ -335,7 +443,8 @@ def test_resume_after_keyboard_interrupt(vllm_server: LocalVLLMServer, scans: Pa
 
 
 def test_resume_after_killed_process(vllm_server: LocalVLLMServer, scans: Path, tmp_path: Path) -> None:
-    """A loader in another process is SIGKILLed after two pages; the rerun sends only the other three."""
+    """A loader in another process (pages in flight on worker threads) is SIGKILLed after two pages while
+    pages 3-5 stall in flight; the rerun sends only those three."""
     vllm_server.set_responder(markdown_responder(delay=lambda n: 0.0 if n <= 2 else 30.0))
     script = textwrap.dedent(
         f"""
@@ -354,20 +463,20 @@ def test_resume_after_killed_process(vllm_server: LocalVLLMServer, scans: Path, 
         assert proc.stdout.readline().split() == ["done", "1"]
         assert proc.stdout.readline().split() == ["done", "2"]
         deadline = time.monotonic() + 10
-        while 3 not in requested_pages(vllm_server) and time.monotonic() < deadline:
-            time.sleep(0.02)  # page 3 is in flight (its answer stalls) when the process dies
+        while len(requested_pages(vllm_server)) < 5 and time.monotonic() < deadline:
+            time.sleep(0.02)  # pages 3-5 are in flight (their answers stall) when the process dies
     finally:
         proc.kill()
         proc.wait(10)
         if proc.stdout is not None:
             proc.stdout.close()
-    assert requested_pages(vllm_server) == [1, 2, 3]
+    assert sorted(requested_pages(vllm_server)) == [1, 2, 3, 4, 5]
 
     vllm_server.reset()
     vllm_server.set_responder(markdown_responder())
     ld = loader(scans, tmp_path, mode="vlm", client=client_for(vllm_server))
     docs = ld.load()
-    assert requested_pages(vllm_server) == [3, 4, 5]
+    assert sorted(requested_pages(vllm_server)) == [3, 4, 5]
     assert ld.stats.cached == 2
     assert [d.page_content.splitlines()[0] for d in docs] == [f"# Page {n}" for n in range(1, 6)]
 
@@ -469,7 +578,7 @@ def test_failure_rate_abort(vllm_server: LocalVLLMServer, tmp_path: Path) -> Non
         pdf,
         tmp_path,
         mode="vlm",
-        client=client_for(vllm_server),
+        client=client_for(vllm_server, max_concurrency=1),  # one page at a time: exact stop point
         fallbacks=(),
         max_failure_rate=0.5,
         min_pages_before_abort=3,
@@ -480,7 +589,7 @@ def test_failure_rate_abort(vllm_server: LocalVLLMServer, tmp_path: Path) -> Non
             seen.append(d.metadata["page"])
     # page 1 ok, page 2 failed (1/2 = 50%, not over), page 3 failed -> 2/3 over 50% after 3 pages: stop
     assert seen == [1, 2]
-    assert requested_pages(vllm_server) == [1, 2, 3]
+    assert sorted(requested_pages(vllm_server)) == [1, 2, 3]
     assert (ld.stats.pages, ld.stats.failed) == (3, 2)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from benchmarks import memory, overhead, render, tokens
+from benchmarks import loader, memory, overhead, render, tokens
 from benchmarks.common import BenchResult, Row, format_table, make_text_pdf
 
 
@@ -57,6 +57,14 @@ def test_overhead_smoke() -> None:
     rate, ideal = res.rows[0].ours, res.rows[0].baseline
     assert ideal == 32.0 and 0 < rate <= 4 / overhead.LATENCY + 0.5  # 4 pages cannot beat one 1 s wave
     assert res.rows[3].ours > 0  # CPU ms per page
+
+
+def test_loader_smoke() -> None:
+    res = loader.run(files=4, seq_files=2)
+    _check(res, "loader", 3)
+    sync_rate, ideal = res.rows[0].ours, res.rows[0].baseline
+    assert ideal == 32.0 and 0 < sync_rate <= 4 / loader.LATENCY + 0.5  # 4 pages: at most one 0.5 s wave
+    assert res.rows[2].baseline <= 1 / loader.LATENCY + 0.1  # one page at a time: one request per 0.5 s
 
 
 def test_memory_smoke() -> None:

@@ -108,6 +108,21 @@ def test_apply_plan_pads_white_and_resizes() -> None:
         apply_plan(Image.new("RGB", (10, 10)), plan)
 
 
+def test_apply_plan_resizes_gray_pages_as_one_channel_with_the_same_pixels() -> None:
+    rng = np.random.default_rng(0)
+    gray = Image.fromarray(rng.integers(0, 256, (1650, 1275), dtype=np.uint8), "L")
+    colour = Image.fromarray(rng.integers(0, 256, (1650, 1275, 3), dtype=np.uint8), "RGB")
+    for img in (gray, gray.convert("RGB"), colour):
+        plan = plan_size(*img.size)
+        assert plan.resized != plan.source  # a real resize
+        out = apply_plan(img, plan)
+        rgb = img.convert("RGB").resize(plan.resized, Image.Resampling.BICUBIC, reducing_gap=3.0)
+        assert out.mode == "RGB" and out.size == plan.final
+        x, y = plan.offset
+        crop = out.crop((x, y, x + plan.resized[0], y + plan.resized[1]))
+        assert np.array_equal(np.asarray(crop), np.asarray(rgb))  # identical to resizing all three channels
+
+
 def test_aspect_ratio_refused_with_advice() -> None:
     with pytest.raises(AspectRatioError, match=r"50000x10.*split_strip"):
         plan_size(50000, 10)
