@@ -667,14 +667,14 @@ class ChatMiniMaxVL(BaseChatModel):
         converted, call = self._request(messages, stop, kwargs)
         msgs = self._fit_images(client, converted, call["max_tokens"], client.max_model_len())
         parser = StreamingToolCallParser(id_factory=_new_call_id)
-        before = client.usage
-        for delta in client.stream("", messages=msgs, **call):
+        got: list[Usage] = []  # this stream's own usage (exact even with other calls on the same client)
+        for delta in client.stream("", messages=msgs, on_usage=got.append, **call):
             text = parser.feed(delta)
             if text:
                 if run_manager:
                     run_manager.on_llm_new_token(text)
                 yield ChatGenerationChunk(message=AIMessageChunk(content=text))
-        tail, last = self._final_chunk(parser, _usage_delta(client.usage, before))
+        tail, last = self._final_chunk(parser, got[-1] if got else Usage())
         if tail:
             if run_manager:
                 run_manager.on_llm_new_token(tail)
@@ -697,14 +697,14 @@ class ChatMiniMaxVL(BaseChatModel):
         mml = await client.amax_model_len()
         msgs = await asyncio.to_thread(self._fit_images, client, converted, call["max_tokens"], mml)
         parser = StreamingToolCallParser(id_factory=_new_call_id)
-        before = client.usage
-        async for delta in client.astream("", messages=msgs, **call):
+        got: list[Usage] = []
+        async for delta in client.astream("", messages=msgs, on_usage=got.append, **call):
             text = parser.feed(delta)
             if text:
                 if run_manager:
                     await run_manager.on_llm_new_token(text)
                 yield ChatGenerationChunk(message=AIMessageChunk(content=text))
-        tail, last = self._final_chunk(parser, _usage_delta(client.usage, before))
+        tail, last = self._final_chunk(parser, got[-1] if got else Usage())
         if tail:
             if run_manager:
                 await run_manager.on_llm_new_token(tail)
@@ -725,18 +725,6 @@ def _invalid(call: InvalidCall) -> dict[str, Any]:
         "error": call.error,
         "type": "invalid_tool_call",
     }
-
-
-def _usage_delta(after: Usage, before: Usage) -> Usage:
-    """Usage of the stream that just ended: the client's cumulative usage difference.
-
-    The client's ``stream()`` records usage on the client only; under concurrent requests on the same client
-    this difference can include other requests (a per-call usage hook in the client would fix it).
-    """
-    return Usage(
-        prompt_tokens=max(0, after.prompt_tokens - before.prompt_tokens),
-        completion_tokens=max(0, after.completion_tokens - before.completion_tokens),
-    )
 
 
 def _as_last_chunk(msg: BaseMessage) -> AIMessageChunk:

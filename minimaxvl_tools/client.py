@@ -1213,7 +1213,9 @@ class MiniMaxVLClient:
         return self.chat(text, images, schema=schema, **kw).parsed
 
     def stream(self, text: str, images: Sequence[ImageInput] = (), **kw: Any) -> Iterator[str]:
-        """Text deltas as they arrive; usage (from the final chunk) is added to :attr:`usage` at the end."""
+        """Text deltas as they arrive; usage (from the final chunk) is added to :attr:`usage` at the end and,
+        with ``on_usage=callback``, handed to the callback: this call's own usage, exact under concurrency."""
+        on_usage: Callable[[Usage], Any] | None = kw.pop("on_usage", None)
         encoded = self.prepare_images(images)
         mt = kw.pop("max_tokens", None)
         mt = self.settings.max_tokens if mt is None else mt
@@ -1252,6 +1254,8 @@ class MiniMaxVLClient:
         finally:
             usage.latency_s = time.perf_counter() - t0
             self._record(usage)
+            if on_usage is not None:
+                on_usage(usage)
             with contextlib.suppress(Exception):
                 chunks.close()
 
@@ -1322,7 +1326,8 @@ class MiniMaxVLClient:
         return (await self.achat(text, images, schema=schema, **kw)).parsed
 
     async def astream(self, text: str, images: Sequence[ImageInput] = (), **kw: Any) -> AsyncIterator[str]:
-        """Async :meth:`stream`: text deltas; usage recorded when the stream ends."""
+        """Async :meth:`stream`: text deltas; usage recorded (and given to ``on_usage``) at the end."""
+        on_usage: Callable[[Usage], Any] | None = kw.pop("on_usage", None)
         encoded = await asyncio.to_thread(self.prepare_images, images) if images else []
         mt = kw.pop("max_tokens", None)
         mt = self.settings.max_tokens if mt is None else mt
@@ -1358,6 +1363,8 @@ class MiniMaxVLClient:
             finally:
                 usage.latency_s = time.perf_counter() - t0
                 self._record(usage)
+                if on_usage is not None:
+                    on_usage(usage)
                 with contextlib.suppress(Exception):
                     await chunks.close()
 

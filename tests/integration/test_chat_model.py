@@ -7,6 +7,7 @@ native call text, image parts, quoting) and drive a ``create_agent`` loop with s
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -25,7 +26,7 @@ from pydantic import BaseModel, Field
 
 from minimaxvl_tools.chat_model import ChatMiniMaxVL
 from minimaxvl_tools.testing.native_tools import native_responder
-from minimaxvl_tools.testing.server import LocalVLLMServer
+from minimaxvl_tools.testing.server import LocalVLLMServer, Reply
 
 
 def _png_b64(w: int = 64, h: int = 48, color: tuple[int, int, int] = (200, 30, 30)) -> str:
@@ -201,6 +202,37 @@ async def test_astream_and_ainvoke_parse_calls(server: LocalVLLMServer) -> None:
     async for c in llm.astream("call f"):
         full = c if full is None else full + c
     assert full is not None and full.tool_calls[0]["args"] == {"n": 5}
+
+
+async def test_concurrent_streams_report_their_own_usage(server: LocalVLLMServer) -> None:
+    """Two streams on one model (one client) overlap; each final chunk carries its own request's usage."""
+
+    def respond(body: dict[str, Any]) -> Reply:
+        if "PROMPT-A" in json.dumps(body["messages"]):  # A: slow start, long answer
+            return Reply(text="a much longer answer " * 12, delay=0.3)
+        return Reply(text="short")
+
+    server.set_responder(respond)
+    llm = _llm(server)
+    prompt_a, prompt_b = "PROMPT-A go", "PROMPT-B " + "with a much longer prompt " * 40
+
+    async def streamed(prompt: str) -> Any:
+        full = None
+        async for c in llm.astream(prompt):
+            full = c if full is None else full + c
+        assert full is not None
+        return full.usage_metadata
+
+    alone = [(await llm.ainvoke(p)).usage_metadata for p in (prompt_a, prompt_b)]
+    task_a = asyncio.create_task(streamed(prompt_a))
+    await asyncio.sleep(0.05)  # A is waiting on its first token while B runs start to finish
+    usage_b = await streamed(prompt_b)
+    usage_a = await task_a
+    assert [usage_a, usage_b] == alone
+    assert usage_a["input_tokens"] < usage_b["input_tokens"]
+    assert usage_a["output_tokens"] > usage_b["output_tokens"]
+    sync_usage = next(c for c in llm.stream(prompt_b) if c.chunk_position == "last").usage_metadata
+    assert sync_usage == alone[1]
 
 
 def test_images_reach_server_as_data_url_parts_and_fit_context() -> None:
