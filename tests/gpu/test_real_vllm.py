@@ -382,7 +382,9 @@ def test_every_tool_runs(tool_kwargs: dict[str, Any], results: dict[str, Any]) -
         w in out["ocr"]["content"] for w in ("truncated", "repetition")
     ), out["ocr"]
     for name in ("chart", "docqa"):
-        assert out[name]["artifact"] is not None or "valid" in out[name]["content"].lower(), out[name]
+        content = out[name]["content"].lower()  # noise: schema-invalid, or cut at max_tokens (chart: twice)
+        failed_typed = "valid" in content or "finish_reason=length" in content
+        assert out[name]["artifact"] is not None or failed_typed, out[name]
     for name, o in out.items():
         assert not any(w in o["content"] for w in ("MediaError", "ServerUnavailable", "BadRequest")), (
             name,
