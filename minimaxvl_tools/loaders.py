@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import queue
 import threading
@@ -34,6 +35,8 @@ from .errors import InvalidInputError, JobAbortedError, MiniMaxVLError
 from .images.policy import InputPolicy
 from .pdf import text_layer_is_good
 from .results import OCRPage, markdown_to_text
+
+log = logging.getLogger(__name__)
 
 LoaderMode = Literal["vlm", "text-layer", "auto", "local"]
 FallbackEngine = Literal["text-layer", "local"]
@@ -92,7 +95,7 @@ class PageCache:
         """Store ``record`` under ``key`` (write to a temp file, then rename)."""
         p = self._path(key)
         p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_suffix(f".{os.getpid()}.tmp")
+        tmp = p.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")  # one per writer thread
         tmp.write_text(json.dumps(record, ensure_ascii=False), "utf-8")
         os.replace(tmp, p)
 
@@ -498,8 +501,21 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         """Process one page and cache it as soon as it is done (on the worker, not when it is yielded)."""
         rec = self._process_sync(page)
         if self.cache and self._cacheable(rec):
-            self.cache.put(key, rec)
+            self._store(key, rec)
         return rec
+
+    def _store(self, key: str, rec: dict[str, Any]) -> None:
+        """Cache a finished page; a cache that cannot be written (disk full, read-only) costs only the
+        resume of this page, never its result: warn and go on."""
+        assert self.cache is not None
+        try:
+            self.cache.put(key, rec)
+        except OSError as e:
+            log.warning(
+                "page cache %s not written (%s): the page is returned but a rerun redoes it",
+                self.cache.root,
+                e,
+            )
 
     def _start_sync(self, pool: _DaemonPool | None, page: Any, key: str) -> Any:
         """A page's job: a Future on the pool, or (one page at a time) the finished record itself."""
@@ -567,7 +583,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
 
         rec = await self._process_async(page)
         if self.cache and self._cacheable(rec):
-            await asyncio.to_thread(self.cache.put, key, rec)
+            await asyncio.to_thread(self._store, key, rec)
         return rec
 
     async def _drain(self, pending: deque[_Entry], keep: int) -> AsyncIterator[Document]:

@@ -14,6 +14,7 @@ import io
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -333,6 +334,57 @@ def test_lazy_load_break_keeps_pages_finished_in_flight(
     docs = second.load()
     assert sorted(requested_pages(vllm_server)) == [4, 5]  # 2 and 3 were cached by their workers
     assert [d.metadata["cached"] for d in docs] == [True, True, True, False, False]
+
+
+def test_page_cache_one_key_written_by_many_threads_at_once(tmp_path: Path) -> None:
+    """Worker threads may finish the same page (a file named twice) together: each write stays whole."""
+    cache = PageCache(tmp_path / "cache")
+    record = {"content": "x" * 200_000, "status": "ok"}
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        for _ in range(40):
+            barrier.wait()
+            try:
+                cache.put("ab" + "0" * 62, record)
+            except BaseException as e:  # collected for the assertion
+                errors.append(e)
+
+    threads = [threading.Thread(target=writer) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert cache.get("ab" + "0" * 62) == record
+    assert not list((tmp_path / "cache").rglob("*.tmp"))
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+def test_unwritable_cache_warns_and_keeps_every_page(
+    vllm_server: LocalVLLMServer,
+    scans: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    use_async: bool,
+) -> None:
+    vllm_server.set_responder(markdown_responder())
+
+    def full_disk(self: PageCache, key: str, record: dict[str, Any]) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(PageCache, "put", full_disk)
+    ld = loader(scans, tmp_path, mode="vlm", client=client_for(vllm_server, max_concurrency=3))
+
+    async def collect() -> list[Any]:
+        return [d async for d in ld.alazy_load()]
+
+    docs = asyncio.run(collect()) if use_async else ld.load()
+    assert [d.page_content.splitlines()[0] for d in docs] == [f"# Page {n}" for n in range(1, 6)]
+    assert ld.stats.ok == 5
+    assert "No space left on device" in caplog.text and "not written" in caplog.text
 
 
 def test_lazy_load_cached_pages_do_not_wait_behind_the_window(
