@@ -16,8 +16,12 @@ import logging
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .common import BenchResult, Row, make_client, make_text_pdf, server_subprocess
+
+if TYPE_CHECKING:
+    from minimaxvl_tools.loaders import MiniMaxVLDocumentLoader
 
 LATENCY = 0.5
 SLOTS = 16
@@ -35,22 +39,19 @@ def _scans(folder: Path, n: int) -> None:
         page.image.convert("L").save(folder / f"scan_{page.number:04d}.png")
 
 
-def _loader(folder: Path, port: int, concurrency: int) -> object:
+def _loader(paths: list[Path], port: int, concurrency: int) -> MiniMaxVLDocumentLoader:
     from minimaxvl_tools.loaders import MiniMaxVLDocumentLoader
 
     return MiniMaxVLDocumentLoader(
-        folder, mode="vlm", client=make_client(port, concurrency), use_cache=False, detect_rotation=False
+        paths, mode="vlm", client=make_client(port, concurrency), use_cache=False, detect_rotation=False
     )
 
 
 def _sync(folder: Path, port: int, concurrency: int, limit: int | None = None) -> tuple[float, int]:
-    """Wall seconds and pages of ``lazy_load`` over the folder (or its first ``limit`` files)."""
-    ld = _loader(folder, port, concurrency)
-    files = sorted(folder.iterdir())[:limit] if limit else None
-    if files is not None:
-        ld.paths = files  # type: ignore[attr-defined]
+    """Wall seconds and pages of ``lazy_load`` over the folder's files (or its first ``limit``)."""
+    ld = _loader(sorted(folder.iterdir())[:limit], port, concurrency)
     t0 = time.perf_counter()
-    docs = list(ld.lazy_load())  # type: ignore[attr-defined]
+    docs = list(ld.lazy_load())
     wall = time.perf_counter() - t0
     if any(d.metadata["status"] != "ok" for d in docs):
         raise RuntimeError(f"loader run is not valid: {[d.metadata['status'] for d in docs]}")
@@ -58,9 +59,9 @@ def _sync(folder: Path, port: int, concurrency: int, limit: int | None = None) -
 
 
 async def _async(folder: Path, port: int, concurrency: int) -> tuple[float, int]:
-    ld = _loader(folder, port, concurrency)
+    ld = _loader(sorted(folder.iterdir()), port, concurrency)
     t0 = time.perf_counter()
-    docs = [d async for d in ld.alazy_load()]  # type: ignore[attr-defined]
+    docs = [d async for d in ld.alazy_load()]
     wall = time.perf_counter() - t0
     if any(d.metadata["status"] != "ok" for d in docs):
         raise RuntimeError("async loader run is not valid")

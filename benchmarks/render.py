@@ -21,12 +21,13 @@ from .common import BenchResult, Row, make_text_pdf, median
 DPI = 200
 
 
-def render_ours(path: Path, dpi: float = DPI) -> int:
-    """Render every page through our PDF stage; returns the number of pages."""
+def render_ours(path: Path, dpi: float = DPI, *, text: bool = True) -> int:
+    """Render every page through our PDF stage (with its text layer unless ``text=False``); returns the
+    number of pages."""
     from minimaxvl_tools.pdf import iter_pdf_pages
 
     n = 0
-    for page in iter_pdf_pages(path, dpi=dpi):
+    for page in iter_pdf_pages(path, dpi=dpi, text=text):
         assert page.image is not None
         n += 1
     return n
@@ -34,13 +35,7 @@ def render_ours(path: Path, dpi: float = DPI) -> int:
 
 def render_ours_pixels(path: Path, dpi: float = DPI) -> int:
     """Our PDF stage for pixels only (``text=False``): the like-for-like comparison with raw pypdfium2."""
-    from minimaxvl_tools.pdf import iter_pdf_pages
-
-    n = 0
-    for page in iter_pdf_pages(path, dpi=dpi, text=False):
-        assert page.image is not None
-        n += 1
-    return n
+    return render_ours(path, dpi, text=False)
 
 
 def render_raw_pdfium(path: Path, dpi: float = DPI) -> int:
