@@ -79,4 +79,52 @@ def encode_image(
     return EncodedImage(url, w, h, _MIME[fmt], len(raw), profile.image_tokens(w, h))
 
 
-__all__ = ["EncodedImage", "ImageFormat", "encode_image", "is_grayscale"]
+def decode_data_url(url: str) -> Image.Image:
+    """The image inside a base64 ``data:`` URL, fully loaded."""
+    _, _, data = url.partition(",")
+    img = Image.open(io.BytesIO(base64.b64decode(data)))
+    img.load()
+    return img
+
+
+def data_url_size(url: str) -> tuple[int, int] | None:
+    """Pixel size of a base64 data URL from its header: decodes the first 48 KiB, the whole only if needed."""
+    _, _, data = url.partition(",")
+    head = data[:65536]  # a multiple of 4 base64 chars = 48 KiB of image, where headers live
+    for chunk in (head, data) if len(data) > len(head) else (data,):
+        try:
+            return Image.open(io.BytesIO(base64.b64decode(chunk))).size
+        except Exception:
+            continue
+    return None
+
+
+def shrink_encoded(
+    image: EncodedImage, target: int, *, quality: int = 90, profile: ModelProfile = DEFAULT_PROFILE
+) -> EncodedImage | None:
+    """Re-encode ``image`` at the largest aspect-preserving size whose exact cost is <= ``target`` tokens.
+
+    Sizes are tried with the long side on the profile's canvas edges (where the cost steps); None when even
+    the smallest edge costs more than ``target``.
+    """
+    w, h = image.width, image.height
+    long_side = max(w, h)
+    for edge in sorted({e for e in profile.canvas_edges if e < long_side}, reverse=True):
+        s = edge / long_side
+        nw, nh = max(1, round(w * s)), max(1, round(h * s))
+        if profile.image_tokens(nw, nh) <= target:
+            img = decode_data_url(image.data_url).convert("RGB").resize((nw, nh), Image.Resampling.BICUBIC)
+            fmt: ImageFormat = "png" if image.mime == "image/png" else "jpeg"
+            return encode_image(img, format=fmt, quality=quality, profile=profile)
+    return None
+
+
+__all__ = [
+    "EncodedImage",
+    "ImageFormat",
+    "data_url_size",
+    "decode_data_url",
+    "encode_image",
+    "is_grayscale",
+    "shrink_encoded",
+]

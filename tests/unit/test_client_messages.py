@@ -113,7 +113,7 @@ def test_budget_reads_image_size_from_the_header_even_behind_large_metadata() ->
     import base64
     import io
 
-    from minimaxvl_tools.client import _data_url_size
+    from minimaxvl_tools.images.encode import data_url_size as _data_url_size
 
     buf = io.BytesIO()
     # a 200 KB ICC profile puts the JPEG's size marker far past the first 48 KiB that are decoded first

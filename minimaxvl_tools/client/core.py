@@ -1,0 +1,619 @@
+"""MiniMaxVLClient: one sync + async client for MiniMax-VL-01 on vLLM.
+
+It builds messages the model's chat template understands (:mod:`.messages`), budgets every request against
+the served ``max_model_len`` with the exact image token formula before sending (:mod:`.budget`), retries
+transient failures over its replicas (:mod:`.pool`, :mod:`.steps`), maps vLLM's errors by status AND
+message (:mod:`.error_map`), validates structured outputs with one repair attempt, streams, and accounts
+usage. The request logic lives in :mod:`.steps`; the methods here only perform its I/O, sync or async.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+import httpx
+import openai
+from pydantic import BaseModel
+
+from ..backpressure import AdaptiveConcurrencyLimiter, RequestLimiter
+from ..errors import InvalidInputError, MiniMaxVLError
+from ..images.encode import EncodedImage
+from ..images.prepare import prepare_images
+from ..profile import MINIMAX_VL_01, ModelProfile
+from ..settings import Settings
+from . import health as _health
+from .budget import Budget
+from .error_map import map_error, root_of
+from .limiter import ConcurrencyLimiter, sync_slot
+from .messages import build_messages
+from .pool import Endpoint, EndpointPool, secret_value
+from .steps import (
+    ChatRequest,
+    Flow,
+    Plan,
+    Retrying,
+    RetryPolicy,
+    Send,
+    StreamUsage,
+    chat_flow,
+    plan_step,
+    request_kwargs,
+    to_result,
+)
+from .types import ChatResult, HealthStatus, ImageInput, RequestPlan, Usage
+
+T = TypeVar("T", bound=BaseModel)
+_UNSET: Any = object()
+_STREAM_ARGS = (
+    "system",
+    "messages",
+    "max_tokens",
+    "allow_downscale",
+    "temperature",
+    "schema",
+    "extra_body",
+    "stop",
+)
+
+
+class MiniMaxVLClient:
+    """Sync and async chat client for MiniMax-VL-01 behind vLLM.
+
+    Arguments override ``settings`` (default :meth:`Settings.from_env`). ``system_prompt`` defaults to the
+    profile's official prompt; ``None`` disables it. ``backoff_base``/``backoff_max`` shape the retry
+    delays (tests pass tiny values); ``min_completion_tokens`` is the floor budgeting may cut max_tokens to.
+
+    Replicas: ``base_urls`` (or ``Settings.base_urls`` / ``MINIMAXVL_BASE_URLS``) spreads requests over
+    several vLLM servers, least-in-flight first (round-robin on ties). An endpoint failing with a
+    connection error or 5xx sits out ``endpoint_cooldown`` seconds and the request is retried at once on
+    another one; only when none is left does the usual backoff apply. ``max_model_len`` is the minimum
+    over endpoints, :meth:`health` reports each one in ``endpoints``.
+
+    Concurrency: :attr:`limiter` caps requests in flight on both paths (``max_concurrency``); with
+    ``adaptive=True`` (or ``Settings.adaptive``) it is an
+    :class:`~minimaxvl_tools.backpressure.AdaptiveConcurrencyLimiter` that follows vLLM's ``/metrics``.
+
+    ``exact_budget=True`` counts text with vLLM's ``/tokenize`` (cached per text, fetched ahead of time on
+    the async path so the event loop never blocks) instead of the conservative bytes/3 estimate; a 404
+    falls back to the estimate.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        model: str | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        max_concurrency: int | None = None,
+        max_images_per_request: int | None = None,
+        max_model_len: int | None = None,
+        system_prompt: str | None = _UNSET,
+        profile: ModelProfile = MINIMAX_VL_01,
+        policy: Any = None,
+        backoff_base: float = 0.5,
+        backoff_max: float = 20.0,
+        min_completion_tokens: int = 256,
+        limiter: RequestLimiter | None = None,
+        base_urls: Sequence[str] | None = None,
+        adaptive: bool | None = None,
+        endpoint_cooldown: float = 10.0,
+        exact_budget: bool = False,
+    ) -> None:
+        overrides = {
+            "base_url": base_url,
+            "base_urls": list(base_urls) if base_urls is not None else None,
+            "api_key": api_key,
+            "model": model,
+            "timeout": timeout,
+            "max_retries": max_retries,
+            "max_concurrency": max_concurrency,
+            "max_images_per_request": max_images_per_request,
+            "max_model_len": max_model_len,
+            "adaptive": adaptive,
+        }
+        if settings is None:
+            settings = Settings.from_env(**overrides)
+        else:
+            settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+        if settings.base_urls:  # replicas given: the first one is "the" base_url (root_url, messages)
+            settings = settings.model_copy(update={"base_url": settings.endpoints[0]})
+        self.settings: Settings = settings
+        self.profile: ModelProfile = profile
+        self.system_prompt: str | None = profile.system_prompt if system_prompt is _UNSET else system_prompt
+        self._policy = policy
+        self.retry_policy = RetryPolicy(settings.max_retries, backoff_base, backoff_max)
+        self.pool = EndpointPool(settings.endpoints, settings.api_key, settings.timeout, endpoint_cooldown)
+        self.budget = Budget(
+            self.pool,
+            model=settings.model,
+            headers=self._headers(),
+            timeout=settings.timeout,
+            profile=profile,
+            max_images=settings.max_images_per_request,
+            jpeg_quality=settings.jpeg_quality,
+            max_model_len=settings.max_model_len,
+            exact=exact_budget,
+            min_completion_tokens=min_completion_tokens,
+        )
+        self.limiter: RequestLimiter
+        if limiter is not None:
+            self.limiter = limiter
+        elif settings.adaptive:
+            self.limiter = AdaptiveConcurrencyLimiter(
+                [e.root_url for e in self.endpoints],
+                fixed_limit=settings.max_concurrency,
+                headers=self._headers(),
+            )
+        else:
+            self.limiter = ConcurrencyLimiter(settings.max_concurrency)
+        self._usage = Usage()
+        self._usage_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        urls = ", ".join(e.base_url for e in self.endpoints)
+        return f"MiniMaxVLClient(base_url={urls!r}, model={self.settings.model!r})"
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def endpoints(self) -> list[Endpoint]:
+        """The replicas this client sends to (health and load state of each)."""
+        return self.pool.endpoints
+
+    @property
+    def usage(self) -> Usage:
+        """Cumulative usage of this client (a copy; thread-safe)."""
+        with self._usage_lock:
+            return self._usage.model_copy()
+
+    @property
+    def policy(self) -> Any:
+        """InputPolicy for loading images (built from settings on first use)."""
+        if self._policy is None:
+            from ..images.policy import InputPolicy
+
+            self._policy = InputPolicy.from_settings(self.settings)
+        return self._policy
+
+    @property
+    def root_url(self) -> str:
+        """Server root (base_url without a trailing ``/v1``), where vLLM serves ``/health``."""
+        return root_of(self.settings.base_url)
+
+    @property
+    def exact_budget(self) -> bool:
+        """Whether text is counted with vLLM's /tokenize."""
+        return self.budget.exact
+
+    @exact_budget.setter
+    def exact_budget(self, value: bool) -> None:
+        self.budget.exact = value
+
+    @property
+    def tokenize_supported(self) -> bool | None:
+        """None until /tokenize was asked, then whether the server has it."""
+        return self.budget.tokenize_supported
+
+    @property
+    def estimate_text_tokens(self) -> Callable[[str], int]:
+        """The text token estimate used when counts are not exact."""
+        return self.budget.estimate
+
+    @estimate_text_tokens.setter
+    def estimate_text_tokens(self, fn: Callable[[str], int]) -> None:
+        self.budget.estimate = fn
+
+    @property
+    def min_completion_tokens(self) -> int:
+        """The floor budgeting may cut max_tokens to."""
+        return self.budget.min_completion_tokens
+
+    def _record(self, usage: Usage) -> None:
+        with self._usage_lock:
+            self._usage = self._usage + usage
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {secret_value(self.settings.api_key)}"}
+
+    # ------------------------------------------------------------------ images, messages, budget
+    def prepare_images(
+        self, images: Iterable[ImageInput], *, max_tokens_per_image: int | None = None
+    ) -> list[EncodedImage]:
+        """Load, fit to the canvases (optionally to a token cap) and encode each image, keeping order."""
+        return prepare_images(
+            images,
+            policy=self.policy,
+            profile=self.profile,
+            quality=self.settings.jpeg_quality,
+            max_tokens_per_image=max_tokens_per_image,
+        )
+
+    def build_messages(
+        self,
+        text: str,
+        images: Sequence[EncodedImage] = (),
+        *,
+        system: str | None = None,
+        history: Sequence[Mapping[str, Any]] | None = None,
+        images_first: bool = True,
+    ) -> list[dict[str, Any]]:
+        """Messages in MiniMax-VL-01's format; ``system=None`` uses :attr:`system_prompt`, ``""`` none."""
+        sys_text = self.system_prompt if system is None else system
+        return build_messages(text, images, system=sys_text, history=history, images_first=images_first)
+
+    def max_model_len(self) -> int:
+        """Served context length: settings override, else the smallest over the endpoints (cached)."""
+        return self.budget.max_model_len()
+
+    async def amax_model_len(self) -> int:
+        """Async :meth:`max_model_len`; a batch's first requests share one fetch."""
+        return await self.budget.amax_model_len()
+
+    def text_tokens(self, text: str) -> int:
+        """Tokens of ``text`` (exact with ``exact_budget``, else the estimate)."""
+        return self.budget.text_tokens(text)
+
+    def count_tokens(self, messages: Sequence[Mapping[str, Any]]) -> tuple[int, int, int]:
+        """(text tokens, exact image tokens, image count) of messages as they will be sent."""
+        return self.budget.count(messages)
+
+    def plan(
+        self,
+        text: str,
+        images: Sequence[EncodedImage] = (),
+        *,
+        system: str | None = None,
+        history: Sequence[Mapping[str, Any]] | None = None,
+        max_tokens: int | None = None,
+        allow_downscale: bool = True,
+        max_model_len: int | None = None,
+    ) -> RequestPlan:
+        """Fit a request into the context before sending: shrink images, then cut max_tokens, else raise."""
+        step = Plan(text, list(images), system, history, self._max_tokens(max_tokens), allow_downscale)
+        mml = max_model_len if max_model_len is not None else self.max_model_len()
+        return self._plan(step, mml)
+
+    def _max_tokens(self, max_tokens: int | None) -> int:
+        mt = self.settings.max_tokens if max_tokens is None else max_tokens
+        if mt < 1:
+            raise InvalidInputError(f"max_tokens must be >= 1, got {mt}")
+        return mt
+
+    def _plan(self, step: Plan, mml: int) -> RequestPlan:
+        system = self.system_prompt if step.system is None else step.system
+        return self.budget.plan(
+            step.text,
+            step.images,
+            system=system,
+            history=step.history,
+            max_tokens=step.max_tokens,
+            allow_downscale=step.allow_downscale,
+            max_model_len=mml,
+        )
+
+    async def _aplan(self, step: Plan) -> RequestPlan:
+        mml = await self.amax_model_len()
+        if self.budget.exact:
+            await self.budget.aprefetch(
+                self.build_messages(step.text, step.images, system=step.system, history=step.history)
+            )
+        return self._plan(step, mml)
+
+    def _request(self, text: str, images: list[EncodedImage], kw: Mapping[str, Any]) -> ChatRequest:
+        return ChatRequest(
+            text,
+            images,
+            kw.get("system"),
+            kw.get("messages"),
+            self._max_tokens(kw.get("max_tokens")),
+            kw.get("allow_downscale", True),
+            kw.get("schema"),
+        )
+
+    def _body(self, plan: RequestPlan, kw: Mapping[str, Any], stream: bool = False) -> dict[str, Any]:
+        temperature = kw.get("temperature")
+        return request_kwargs(
+            plan,
+            model=self.settings.model,
+            temperature=self.settings.temperature if temperature is None else temperature,
+            schema=kw.get("schema"),
+            extra_body=kw.get("extra_body"),
+            stop=kw.get("stop"),
+            stream=stream,
+        )
+
+    # ------------------------------------------------------------------ transport drivers
+    def _with_retries(self, fn: Callable[[openai.OpenAI], Any]) -> Any:
+        """``fn(client)`` through the retry ladder (:class:`~.steps.Retrying`)."""
+        ladder = Retrying(self.pool, self.retry_policy)
+        while True:
+            ep = ladder.endpoint()
+            try:
+                result = fn(ep.client)
+            except Exception as e:
+                time.sleep(ladder.failed(ep, e))
+                continue
+            except BaseException:
+                ladder.cancelled(ep)
+                raise
+            ladder.succeeded(ep)
+            return result
+
+    async def _awith_retries(self, fn: Callable[[openai.AsyncOpenAI], Awaitable[Any]]) -> Any:
+        """Async :meth:`_with_retries`."""
+        ladder = Retrying(self.pool, self.retry_policy)
+        while True:
+            ep = ladder.endpoint()
+            try:
+                result = await fn(ep.aclient())
+            except Exception as e:
+                await asyncio.sleep(ladder.failed(ep, e))
+                continue
+            except BaseException:  # cancelled: give the slot back
+                ladder.cancelled(ep)
+                raise
+            ladder.succeeded(ep)
+            return result
+
+    def _send(self, plan: RequestPlan, kw: Mapping[str, Any]) -> ChatResult:
+        body = self._body(plan, kw)
+        with sync_slot(self.limiter):
+            t0 = time.perf_counter()
+            resp = self._with_retries(lambda c: c.chat.completions.create(**body))
+            result = to_result(resp, plan, time.perf_counter() - t0, self.settings.model)
+        self._record(result.usage)
+        return result
+
+    async def _asend(self, plan: RequestPlan, kw: Mapping[str, Any]) -> ChatResult:
+        body = self._body(plan, kw)
+        async with self.limiter:
+            t0 = time.perf_counter()
+            resp = await self._awith_retries(lambda c: c.chat.completions.create(**body))
+            result = to_result(resp, plan, time.perf_counter() - t0, self.settings.model)
+        self._record(result.usage)
+        return result
+
+    def _drive(self, flow: Flow, kw: Mapping[str, Any]) -> ChatResult:
+        answer: Any = None
+        while True:
+            try:
+                step = flow.send(answer)
+            except StopIteration as done:
+                return done.value
+            answer = (
+                self._plan(step, self.max_model_len())
+                if isinstance(step, Plan)
+                else self._send(step.plan, kw)
+            )
+
+    async def _adrive(self, flow: Flow, kw: Mapping[str, Any]) -> ChatResult:
+        answer: Any = None
+        while True:
+            try:
+                step = flow.send(answer)
+            except StopIteration as done:
+                return done.value
+            if isinstance(step, Plan):
+                answer = await self._aplan(step)
+            else:
+                assert isinstance(step, Send)
+                answer = await self._asend(step.plan, kw)
+
+    # ------------------------------------------------------------------ chat
+    def chat(
+        self,
+        text: str,
+        images: Sequence[ImageInput] = (),
+        *,
+        system: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        schema: type[BaseModel] | None = None,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        stop: str | list[str] | None = None,
+        allow_downscale: bool = True,
+    ) -> ChatResult:
+        """One chat completion; with ``schema`` the answer is validated into ``result.parsed``."""
+        kw = dict(
+            system=system,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            schema=schema,
+            messages=messages,
+            extra_body=extra_body,
+            stop=stop,
+            allow_downscale=allow_downscale,
+        )
+        req = self._request(text, self.prepare_images(images), kw)
+        return self._drive(chat_flow(req), kw)
+
+    async def achat(
+        self,
+        text: str,
+        images: Sequence[ImageInput] = (),
+        *,
+        system: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        schema: type[BaseModel] | None = None,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        stop: str | list[str] | None = None,
+        allow_downscale: bool = True,
+    ) -> ChatResult:
+        """Async :meth:`chat` (images encoded off the event loop)."""
+        kw = dict(
+            system=system,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            schema=schema,
+            messages=messages,
+            extra_body=extra_body,
+            stop=stop,
+            allow_downscale=allow_downscale,
+        )
+        encoded = await asyncio.to_thread(self.prepare_images, images) if images else []
+        req = self._request(text, encoded, kw)
+        return await self._adrive(chat_flow(req), kw)
+
+    def structured(self, text: str, images: Sequence[ImageInput], schema: type[T], **kw: Any) -> T:
+        """The answer validated as ``schema`` (json_schema guided decoding + one repair attempt; a JSON
+        cut at max_tokens raises :class:`TruncatedOutputError` at once, for the caller to give room)."""
+        return self.chat(text, images, schema=schema, **kw).parsed
+
+    async def astructured(self, text: str, images: Sequence[ImageInput], schema: type[T], **kw: Any) -> T:
+        """Async :meth:`structured`."""
+        return (await self.achat(text, images, schema=schema, **kw)).parsed
+
+    async def abatch(
+        self, requests: Iterable[Mapping[str, Any]], *, return_exceptions: bool = True
+    ) -> list[ChatResult | BaseException]:
+        """Run many :meth:`achat` calls (each a dict of its arguments) concurrently under the limiter."""
+        coros = [self.achat(**dict(r)) for r in requests]
+        return list(await asyncio.gather(*coros, return_exceptions=return_exceptions))
+
+    # ------------------------------------------------------------------ streaming
+    def _stream_args(
+        self, kw: dict[str, Any], where: str
+    ) -> tuple[Callable[[Usage], Any] | None, dict[str, Any]]:
+        on_usage = kw.pop("on_usage", None)
+        unknown = sorted(set(kw) - set(_STREAM_ARGS))
+        if unknown:
+            raise InvalidInputError(f"unknown {where}() arguments: {unknown}")
+        return on_usage, kw
+
+    def _stream_done(self, acc: StreamUsage, t0: float, on_usage: Callable[[Usage], Any] | None) -> None:
+        acc.usage.latency_s = time.perf_counter() - t0
+        self._record(acc.usage)
+        if on_usage is not None:
+            on_usage(acc.usage)
+
+    def _map(self, e: BaseException) -> MiniMaxVLError:
+        return map_error(e, self.settings.base_url)
+
+    def stream(self, text: str, images: Sequence[ImageInput] = (), **kw: Any) -> Iterator[str]:
+        """Text deltas as they arrive; usage (from the final chunk) is added to :attr:`usage` at the end and,
+        with ``on_usage=callback``, handed to the callback: this call's own usage, exact under concurrency."""
+        on_usage, kw = self._stream_args(kw, "stream")
+        req = self._request(text, self.prepare_images(images), kw)
+        plan = self._plan(plan_step(req), self.max_model_len())
+        body = self._body(plan, kw, stream=True)
+        with sync_slot(self.limiter):
+            t0 = time.perf_counter()
+            chunks = self._with_retries(lambda c: c.chat.completions.create(**body))
+            acc = StreamUsage(plan)
+            try:
+                for ch in chunks:
+                    yield from acc.deltas(ch)
+            except Exception as e:
+                raise self._map(e) from e
+            finally:
+                self._stream_done(acc, t0, on_usage)
+                with contextlib.suppress(Exception):
+                    chunks.close()
+
+    async def astream(self, text: str, images: Sequence[ImageInput] = (), **kw: Any) -> AsyncIterator[str]:
+        """Async :meth:`stream`: text deltas; usage recorded (and given to ``on_usage``) at the end."""
+        on_usage, kw = self._stream_args(kw, "astream")
+        encoded = await asyncio.to_thread(self.prepare_images, images) if images else []
+        req = self._request(text, encoded, kw)
+        plan = await self._aplan(plan_step(req))
+        body = self._body(plan, kw, stream=True)
+        async with self.limiter:
+            t0 = time.perf_counter()
+            chunks = await self._awith_retries(lambda c: c.chat.completions.create(**body))
+            acc = StreamUsage(plan)
+            try:
+                async for ch in chunks:
+                    for delta in acc.deltas(ch):
+                        yield delta
+            except Exception as e:
+                raise self._map(e) from e
+            finally:
+                self._stream_done(acc, t0, on_usage)
+                with contextlib.suppress(Exception):
+                    await chunks.close()
+
+    # ------------------------------------------------------------------ health
+    def _verdict(self, ep: Endpoint, code: int | None, data: Any, error: str | None) -> HealthStatus:
+        status, up = _health.endpoint_health(
+            ep, code, data, error, model=self.settings.model, max_model_len=self.settings.max_model_len
+        )
+        if up is True:
+            ep.mark_up()
+        elif up is False:
+            ep.mark_down(self.pool.cooldown, status.error or "unhealthy")
+        return status
+
+    def _combined(self, per: list[HealthStatus]) -> HealthStatus:
+        lens = [h.max_model_len for h in per if h.max_model_len is not None]
+        if lens and self.settings.max_model_len is None:
+            self.budget.cached_max_model_len = min(lens)
+        return _health.combine_health(per, self.settings.base_url)
+
+    def health(self) -> HealthStatus:
+        """GET /health (server root) and /v1/models of every endpoint: reachable, models, ours served,
+        max_model_len; replicas are listed in ``endpoints`` and their health state updated."""
+        per: list[HealthStatus] = []
+        with httpx.Client(timeout=min(self.settings.timeout, 10.0), headers=self._headers()) as hc:
+            for ep in self.endpoints:
+                code = data = error = None
+                try:
+                    code = hc.get(ep.root_url + "/health").status_code
+                    m = hc.get(ep.base_url + "/models")
+                    m.raise_for_status()
+                    data = m.json()
+                except (httpx.HTTPError, ValueError) as e:
+                    error = _health.unreachable(ep, e)
+                per.append(self._verdict(ep, code, data, error))
+        return self._combined(per)
+
+    async def ahealth(self) -> HealthStatus:
+        """Async :meth:`health` (endpoints checked concurrently)."""
+
+        async def one(hc: httpx.AsyncClient, ep: Endpoint) -> HealthStatus:
+            code = data = error = None
+            try:
+                code = (await hc.get(ep.root_url + "/health")).status_code
+                m = await hc.get(ep.base_url + "/models")
+                m.raise_for_status()
+                data = m.json()
+            except (httpx.HTTPError, ValueError) as e:
+                error = _health.unreachable(ep, e)
+            return self._verdict(ep, code, data, error)
+
+        async with httpx.AsyncClient(timeout=min(self.settings.timeout, 10.0), headers=self._headers()) as hc:
+            per = list(await asyncio.gather(*(one(hc, ep) for ep in self.endpoints)))
+        return self._combined(per)
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        """Close the sync HTTP clients (the async ones are closed by :meth:`aclose`)."""
+        self.pool.close()
+
+    async def aclose(self) -> None:
+        """Close every HTTP client."""
+        await self.pool.aclose()
+
+    def __enter__(self) -> MiniMaxVLClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> MiniMaxVLClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+__all__ = ["MiniMaxVLClient"]

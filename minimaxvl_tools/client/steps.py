@@ -1,0 +1,285 @@
+"""The request logic written once, as steps that do no I/O: the retry ladder over the endpoint pool,
+request bodies, answers into :class:`ChatResult`, and the structured-output flow (validate, one repair).
+
+The client's sync and async methods are thin drivers: they perform what a step asks for (send a plan,
+prefetch token counts, sleep) and feed the outcome back, so both paths take the same decisions.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ..errors import OutputValidationError, TruncatedOutputError
+from ..images.encode import EncodedImage
+from .error_map import is_endpoint_fault, is_retryable, map_error, retry_after
+from .pool import Endpoint, EndpointPool
+from .types import ChatResult, RequestPlan, Usage
+
+
+# ---------------------------------------------------------------------------------------------- retries
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How many attempts and how long to wait between them (exponential backoff with jitter)."""
+
+    max_retries: int = 4
+    backoff_base: float = 0.5
+    backoff_max: float = 20.0
+
+    def delay(self, backoffs: int, exc: BaseException) -> float:
+        """Seconds before the next attempt: Retry-After when the server sent one, else jittered backoff."""
+        ra = retry_after(exc)
+        base = min(self.backoff_max, self.backoff_base * (2**backoffs))
+        jittered = base * (0.5 + random.random() / 2)
+        return min(self.backoff_max, max(ra, jittered)) if ra is not None else jittered
+
+
+class Retrying:
+    """One request's way through the retry ladder (no I/O: the driver sends and sleeps).
+
+    Each attempt goes to the least-loaded healthy endpoint; a broken endpoint sits out its cool-down and
+    the next attempt goes elsewhere without delay; one extra attempt per additional replica, so failing
+    over never eats the retry budget. :meth:`failed` raises the typed error when the ladder is done.
+    """
+
+    def __init__(self, pool: EndpointPool, policy: RetryPolicy) -> None:
+        self.pool = pool
+        self.policy = policy
+        self.attempts = policy.max_retries + len(pool.endpoints)
+        self.attempt = 0
+        self.backoffs = 0
+        self.last: Endpoint | None = None
+
+    def endpoint(self) -> Endpoint:
+        """The endpoint for the next attempt (booked: give it back through one of the methods below)."""
+        return self.pool.pick(avoid=self.last)
+
+    def succeeded(self, ep: Endpoint) -> None:
+        """The attempt on ``ep`` worked."""
+        self.pool.release(ep)
+        ep.mark_up()
+
+    def cancelled(self, ep: Endpoint) -> None:
+        """The attempt on ``ep`` was abandoned (cancellation): only give the slot back."""
+        self.pool.release(ep)
+
+    def failed(self, ep: Endpoint, exc: BaseException) -> float:
+        """Book a failed attempt: the delay before the next one (0: fail over now), or the typed error."""
+        self.pool.release(ep)
+        self.last = ep
+        fault = is_endpoint_fault(exc)
+        if fault:
+            ep.mark_down(self.pool.cooldown, f"{type(exc).__name__}: {exc}"[:300])
+        attempt = self.attempt
+        self.attempt += 1
+        if not is_retryable(exc) or attempt >= self.attempts - 1:
+            raise map_error(exc, ep.base_url, attempt + 1) from exc
+        if fault and self.pool.other_healthy(ep):
+            return 0.0
+        delay = self.policy.delay(self.backoffs, exc)
+        self.backoffs += 1
+        return delay
+
+
+# ---------------------------------------------------------------------------------------------- bodies
+def request_kwargs(
+    plan: RequestPlan,
+    *,
+    model: str,
+    temperature: float,
+    schema: type[BaseModel] | None = None,
+    extra_body: Mapping[str, Any] | None = None,
+    stop: str | list[str] | None = None,
+    stream: bool = False,
+) -> dict[str, Any]:
+    """The ``chat.completions.create`` arguments for a plan (json_schema guided decoding with ``schema``)."""
+    kw: dict[str, Any] = {
+        "model": model,
+        "messages": plan.messages,
+        "max_tokens": plan.max_tokens,
+        "temperature": temperature,
+    }
+    if stop is not None:
+        kw["stop"] = stop
+    if schema is not None:
+        kw["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema(), "strict": True},
+        }
+    if extra_body:
+        kw["extra_body"] = dict(extra_body)
+    if stream:
+        kw["stream"] = True
+        kw["stream_options"] = {"include_usage": True}
+    return kw
+
+
+def to_result(resp: Any, plan: RequestPlan, latency: float, model: str) -> ChatResult:
+    """An OpenAI chat completion as a :class:`ChatResult` (usage carries the plan's exact image tokens)."""
+    choice = resp.choices[0] if resp.choices else None
+    msg = choice.message if choice else None
+    u = resp.usage
+    usage = Usage(
+        prompt_tokens=getattr(u, "prompt_tokens", 0) or 0,
+        completion_tokens=getattr(u, "completion_tokens", 0) or 0,
+        image_tokens=plan.image_tokens,
+        requests=1,
+        latency_s=latency,
+    )
+    tool_calls = [tc.model_dump() for tc in (getattr(msg, "tool_calls", None) or [])]
+    return ChatResult(
+        text=(getattr(msg, "content", None) or ""),
+        finish_reason=getattr(choice, "finish_reason", None),
+        usage=usage,
+        model=getattr(resp, "model", "") or model,
+        tool_calls=tool_calls,
+        max_tokens=plan.max_tokens,
+        downscaled=plan.downscaled,
+    )
+
+
+class StreamUsage:
+    """Usage of one streamed answer, filled from the final chunk; deltas picked out of each chunk."""
+
+    def __init__(self, plan: RequestPlan) -> None:
+        self.usage = Usage(image_tokens=plan.image_tokens, requests=1)
+
+    def deltas(self, chunk: Any) -> list[str]:
+        """Text deltas of ``chunk``; its usage (the last chunk has it) is kept."""
+        if chunk.usage is not None:
+            self.usage.prompt_tokens = chunk.usage.prompt_tokens
+            self.usage.completion_tokens = chunk.usage.completion_tokens
+        return [c.delta.content for c in chunk.choices if c.delta and c.delta.content]
+
+
+# ---------------------------------------------------------------------------------------------- flows
+@dataclass(frozen=True)
+class ChatRequest:
+    """Everything one chat call asks for, after its images are encoded."""
+
+    text: str
+    images: list[EncodedImage]
+    system: str | None
+    history: Sequence[Mapping[str, Any]] | None
+    max_tokens: int
+    allow_downscale: bool = True
+    schema: type[BaseModel] | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Step: plan this request (the driver reads the served context length, on the async path fetches
+    exact token counts first when the budget is exact, and calls :meth:`Budget.plan`)."""
+
+    text: str
+    images: list[EncodedImage]
+    system: str | None
+    history: Sequence[Mapping[str, Any]] | None
+    max_tokens: int
+    allow_downscale: bool
+
+
+@dataclass(frozen=True)
+class Send:
+    """Step: send this plan and give back the :class:`ChatResult`."""
+
+    plan: RequestPlan
+
+
+Step = Plan | Send
+Flow = Generator[Step, Any, ChatResult]
+
+
+def strip_fences(text: str) -> str:
+    """A JSON answer without the Markdown code fence models like to put around it."""
+    s = text.strip()
+    m = re.match(r"^```[a-zA-Z0-9_-]*\s*\n?(.*?)\n?```\s*$", s, re.S)
+    if m:
+        return m.group(1).strip()
+    m = re.search(r"```(?:json)?\s*\n(.*?)\n```", s, re.S)
+    return m.group(1).strip() if m else s
+
+
+def validate(schema: type[BaseModel], text: str) -> tuple[BaseModel | None, str | None]:
+    """``text`` parsed as ``schema``, or the validation errors."""
+    try:
+        return schema.model_validate_json(strip_fences(text)), None
+    except ValidationError as e:
+        return None, str(e)
+
+
+def repair_turns(plan: RequestPlan, raw: str, errors: str) -> tuple[list[dict[str, Any]], str]:
+    """History and prompt of the one repair attempt: the bad answer, then the validation errors."""
+    return [
+        *plan.messages,
+        {"role": "assistant", "content": [{"type": "text", "text": raw}]},
+    ], (
+        "Your previous answer is not valid JSON for the required schema. Validation errors:\n"
+        f"{errors[:2000]}\nReply with only the corrected JSON object, no prose and no code fences."
+    )
+
+
+def plan_step(req: ChatRequest) -> Plan:
+    """The planning step of a request."""
+    return Plan(req.text, req.images, req.system, req.history, req.max_tokens, req.allow_downscale)
+
+
+def chat_flow(req: ChatRequest) -> Flow:
+    """One chat call as steps: plan, send, and with a schema validate with one repair attempt.
+
+    A JSON answer cut at max_tokens is not repaired (the whole object would need the same room again):
+    it raises :class:`TruncatedOutputError` for the caller to give room.
+    """
+    plan: RequestPlan = yield plan_step(req)
+    result: ChatResult = yield Send(plan)
+    schema = req.schema
+    if schema is None:
+        return result
+    parsed, errors = validate(schema, result.text)
+    if parsed is None:
+        errors = errors or ""
+        if result.finish_reason == "length":
+            raise TruncatedOutputError(
+                f"the model's {schema.__name__} JSON was cut at max_tokens {result.max_tokens} "
+                "(finish_reason=length); raw text kept in .raw: raise max_tokens or ask for less output",
+                raw=result.text,
+                errors=errors,
+            )
+        hist, fix = repair_turns(plan, result.text, errors)
+        fix_req = ChatRequest(fix, [], "", hist, req.max_tokens, allow_downscale=False)
+        plan2: RequestPlan = yield plan_step(fix_req)
+        second: ChatResult = yield Send(plan2)
+        parsed, errors2 = validate(schema, second.text)
+        if parsed is None:
+            raise OutputValidationError(
+                f"the model's answer is not valid {schema.__name__} even after one repair attempt "
+                f"({errors2}); raw text kept in .raw: simplify the schema or raise max_tokens",
+                raw=second.text,
+                errors=errors2,
+            )
+        second.usage = result.usage + second.usage
+        result = second
+    result.parsed = parsed
+    return result
+
+
+__all__ = [
+    "ChatRequest",
+    "Plan",
+    "RetryPolicy",
+    "Retrying",
+    "Send",
+    "StreamUsage",
+    "chat_flow",
+    "plan_step",
+    "repair_turns",
+    "request_kwargs",
+    "strip_fences",
+    "to_result",
+    "validate",
+]
