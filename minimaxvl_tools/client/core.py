@@ -16,12 +16,11 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
-import httpx
 import openai
 from pydantic import BaseModel
 
 from ..backpressure import AdaptiveConcurrencyLimiter, RequestLimiter
-from ..errors import InvalidInputError, MiniMaxVLError
+from ..errors import InvalidInputError
 from ..images.encode import EncodedImage
 from ..images.prepare import prepare_images
 from ..profile import MINIMAX_VL_01, ModelProfile
@@ -33,6 +32,7 @@ from .limiter import ConcurrencyLimiter, sync_slot
 from .messages import build_messages
 from .pool import Endpoint, EndpointPool, secret_value
 from .steps import (
+    STREAM_ARGS,
     ChatRequest,
     Flow,
     Plan,
@@ -43,6 +43,7 @@ from .steps import (
     chat_flow,
     plan_step,
     request_kwargs,
+    stream_args,
     to_result,
 )
 from .types import ChatResult, HealthStatus, ImageInput, RequestPlan, Usage
@@ -59,6 +60,28 @@ _STREAM_ARGS = (
     "extra_body",
     "stop",
 )
+
+
+def merge_settings(settings: Settings | None, **overrides: Any) -> Settings:
+    """Arguments (non-None) over ``settings``, else over the ``MINIMAXVL_*`` environment and defaults.
+
+    With replicas, the first one is "the" ``base_url`` (root URL, error messages).
+    """
+    if settings is None:
+        settings = Settings.from_env(**overrides)
+    else:
+        settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    if settings.base_urls:
+        settings = settings.model_copy(update={"base_url": settings.endpoints[0]})
+    return settings
+
+
+def make_limiter(settings: Settings, pool: EndpointPool, headers: dict[str, str]) -> RequestLimiter:
+    """The in-flight cap the settings ask for: adaptive (vLLM's /metrics) or fixed ``max_concurrency``."""
+    if settings.adaptive:
+        roots = [e.root_url for e in pool.endpoints]
+        return AdaptiveConcurrencyLimiter(roots, fixed_limit=settings.max_concurrency, headers=headers)
+    return ConcurrencyLimiter(settings.max_concurrency)
 
 
 class MiniMaxVLClient:
@@ -107,24 +130,19 @@ class MiniMaxVLClient:
         endpoint_cooldown: float = 10.0,
         exact_budget: bool = False,
     ) -> None:
-        overrides = {
-            "base_url": base_url,
-            "base_urls": list(base_urls) if base_urls is not None else None,
-            "api_key": api_key,
-            "model": model,
-            "timeout": timeout,
-            "max_retries": max_retries,
-            "max_concurrency": max_concurrency,
-            "max_images_per_request": max_images_per_request,
-            "max_model_len": max_model_len,
-            "adaptive": adaptive,
-        }
-        if settings is None:
-            settings = Settings.from_env(**overrides)
-        else:
-            settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
-        if settings.base_urls:  # replicas given: the first one is "the" base_url (root_url, messages)
-            settings = settings.model_copy(update={"base_url": settings.endpoints[0]})
+        settings = merge_settings(
+            settings,
+            base_url=base_url,
+            base_urls=list(base_urls) if base_urls is not None else None,
+            api_key=api_key,
+            model=model,
+            timeout=timeout,
+            max_retries=max_retries,
+            max_concurrency=max_concurrency,
+            max_images_per_request=max_images_per_request,
+            max_model_len=max_model_len,
+            adaptive=adaptive,
+        )
         self.settings: Settings = settings
         self.profile: ModelProfile = profile
         self.system_prompt: str | None = profile.system_prompt if system_prompt is _UNSET else system_prompt
@@ -143,17 +161,7 @@ class MiniMaxVLClient:
             exact=exact_budget,
             min_completion_tokens=min_completion_tokens,
         )
-        self.limiter: RequestLimiter
-        if limiter is not None:
-            self.limiter = limiter
-        elif settings.adaptive:
-            self.limiter = AdaptiveConcurrencyLimiter(
-                [e.root_url for e in self.endpoints],
-                fixed_limit=settings.max_concurrency,
-                headers=self._headers(),
-            )
-        else:
-            self.limiter = ConcurrencyLimiter(settings.max_concurrency)
+        self.limiter: RequestLimiter = limiter or make_limiter(settings, self.pool, self._headers())
         self._usage = Usage()
         self._usage_lock = threading.Lock()
 
@@ -191,10 +199,6 @@ class MiniMaxVLClient:
     def exact_budget(self) -> bool:
         """Whether text is counted with vLLM's /tokenize."""
         return self.budget.exact
-
-    @exact_budget.setter
-    def exact_budget(self, value: bool) -> None:
-        self.budget.exact = value
 
     @property
     def tokenize_supported(self) -> bool | None:
@@ -307,27 +311,10 @@ class MiniMaxVLClient:
         return self._plan(step, mml)
 
     def _request(self, text: str, images: list[EncodedImage], kw: Mapping[str, Any]) -> ChatRequest:
-        return ChatRequest(
-            text,
-            images,
-            kw.get("system"),
-            kw.get("messages"),
-            self._max_tokens(kw.get("max_tokens")),
-            kw.get("allow_downscale", True),
-            kw.get("schema"),
-        )
+        return ChatRequest.of(text, images, kw, self._max_tokens(kw.get("max_tokens")))
 
     def _body(self, plan: RequestPlan, kw: Mapping[str, Any], stream: bool = False) -> dict[str, Any]:
-        temperature = kw.get("temperature")
-        return request_kwargs(
-            plan,
-            model=self.settings.model,
-            temperature=self.settings.temperature if temperature is None else temperature,
-            schema=kw.get("schema"),
-            extra_body=kw.get("extra_body"),
-            stop=kw.get("stop"),
-            stream=stream,
-        )
+        return request_kwargs(plan, self.settings, kw, stream=stream)
 
     # ------------------------------------------------------------------ transport drivers
     def _with_retries(self, fn: Callable[[openai.OpenAI], Any]) -> Any:
@@ -422,16 +409,7 @@ class MiniMaxVLClient:
         allow_downscale: bool = True,
     ) -> ChatResult:
         """One chat completion; with ``schema`` the answer is validated into ``result.parsed``."""
-        kw = dict(
-            system=system,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            schema=schema,
-            messages=messages,
-            extra_body=extra_body,
-            stop=stop,
-            allow_downscale=allow_downscale,
-        )
+        kw = {k: v for k, v in locals().items() if k in STREAM_ARGS}
         req = self._request(text, self.prepare_images(images), kw)
         return self._drive(chat_flow(req), kw)
 
@@ -450,16 +428,7 @@ class MiniMaxVLClient:
         allow_downscale: bool = True,
     ) -> ChatResult:
         """Async :meth:`chat` (images encoded off the event loop)."""
-        kw = dict(
-            system=system,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            schema=schema,
-            messages=messages,
-            extra_body=extra_body,
-            stop=stop,
-            allow_downscale=allow_downscale,
-        )
+        kw = {k: v for k, v in locals().items() if k in STREAM_ARGS}
         encoded = await asyncio.to_thread(self.prepare_images, images) if images else []
         req = self._request(text, encoded, kw)
         return await self._adrive(chat_flow(req), kw)
@@ -481,28 +450,10 @@ class MiniMaxVLClient:
         return list(await asyncio.gather(*coros, return_exceptions=return_exceptions))
 
     # ------------------------------------------------------------------ streaming
-    def _stream_args(
-        self, kw: dict[str, Any], where: str
-    ) -> tuple[Callable[[Usage], Any] | None, dict[str, Any]]:
-        on_usage = kw.pop("on_usage", None)
-        unknown = sorted(set(kw) - set(_STREAM_ARGS))
-        if unknown:
-            raise InvalidInputError(f"unknown {where}() arguments: {unknown}")
-        return on_usage, kw
-
-    def _stream_done(self, acc: StreamUsage, t0: float, on_usage: Callable[[Usage], Any] | None) -> None:
-        acc.usage.latency_s = time.perf_counter() - t0
-        self._record(acc.usage)
-        if on_usage is not None:
-            on_usage(acc.usage)
-
-    def _map(self, e: BaseException) -> MiniMaxVLError:
-        return map_error(e, self.settings.base_url)
-
     def stream(self, text: str, images: Sequence[ImageInput] = (), **kw: Any) -> Iterator[str]:
         """Text deltas as they arrive; usage (from the final chunk) is added to :attr:`usage` at the end and,
         with ``on_usage=callback``, handed to the callback: this call's own usage, exact under concurrency."""
-        on_usage, kw = self._stream_args(kw, "stream")
+        on_usage, kw = stream_args(kw, "stream")
         req = self._request(text, self.prepare_images(images), kw)
         plan = self._plan(plan_step(req), self.max_model_len())
         body = self._body(plan, kw, stream=True)
@@ -514,15 +465,15 @@ class MiniMaxVLClient:
                 for ch in chunks:
                     yield from acc.deltas(ch)
             except Exception as e:
-                raise self._map(e) from e
+                raise map_error(e, self.settings.base_url) from e
             finally:
-                self._stream_done(acc, t0, on_usage)
+                acc.finish(t0, self._record, on_usage)
                 with contextlib.suppress(Exception):
                     chunks.close()
 
     async def astream(self, text: str, images: Sequence[ImageInput] = (), **kw: Any) -> AsyncIterator[str]:
         """Async :meth:`stream`: text deltas; usage recorded (and given to ``on_usage``) at the end."""
-        on_usage, kw = self._stream_args(kw, "astream")
+        on_usage, kw = stream_args(kw, "astream")
         encoded = await asyncio.to_thread(self.prepare_images, images) if images else []
         req = self._request(text, encoded, kw)
         plan = await self._aplan(plan_step(req))
@@ -536,23 +487,13 @@ class MiniMaxVLClient:
                     for delta in acc.deltas(ch):
                         yield delta
             except Exception as e:
-                raise self._map(e) from e
+                raise map_error(e, self.settings.base_url) from e
             finally:
-                self._stream_done(acc, t0, on_usage)
+                acc.finish(t0, self._record, on_usage)
                 with contextlib.suppress(Exception):
                     await chunks.close()
 
     # ------------------------------------------------------------------ health
-    def _verdict(self, ep: Endpoint, code: int | None, data: Any, error: str | None) -> HealthStatus:
-        status, up = _health.endpoint_health(
-            ep, code, data, error, model=self.settings.model, max_model_len=self.settings.max_model_len
-        )
-        if up is True:
-            ep.mark_up()
-        elif up is False:
-            ep.mark_down(self.pool.cooldown, status.error or "unhealthy")
-        return status
-
     def _combined(self, per: list[HealthStatus]) -> HealthStatus:
         lens = [h.max_model_len for h in per if h.max_model_len is not None]
         if lens and self.settings.max_model_len is None:
@@ -562,37 +503,15 @@ class MiniMaxVLClient:
     def health(self) -> HealthStatus:
         """GET /health (server root) and /v1/models of every endpoint: reachable, models, ours served,
         max_model_len; replicas are listed in ``endpoints`` and their health state updated."""
-        per: list[HealthStatus] = []
-        with httpx.Client(timeout=min(self.settings.timeout, 10.0), headers=self._headers()) as hc:
-            for ep in self.endpoints:
-                code = data = error = None
-                try:
-                    code = hc.get(ep.root_url + "/health").status_code
-                    m = hc.get(ep.base_url + "/models")
-                    m.raise_for_status()
-                    data = m.json()
-                except (httpx.HTTPError, ValueError) as e:
-                    error = _health.unreachable(ep, e)
-                per.append(self._verdict(ep, code, data, error))
-        return self._combined(per)
+        return self._combined(_health.check(self.pool, self._probe()))
 
     async def ahealth(self) -> HealthStatus:
         """Async :meth:`health` (endpoints checked concurrently)."""
+        return self._combined(await _health.acheck(self.pool, self._probe()))
 
-        async def one(hc: httpx.AsyncClient, ep: Endpoint) -> HealthStatus:
-            code = data = error = None
-            try:
-                code = (await hc.get(ep.root_url + "/health")).status_code
-                m = await hc.get(ep.base_url + "/models")
-                m.raise_for_status()
-                data = m.json()
-            except (httpx.HTTPError, ValueError) as e:
-                error = _health.unreachable(ep, e)
-            return self._verdict(ep, code, data, error)
-
-        async with httpx.AsyncClient(timeout=min(self.settings.timeout, 10.0), headers=self._headers()) as hc:
-            per = list(await asyncio.gather(*(one(hc, ep) for ep in self.endpoints)))
-        return self._combined(per)
+    def _probe(self) -> _health.Probe:
+        s = self.settings
+        return _health.Probe(s.model, s.max_model_len, min(s.timeout, 10.0), self._headers())
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:

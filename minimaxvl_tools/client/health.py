@@ -1,11 +1,16 @@
-"""Health verdicts from what ``/health`` and ``/v1/models`` answered (no I/O here)."""
+"""Endpoint health: verdicts from what ``/health`` and ``/v1/models`` answered (pure functions), and the
+thin sync and async probes that ask every endpoint and update the pool's health state."""
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
 from .budget import parse_models
-from .pool import Endpoint
+from .pool import Endpoint, EndpointPool
 from .types import HealthStatus
 
 
@@ -76,4 +81,60 @@ def unreachable(ep: Endpoint, e: Exception) -> str:
     return f"{ep.base_url} is not reachable or not vLLM: {type(e).__name__}: {e}"
 
 
-__all__ = ["combine_health", "endpoint_health", "unreachable"]
+@dataclass(frozen=True)
+class Probe:
+    """What a health probe needs: the model to look for, a configured context override, timeout, headers."""
+
+    model: str
+    max_model_len: int | None
+    timeout: float
+    headers: dict[str, str]
+
+
+def _apply(
+    pool: EndpointPool, ep: Endpoint, probe: Probe, code: int | None, data: Any, error: str | None
+) -> HealthStatus:
+    status, up = endpoint_health(ep, code, data, error, model=probe.model, max_model_len=probe.max_model_len)
+    if up is True:
+        ep.mark_up()
+    elif up is False:
+        ep.mark_down(pool.cooldown, status.error or "unhealthy")
+    return status
+
+
+def check(pool: EndpointPool, probe: Probe) -> list[HealthStatus]:
+    """Probe every endpoint in turn (sync)."""
+    per: list[HealthStatus] = []
+    with httpx.Client(timeout=probe.timeout, headers=probe.headers) as hc:
+        for ep in pool.endpoints:
+            code = data = error = None
+            try:
+                code = hc.get(ep.root_url + "/health").status_code
+                m = hc.get(ep.base_url + "/models")
+                m.raise_for_status()
+                data = m.json()
+            except (httpx.HTTPError, ValueError) as e:
+                error = unreachable(ep, e)
+            per.append(_apply(pool, ep, probe, code, data, error))
+    return per
+
+
+async def acheck(pool: EndpointPool, probe: Probe) -> list[HealthStatus]:
+    """Probe every endpoint concurrently."""
+
+    async def one(hc: httpx.AsyncClient, ep: Endpoint) -> HealthStatus:
+        code = data = error = None
+        try:
+            code = (await hc.get(ep.root_url + "/health")).status_code
+            m = await hc.get(ep.base_url + "/models")
+            m.raise_for_status()
+            data = m.json()
+        except (httpx.HTTPError, ValueError) as e:
+            error = unreachable(ep, e)
+        return _apply(pool, ep, probe, code, data, error)
+
+    async with httpx.AsyncClient(timeout=probe.timeout, headers=probe.headers) as hc:
+        return list(await asyncio.gather(*(one(hc, ep) for ep in pool.endpoints)))
+
+
+__all__ = ["Probe", "acheck", "check", "combine_health", "endpoint_health", "unreachable"]

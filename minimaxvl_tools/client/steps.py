@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Generator, Mapping, Sequence
+import time
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import OutputValidationError, TruncatedOutputError
+from ..errors import InvalidInputError, OutputValidationError, TruncatedOutputError
 from ..images.encode import EncodedImage
+from ..settings import Settings
 from .error_map import is_endpoint_fault, is_retryable, map_error, retry_after
 from .pool import Endpoint, EndpointPool
 from .types import ChatResult, RequestPlan, Usage
@@ -87,22 +89,40 @@ class Retrying:
 
 
 # ---------------------------------------------------------------------------------------------- bodies
+STREAM_ARGS = (
+    "system",
+    "messages",
+    "max_tokens",
+    "allow_downscale",
+    "temperature",
+    "schema",
+    "extra_body",
+    "stop",
+)
+
+
+def stream_args(kw: dict[str, Any], where: str) -> tuple[Callable[[Usage], Any] | None, dict[str, Any]]:
+    """``on_usage`` and the chat arguments of a stream call; unknown arguments are refused."""
+    on_usage = kw.pop("on_usage", None)
+    unknown = sorted(set(kw) - set(STREAM_ARGS))
+    if unknown:
+        raise InvalidInputError(f"unknown {where}() arguments: {unknown}")
+    return on_usage, kw
+
+
 def request_kwargs(
-    plan: RequestPlan,
-    *,
-    model: str,
-    temperature: float,
-    schema: type[BaseModel] | None = None,
-    extra_body: Mapping[str, Any] | None = None,
-    stop: str | list[str] | None = None,
-    stream: bool = False,
+    plan: RequestPlan, settings: Settings, call: Mapping[str, Any], *, stream: bool = False
 ) -> dict[str, Any]:
-    """The ``chat.completions.create`` arguments for a plan (json_schema guided decoding with ``schema``)."""
+    """The ``chat.completions.create`` arguments for a plan and a call's options (``temperature``,
+    ``schema`` for json_schema guided decoding, ``extra_body``, ``stop``); settings fill the rest."""
+    temperature = call.get("temperature")
+    schema: type[BaseModel] | None = call.get("schema")
+    extra_body, stop = call.get("extra_body"), call.get("stop")
     kw: dict[str, Any] = {
-        "model": model,
+        "model": settings.model,
         "messages": plan.messages,
         "max_tokens": plan.max_tokens,
-        "temperature": temperature,
+        "temperature": settings.temperature if temperature is None else temperature,
     }
     if stop is not None:
         kw["stop"] = stop
@@ -156,6 +176,15 @@ class StreamUsage:
             self.usage.completion_tokens = chunk.usage.completion_tokens
         return [c.delta.content for c in chunk.choices if c.delta and c.delta.content]
 
+    def finish(
+        self, t0: float, record: Callable[[Usage], Any], on_usage: Callable[[Usage], Any] | None
+    ) -> None:
+        """The stream is over (done, failed or closed): book its usage and latency since ``t0``."""
+        self.usage.latency_s = time.perf_counter() - t0
+        record(self.usage)
+        if on_usage is not None:
+            on_usage(self.usage)
+
 
 # ---------------------------------------------------------------------------------------------- flows
 @dataclass(frozen=True)
@@ -169,6 +198,21 @@ class ChatRequest:
     max_tokens: int
     allow_downscale: bool = True
     schema: type[BaseModel] | None = None
+
+    @classmethod
+    def of(
+        cls, text: str, images: list[EncodedImage], call: Mapping[str, Any], max_tokens: int
+    ) -> ChatRequest:
+        """The request of a chat call's options (system, messages, allow_downscale, schema)."""
+        return cls(
+            text,
+            images,
+            call.get("system"),
+            call.get("messages"),
+            max_tokens,
+            call.get("allow_downscale", True),
+            call.get("schema"),
+        )
 
 
 @dataclass(frozen=True)
@@ -279,6 +323,7 @@ __all__ = [
     "plan_step",
     "repair_turns",
     "request_kwargs",
+    "stream_args",
     "strip_fences",
     "to_result",
     "validate",
