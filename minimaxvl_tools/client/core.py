@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import openai
 from pydantic import BaseModel
+from typing_extensions import Unpack
 
 from ..backpressure import AdaptiveConcurrencyLimiter, RequestLimiter
 from ..errors import InvalidInputError
@@ -32,7 +33,7 @@ from .limiter import ConcurrencyLimiter, sync_slot
 from .messages import build_messages
 from .pool import Endpoint, EndpointPool, secret_value
 from .steps import (
-    STREAM_ARGS,
+    ChatOptions,
     ChatRequest,
     Flow,
     Plan,
@@ -41,6 +42,7 @@ from .steps import (
     Send,
     StreamUsage,
     chat_flow,
+    check_options,
     plan_step,
     request_kwargs,
     stream_args,
@@ -50,16 +52,6 @@ from .types import ChatResult, HealthStatus, ImageInput, RequestPlan, Usage
 
 T = TypeVar("T", bound=BaseModel)
 _UNSET: Any = object()
-_STREAM_ARGS = (
-    "system",
-    "messages",
-    "max_tokens",
-    "allow_downscale",
-    "temperature",
-    "schema",
-    "extra_body",
-    "stop",
-)
 
 
 def merge_settings(settings: Settings | None, **overrides: Any) -> Settings:
@@ -240,17 +232,12 @@ class MiniMaxVLClient:
         )
 
     def build_messages(
-        self,
-        text: str,
-        images: Sequence[EncodedImage] = (),
-        *,
-        system: str | None = None,
-        history: Sequence[Mapping[str, Any]] | None = None,
-        images_first: bool = True,
+        self, text: str, images: Sequence[EncodedImage] = (), *, system: str | None = None, **kw: Any
     ) -> list[dict[str, Any]]:
-        """Messages in MiniMax-VL-01's format; ``system=None`` uses :attr:`system_prompt`, ``""`` none."""
+        """Messages in MiniMax-VL-01's format (:func:`.messages.build_messages`: ``history``,
+        ``images_first``); ``system=None`` uses :attr:`system_prompt`, ``""`` sends none."""
         sys_text = self.system_prompt if system is None else system
-        return build_messages(text, images, system=sys_text, history=history, images_first=images_first)
+        return build_messages(text, images, system=sys_text, **kw)
 
     def max_model_len(self) -> int:
         """Served context length: settings override, else the smallest over the endpoints (cached)."""
@@ -395,40 +382,23 @@ class MiniMaxVLClient:
 
     # ------------------------------------------------------------------ chat
     def chat(
-        self,
-        text: str,
-        images: Sequence[ImageInput] = (),
-        *,
-        system: str | None = None,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        schema: type[BaseModel] | None = None,
-        messages: Sequence[Mapping[str, Any]] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-        stop: str | list[str] | None = None,
-        allow_downscale: bool = True,
+        self, text: str, images: Sequence[ImageInput] = (), **options: Unpack[ChatOptions]
     ) -> ChatResult:
-        """One chat completion; with ``schema`` the answer is validated into ``result.parsed``."""
-        kw = {k: v for k, v in locals().items() if k in STREAM_ARGS}
+        """One chat completion; with ``schema`` the answer is validated into ``result.parsed``.
+
+        Options (:class:`~.steps.ChatOptions`): ``system`` (None: the client's prompt, "": none),
+        ``max_tokens``, ``temperature``, ``schema``, ``messages`` (history), ``extra_body``, ``stop``,
+        ``allow_downscale`` (shrink images to fit the context).
+        """
+        kw = check_options(options, "chat")
         req = self._request(text, self.prepare_images(images), kw)
         return self._drive(chat_flow(req), kw)
 
     async def achat(
-        self,
-        text: str,
-        images: Sequence[ImageInput] = (),
-        *,
-        system: str | None = None,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        schema: type[BaseModel] | None = None,
-        messages: Sequence[Mapping[str, Any]] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-        stop: str | list[str] | None = None,
-        allow_downscale: bool = True,
+        self, text: str, images: Sequence[ImageInput] = (), **options: Unpack[ChatOptions]
     ) -> ChatResult:
         """Async :meth:`chat` (images encoded off the event loop)."""
-        kw = {k: v for k, v in locals().items() if k in STREAM_ARGS}
+        kw = check_options(options, "achat")
         encoded = await asyncio.to_thread(self.prepare_images, images) if images else []
         req = self._request(text, encoded, kw)
         return await self._adrive(chat_flow(req), kw)

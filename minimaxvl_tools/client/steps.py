@@ -12,7 +12,7 @@ import re
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from pydantic import BaseModel, ValidationError
 
@@ -89,25 +89,34 @@ class Retrying:
 
 
 # ---------------------------------------------------------------------------------------------- bodies
-STREAM_ARGS = (
-    "system",
-    "messages",
-    "max_tokens",
-    "allow_downscale",
-    "temperature",
-    "schema",
-    "extra_body",
-    "stop",
-)
+class ChatOptions(TypedDict, total=False):
+    """The options of one chat call (all optional; see :meth:`MiniMaxVLClient.chat`)."""
+
+    system: str | None
+    max_tokens: int | None
+    temperature: float | None
+    schema: type[BaseModel] | None
+    messages: Sequence[Mapping[str, Any]] | None
+    extra_body: Mapping[str, Any] | None
+    stop: str | list[str] | None
+    allow_downscale: bool
+
+
+STREAM_ARGS = frozenset(ChatOptions.__annotations__)
+
+
+def check_options(options: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The call's options as a dict; unknown names are refused with the list of known ones."""
+    unknown = sorted(set(options) - STREAM_ARGS)
+    if unknown:
+        raise InvalidInputError(f"unknown {where}() arguments: {unknown}; known: {sorted(STREAM_ARGS)}")
+    return dict(options)
 
 
 def stream_args(kw: dict[str, Any], where: str) -> tuple[Callable[[Usage], Any] | None, dict[str, Any]]:
     """``on_usage`` and the chat arguments of a stream call; unknown arguments are refused."""
     on_usage = kw.pop("on_usage", None)
-    unknown = sorted(set(kw) - set(STREAM_ARGS))
-    if unknown:
-        raise InvalidInputError(f"unknown {where}() arguments: {unknown}")
-    return on_usage, kw
+    return on_usage, check_options(kw, where)
 
 
 def request_kwargs(
@@ -313,6 +322,7 @@ def chat_flow(req: ChatRequest) -> Flow:
 
 
 __all__ = [
+    "ChatOptions",
     "ChatRequest",
     "Plan",
     "RetryPolicy",
@@ -320,6 +330,7 @@ __all__ = [
     "Send",
     "StreamUsage",
     "chat_flow",
+    "check_options",
     "plan_step",
     "repair_turns",
     "request_kwargs",
