@@ -225,7 +225,8 @@ def test_rag_online_uses_minimax_ocr_and_docvqa(vllm_server: LocalVLLMServer, tm
         "What is the total due on the invoice?",
         [pdf],
         mode="vlm",
-        client=client_for(vllm_server),
+        # one page in flight: the scripted replies are handed out in request order
+        client=MiniMaxVLClient(base_url=vllm_server.base_url, max_retries=0, max_concurrency=1),
         cache_dir=tmp_path / "cache",
         detect_rotation=False,
     )
