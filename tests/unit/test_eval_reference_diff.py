@@ -263,7 +263,7 @@ def test_ambiguous_reply_is_no_answer() -> None:
 
 # ----------------------------------------------------------------------------------------------- MathVista
 def _stand_in(response: str) -> str:
-    """The offline stand-in for the reference's GPT extraction: the text after the last 'Answer:', else all."""
+    """Offline stand-in for the reference's GPT step: the text after the last 'Answer:', else all."""
     last = None
     for last in re.finditer(r"answer\s*:", response, flags=re.IGNORECASE):  # noqa: B007
         pass
