@@ -223,7 +223,8 @@ def test_chartqa_two_of_five_wrong_gives_60(tmp_path: Path, vllm_server: LocalVL
     assert relaxed_accuracy([r.prediction or "" for r in res.records], [r.gold for r in res.records]) == 60.0
     table = res.report()
     assert "| ChartQA (test) | 5 | 60.0 | 23.1–88.2 | 91.7 | -31.7 |" in table
-    assert "| ChartQA human (test) | 3 | 66.7 |" in table and "| ChartQA augmented (test) | 2 | 50.0 |" in table
+    assert "| ChartQA human (test) | 3 | 66.7 |" in table
+    assert "| ChartQA augmented (test) | 2 | 50.0 |" in table
 
 
 def test_docvqa_short_answers_anls(tmp_path: Path, vllm_server: LocalVLLMServer) -> None:
