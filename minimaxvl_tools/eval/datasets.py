@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -248,21 +248,21 @@ def _parquet_files(kind: str, path: Path, split: str | Sequence[str]) -> list[Pa
     return picked
 
 
-def _read_parquet(kind: str, files: Sequence[Path]) -> list[dict[str, Any]]:
-    """All rows of ``files`` as dicts (pyarrow; the ``eval`` extra)."""
+def _read_parquet(kind: str, files: Sequence[Path]) -> Iterator[dict[str, Any]]:
+    """The rows of ``files`` as dicts, one record batch at a time (pyarrow; the ``eval`` extra)."""
     try:
         import pyarrow.parquet as pq
     except ImportError as exc:  # pragma: no cover - pyarrow is in the eval and dev extras
         raise InvalidInputError(
             f"{kind}: reading parquet needs pyarrow: pip install 'minimaxvl-tools[eval]'"
         ) from exc
-    rows: list[dict[str, Any]] = []
     for f in files:
         try:
-            rows.extend(pq.read_table(f).to_pylist())
-        except Exception as exc:
+            batches = pq.ParquetFile(f).iter_batches(batch_size=256)
+            for batch in batches:
+                yield from batch.to_pylist()
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
             raise InvalidInputError(f"{kind}: cannot read {f} as parquet ({exc})") from exc
-    return rows
 
 
 def _parquet_image(kind: str, value: Any, files: Sequence[Path], images_dir: Path | None, where: str) -> Path:

@@ -426,3 +426,42 @@ def test_cli_prompt_mode_is_part_of_the_configuration(
     no_cot = json.loads(capsys.readouterr().out)
     assert no_cot["config_hash"] != bench["config_hash"]
     assert _text(vllm_server.requests[-1]).endswith("Answer the question using a single word or phrase.")
+
+
+def test_cli_images_dir_and_split(
+    tmp_path: Path, vllm_server: LocalVLLMServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "OCRBench"
+    (root / "json_files").mkdir(parents=True)
+    data = [
+        {
+            "dataset_name": "IIIT5K",
+            "id": 0,
+            "image_path": "IIIT5K/a.png",
+            "question": "what is written?",
+            "answers": ["CENTRAL"],
+            "type": "Regular Text Recognition",
+        }
+    ]
+    (root / "json_files" / "OCRBench.json").write_text(json.dumps(data))
+    _image(tmp_path / "elsewhere" / "IIIT5K" / "a.png", 0)
+    _script(vllm_server, ["CENTRAL"])
+    argv = [
+        "ocrbench",
+        str(root),
+        "--images-dir",
+        str(tmp_path / "elsewhere"),
+        "--out",
+        str(tmp_path / "o.jsonl"),
+        "--base-url",
+        vllm_server.base_url,
+        "--model",
+        vllm_server.model,
+        "--json",
+    ]
+    assert run(build_parser().parse_args(argv)) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["summaries"][0]["score"] == 1000.0 and len(vllm_server.requests) == 1
+    # without --images-dir the reader names where it looked and the layouts it accepts
+    assert run(build_parser().parse_args(argv[:2] + argv[4:])) == 2
+    assert "OCRBench_Images" in capsys.readouterr().err

@@ -292,3 +292,12 @@ def test_hash_changes_with_content_and_ids_must_be_unique(tmp_path: Path) -> Non
     write_parquet(tmp_path / "dv" / "validation-0.parquet", dup)
     with pytest.raises(InvalidInputError, match="occurs twice"):
         load_docvqa(tmp_path / "dv")
+
+
+def test_unreadable_parquet_and_missing_mathvista_are_clear_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "test-0.parquet"
+    bad.write_bytes(b"not a parquet file")
+    with pytest.raises(InvalidInputError, match=r"cannot read .*test-0\.parquet as parquet"):
+        load_ocrbench(bad)
+    with pytest.raises(InvalidInputError, match=r"testmini\.json does not exist.*AI4Math/MathVista"):
+        load_mathvista(tmp_path / "nothing")
