@@ -392,14 +392,15 @@ def test_rescore_recomputes_saved_replies(
     payload = json.loads(capsys.readouterr().out)
     assert payload["summaries"][0]["score"] == true_score == 50.0
     assert "ChartQA lenient" in payload["report"] and vllm_server.requests == []
-    assert [json.loads(x)["score"] for x in rescored.read_text().splitlines()] == [
-        1.0,
-        1.0,
-        0.0,
-        0.0,
-        0.0,
-        1.0,
-    ]
+    by_id = {json.loads(x)["id"]: json.loads(x)["score"] for x in rescored.read_text().splitlines()}
+    assert by_id == {
+        "human-0": 1.0,
+        "human-1": 1.0,
+        "augmented-0": 0.0,
+        "augmented-1": 0.0,
+        "human-2": 0.0,
+        "augmented-2": 1.0,
+    }
     assert run(build_parser().parse_args(["rescore", str(tmp_path / "none.jsonl")])) == 2
 
 
