@@ -17,6 +17,7 @@ from .datasets import (
     load_chartqa,
     load_docvqa,
     load_jsonl,
+    load_mathvista,
     load_ocrbench,
     sample,
 )
@@ -30,6 +31,8 @@ from .metrics import (
     choice_accuracy,
     corpus_cer,
     corpus_wer,
+    final_answer,
+    mathvista_correct,
     ocrbench_match,
     ocrbench_score,
     parse_choice,
@@ -37,7 +40,7 @@ from .metrics import (
     relaxed_correctness,
     wer,
 )
-from .report import PUBLISHED, PUBLISHED_METRICS, format_report
+from .report import PUBLISHED, PUBLISHED_METRICS, format_report, format_run_report, wilson_interval
 
 _LAZY = {
     "EvalConfig": "runner",
@@ -51,7 +54,10 @@ _LAZY = {
     "TokenCounts": "runner",
     "load_ocr_cer": "runner",
     "load_task": "runner",
+    "benchmark_prompt": "runner",
     "read_records": "runner",
+    "rescore": "runner",
+    "score_reply": "runner",
     "run_eval": "runner",
     "summarize": "runner",
     "configure_parser": "cli",
@@ -72,13 +78,17 @@ __all__ = [
     "choice_accuracy",
     "corpus_cer",
     "corpus_wer",
+    "final_answer",
     "format_report",
+    "format_run_report",
     "load_ai2d",
     "load_benchmark",
     "load_chartqa",
     "load_docvqa",
     "load_jsonl",
+    "load_mathvista",
     "load_ocrbench",
+    "mathvista_correct",
     "ocrbench_match",
     "ocrbench_score",
     "parse_choice",
@@ -86,6 +96,7 @@ __all__ = [
     "relaxed_correctness",
     "sample",
     "wer",
+    "wilson_interval",
     *_LAZY,
 ]
 

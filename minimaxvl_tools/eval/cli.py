@@ -19,7 +19,7 @@ from typing import Any
 from ..errors import MiniMaxVLError
 from ..settings import Settings
 from .datasets import DATASET_LAYOUTS
-from .runner import TASKS, EvalConfig, EvalResult, EvalRunner, load_task
+from .runner import TASKS, EvalConfig, EvalResult, EvalRunner, load_task, rescore
 
 __all__ = ["build_parser", "configure_parser", "main", "run"]
 
@@ -27,6 +27,7 @@ _EPILOG = (
     "expected layouts:\n"
     + "\n".join(f"  {k}: {v}" for k, v in DATASET_LAYOUTS.items())
     + ("\n  ocr-cer: a born-digital PDF (or a folder of them); each page's text layer is the gold text")
+    + ("\n  rescore: DATA is a results JSONL; its saved replies are scored again, nothing is sent")
 )
 
 
@@ -35,7 +36,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.description = parser.description or "Evaluate MiniMax-VL-01 through the tools on a benchmark."
     parser.epilog = parser.epilog or _EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("task", metavar="TASK", choices=TASKS, help="one of: " + ", ".join(TASKS))
+    choices = (*TASKS, "rescore")
+    parser.add_argument("task", metavar="TASK", choices=choices, help="one of: " + ", ".join(choices))
     parser.add_argument("data", metavar="DATA", type=Path, help="local dataset path (see layouts below)")
     parser.add_argument("--limit", type=int, default=None, help="keep the first N items of the file")
     parser.add_argument("--sample", type=int, default=None, metavar="N", help="a seeded sample of N items")
@@ -51,7 +53,35 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-resume", action="store_true", help="run every item again, ignoring --out")
     parser.add_argument("--dpi", type=int, default=200, help="PDF render resolution (default 200)")
-    parser.add_argument("--split", default=None, help="dataset split (chartqa/docvqa/ai2d readers)")
+    parser.add_argument(
+        "--split", default=None, help="dataset split (default: test; docvqa val; mathvista testmini)"
+    )
+    parser.add_argument(
+        "--images-dir",
+        type=Path,
+        default=None,
+        help="where the images are (docvqa spdocvqa_images/, OCRBench_Images/) or go (parquet exports)",
+    )
+    parser.add_argument(
+        "--prompt-mode",
+        choices=("benchmark", "tools"),
+        default="benchmark",
+        help="benchmark: the benchmarks' own prompts (default); tools: through the package's tools",
+    )
+    parser.add_argument(
+        "--no-cot", action="store_true", help="benchmark mode: short-answer prompts instead of 0-shot CoT"
+    )
+    parser.add_argument(
+        "--chartqa-lenient",
+        action="store_true",
+        help="also report ChartQA's lenient variant (not pix2struct's metric) as its own row",
+    )
+    parser.add_argument(
+        "--mathvista-fallback",
+        choices=("answer_line", "none"),
+        default="answer_line",
+        help="what replaces MathVista's GPT extraction step offline (default: the reply's Answer: line)",
+    )
     parser.add_argument("--lang", default="eng", help="Tesseract language(s) for --engine local")
     parser.add_argument("--max-tokens", type=int, default=None, help="completion budget per request")
     parser.add_argument(
@@ -66,7 +96,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ocrbench-docqa-only",
         action="store_true",
-        help="ocrbench: answer every item with document_qa (default: pure recognition uses ocr_transcribe)",
+        help="ocrbench, tools mode: answer every item with document_qa (default: recognition uses OCRTool)",
     )
     parser.add_argument("--report", type=Path, default=None, help="also write the markdown table here")
     for flag, kw in (
@@ -101,7 +131,7 @@ def _print_human(result: EvalResult) -> None:
     for s in result.summaries:
         tok = s.tokens
         line = (
-            f"{s.task}: {s.score:.2f} ({s.unit}) on {s.n} items, {s.errors} errors, "
+            f"{s.task} ({s.split or '-'}): {s.score:.2f} ({s.unit}) on {s.n} items, {s.errors} errors, "
             f"{result.ran} run / {s.resumed} resumed in {s.seconds:.1f}s; tokens prompt {tok.prompt} "
             f"completion {tok.completion} image {tok.image}"
         )
@@ -124,12 +154,45 @@ def _print_human(result: EvalResult) -> None:
     print(result.report(), end="")
 
 
+def _rescore(args: argparse.Namespace) -> int:
+    """``eval rescore OUT.jsonl``: print the report of the saved replies scored by the current scorers."""
+    try:
+        result = rescore(
+            args.data,
+            out=args.out,
+            chartqa_lenient=args.chartqa_lenient,
+            mathvista_fallback=args.mathvista_fallback,
+        )
+    except MiniMaxVLError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if getattr(args, "json", False):
+        payload = {
+            "summaries": [s.model_dump() for s in result.summaries],
+            "out": str(result.out) if result.out else None,
+            "report": result.report(),
+        }
+        print(json.dumps(payload, indent=2))
+    else:
+        for s in result.summaries:
+            print(f"{s.task} ({s.split or '-'}): {s.score:.2f} ({s.unit}) on {s.n} items, {s.errors} errors")
+        print()
+        print(result.report(), end="")
+    if args.report is not None:
+        args.report.write_text(result.report(), encoding="utf-8")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Execute parsed ``eval`` arguments; 0 on success, 1 when every item failed, 2 on bad input."""
     task: str = args.task
+    if task == "rescore":
+        return _rescore(args)
     loader_kwargs: dict[str, Any] = {}
-    if getattr(args, "split", None) and task in ("chartqa", "docvqa", "ai2d"):
+    if getattr(args, "split", None) and task not in ("ocr-cer",):
         loader_kwargs["split"] = args.split
+    if getattr(args, "images_dir", None) is not None and task not in ("ocr-cer", "jsonl"):
+        loader_kwargs["images_dir"] = args.images_dir
     try:
         items = load_task(
             task, args.data, limit=args.limit, sample_n=args.sample, seed=args.seed, **loader_kwargs
@@ -146,6 +209,10 @@ def run(args: argparse.Namespace) -> int:
             collapse_whitespace=not args.keep_whitespace,
             ocrbench_ocr_tool=not args.ocrbench_docqa_only,
             max_tokens=args.max_tokens,
+            prompt_mode=args.prompt_mode,
+            cot=not args.no_cot,
+            chartqa_lenient=args.chartqa_lenient,
+            mathvista_fallback=args.mathvista_fallback,
         )
         out = args.out if args.out is not None else Path(f"eval-{task}.jsonl")
         runner = EvalRunner(

@@ -37,7 +37,10 @@ __all__ = [
     "corpus_wer",
     "edit_distance",
     "extract_number",
+    "final_answer",
     "mathvista_correct",
+    "mathvista_extract",
+    "mathvista_normalize",
     "ocrbench_match",
     "ocrbench_score",
     "parse_choice",
@@ -99,21 +102,20 @@ _PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _GROUPED_NUMBER = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 
 
-def _parse_number(text: str, *, strict: bool) -> tuple[float, bool] | None:
-    """``(value, had_percent)`` for a string that is one number, else None.
+def _pix2struct_float(text: str) -> float | None:
+    """pix2struct's ``_to_float``: Python ``float()``; a trailing "%" (all of them) divides by 100."""
+    try:
+        if text.endswith("%"):
+            return float(text.rstrip("%")) / 100.0
+        return float(text)
+    except ValueError:
+        return None
 
-    ``strict`` reproduces pix2struct's ``_to_float`` (Python ``float()``, a "%" suffix divides by 100).
-    Otherwise surrounding whitespace and thousands separators ("1,234.5") are accepted too.
-    """
+
+def _lenient_number(text: str) -> tuple[float, bool] | None:
+    """``(value, had_percent)`` of a string that is one finite number (thousands separators allowed)."""
     percent = text.endswith("%")
-    body = text.rstrip("%") if strict else (text[:-1] if percent else text)
-    if strict:
-        try:
-            value = float(body)
-        except ValueError:
-            return None
-        return value, percent
-    body = body.strip()
+    body = (text[:-1] if percent else text).strip()
     if _GROUPED_NUMBER.fullmatch(body):
         body = body.replace(",", "")
     if not _PLAIN_NUMBER.fullmatch(body):
@@ -122,50 +124,57 @@ def _parse_number(text: str, *, strict: bool) -> tuple[float, bool] | None:
     return (value, percent) if math.isfinite(value) else None
 
 
-def relaxed_correctness(
-    target: str, prediction: str, max_relative_change: float = 0.05, *, strict: bool = False
-) -> bool:
-    """ChartQA relaxed correctness: numbers within 5% relative error of the target, else case-free equality.
-
-    ``strict=True`` is pix2struct's function verbatim in behaviour. The default adds, for numbers only:
-    whitespace and thousands separators are ignored; when just one side carries "%", both readings of it
-    (``45% = 0.45`` as in pix2struct, or ``45``) are tried, so "45%" matches a bare "45" label; and a
-    target of 0 (where pix2struct falls back to string equality, so "0.0" != "0") needs a prediction of 0.
-    """
-    if not strict:
-        target, prediction = target.strip(), prediction.strip()
-    t = _parse_number(target, strict=strict)
-    p = _parse_number(prediction, strict=strict)
-    if strict:
-        if p is not None and t is not None and t[0] != 0:
-            tv = t[0] / 100 if t[1] else t[0]
-            pv = p[0] / 100 if p[1] else p[0]
-            return abs(pv - tv) / abs(tv) <= max_relative_change
+def _relaxed_lenient(target: str, prediction: str, max_relative_change: float) -> bool:
+    """The opt-in lenient reading (see :func:`relaxed_correctness`); not pix2struct's metric."""
+    target, prediction = target.strip(), prediction.strip()
+    t, p = _lenient_number(target), _lenient_number(prediction)
+    if t is None or p is None:
         return prediction.lower() == target.lower()
-    if t is not None and p is not None:
-        (tv, tp), (pv, pp) = t, p
-        if tp and pp:  # both percentages: same scale, compare as written
-            t_vals, p_vals = [tv], [pv]
-        else:
-            t_vals = [tv / 100, tv] if tp else [tv]
-            p_vals = [pv / 100, pv] if pp else [pv]
-        for x in t_vals:
-            for y in p_vals:
-                if x == 0:
-                    if y == 0:
-                        return True
-                elif abs(y - x) / abs(x) <= max_relative_change:
+    (tv, tp), (pv, pp) = t, p
+    if tp and pp:  # both percentages: same scale, compare as written
+        t_vals, p_vals = [tv], [pv]
+    else:
+        t_vals = [tv / 100, tv] if tp else [tv]
+        p_vals = [pv / 100, pv] if pp else [pv]
+    for x in t_vals:
+        for y in p_vals:
+            if x == 0:
+                if y == 0:
                     return True
-        return False
+            elif abs(y - x) / abs(x) <= max_relative_change:
+                return True
+    return False
+
+
+def relaxed_correctness(
+    target: str, prediction: str, max_relative_change: float = 0.05, *, lenient: bool = False
+) -> bool:
+    """ChartQA relaxed correctness, exactly pix2struct's (the default): 5% relative error, else equality.
+
+    Follows google-research/pix2struct ``pix2struct/metrics.py::relaxed_correctness`` at commit
+    5b086ef5269a80d89fbdd37bdba263e492e83149 (the same function lmms-eval's ChartQA task and Qwen-VL's
+    eval_mm copy): both sides go through ``float()`` (a "%" suffix divides by 100); when the prediction
+    parses and the target parses to a non-zero number, the relative change must be ``<= 0.05``; otherwise
+    (including a target of 0, "inf"/"nan" mismatches, "1,234", surrounding spaces) the lowercased strings
+    must be equal. ``lenient=True`` is our own, more forgiving variant (whitespace and thousands separators
+    ignored, a "%" on one side read both ways, target 0 compared numerically); it is not the published
+    metric and is reported under another name ("ChartQA lenient").
+    """
+    if lenient:
+        return _relaxed_lenient(target, prediction, max_relative_change)
+    prediction_float = _pix2struct_float(prediction)
+    target_float = _pix2struct_float(target)
+    if prediction_float is not None and target_float:
+        return abs(prediction_float - target_float) / abs(target_float) <= max_relative_change
     return prediction.lower() == target.lower()
 
 
 def relaxed_correctness_any(
-    answers: GoldAnswers, prediction: str, max_relative_change: float = 0.05, *, strict: bool = False
+    answers: GoldAnswers, prediction: str, max_relative_change: float = 0.05, *, lenient: bool = False
 ) -> bool:
     """Relaxed correctness against several gold answers: correct if any matches (pix2struct takes the max)."""
     return any(
-        relaxed_correctness(t, prediction, max_relative_change, strict=strict)
+        relaxed_correctness(t, prediction, max_relative_change, lenient=lenient)
         for t in _as_list(answers, what="relaxed_correctness_any")
     )
 
@@ -175,12 +184,12 @@ def relaxed_accuracy(
     answers: Sequence[GoldAnswers],
     max_relative_change: float = 0.05,
     *,
-    strict: bool = False,
+    lenient: bool = False,
 ) -> float:
     """ChartQA relaxed accuracy in percent: mean over items of the max over each item's gold answers."""
     n = _check_lengths("relaxed_accuracy", predictions=predictions, answers=answers)
     hits = sum(
-        relaxed_correctness_any(a, p, max_relative_change, strict=strict)
+        relaxed_correctness_any(a, p, max_relative_change, lenient=lenient)
         for p, a in zip(predictions, answers, strict=True)
     )
     return 100.0 * hits / n
@@ -244,21 +253,69 @@ def anls(
 
 # ------------------------------------------------------------------------------------------ multiple choice
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_MARKDOWN = re.compile(r"(\*\*|__|`|\\boxed\{|\\text\{|\$)")
-_ANSWER_PHRASE = re.compile(
-    r"\b(?:final\s+answer|correct\s+answer|correct\s+option|correct\s+choice|best\s+answer|answer|"
-    r"option|choice)\b\s*(?:is|would\s+be|should\s+be|=)?\s*[:\-]?\s*"
-    r"(?P<open>[\(\[])?(?P<letter>[A-Za-z])(?P<close>[\)\]])?(?![A-Za-z0-9])",
-    re.IGNORECASE,
+
+# Port of VLMEvalKit's rule-based choice extraction: open-compass/VLMEvalKit
+# ``vlmeval/utils/matching_util.py`` (can_infer, can_infer_option, can_infer_text) at commit
+# e8e78f05f3080fe28154f2130321f17951c3be94, as ``vlmeval/dataset/utils/multiple_choice.py``
+# (extract_answer_from_item / eval_vanilla) uses it with no judge model ("exact_matching"): the reply is
+# matched against the option letters, then the option texts; anything else is 'Z', which is never correct.
+_VLMEVAL_REJECTS = (
+    "Sorry, I can't help with images of people yet.",
+    "I can't process this file.",
+    "I'm sorry, but without the image provided",
+    "Cannot determine the answer",
 )
-_OPTION_NUMBER = re.compile(r"\b(?:option|choice)\s*[\(\[#]?\s*(\d{1,2})\b", re.IGNORECASE)
-_BARE = re.compile(r"\s*[\(\[]?([A-Za-z])[\)\]]?[.:)]?\s*")
-_LEADING = re.compile(r"\s*[\(\[]?([A-Z])(?:[\)\]]|[.:])\s+\S")
-_PAREN = re.compile(r"\(([A-Z])\)")
-# "A"/"I" followed by a lowercase word is the article/pronoun ("A cell", "I think"), unless that word is a
-# connective that follows a letter label ("A and B", "A is correct").
-_WORD_AFTER = re.compile(r"\s+(?!(?:and|or|is|was|are|because|since|as|if)\b)[a-z]")
-_STANDALONE = re.compile(r"(?<![A-Za-z0-9'’])([A-Z])(?![A-Za-z0-9'’])")
+_VLMEVAL_PUNCT = ".()[],:;!*#{}"
+_VLMEVAL_VERBOSE = re.compile(r"(?i)(?:correct\s+)?answer\s+is\s+\**([ABCD])\**")
+_VLMEVAL_TRANSLATE = str.maketrans(dict.fromkeys(_VLMEVAL_PUNCT, " "))
+
+
+def _infer_option(answer: str, choices: Mapping[str, str]) -> str | None:
+    """VLMEvalKit ``can_infer_option`` (VERBOSE unset): a letter, 'Z' (refusal), or None."""
+    if "Failed to obtain answer via API" in answer:
+        return None
+    if any(err in answer for err in _VLMEVAL_REJECTS):
+        return "Z"
+    splits = [x.strip() for x in answer.translate(_VLMEVAL_TRANSLATE).split()]
+    count = sum(1 for c in choices if c in splits)
+    if count == 1:
+        for ch in choices:
+            if ch in splits and splits.index(ch) > len(splits) - 5:
+                return ch
+    elif count == 0 and "Z" in splits:
+        return "Z"
+    m = _VLMEVAL_VERBOSE.search(answer)
+    if m and m.group(1).upper() in choices:
+        return m.group(1).upper()
+    return None
+
+
+def _infer_text(answer: str, choices: Mapping[str, str]) -> str | None:
+    """VLMEvalKit ``can_infer_text``: the one option whose lowercased text occurs in the reply."""
+    answer = answer.lower()
+    if len(answer) > 2 * sum(len(str(v)) for v in choices.values()):
+        return None
+    cands = [k for k, v in choices.items() if str(v).lower() in answer]
+    return cands[0] if len(cands) == 1 else None
+
+
+def parse_choice(text: str, options: Sequence[str]) -> str | None:
+    """The option letter a reply picks by VLMEvalKit's rule-based extraction, or None (VLMEvalKit's 'Z').
+
+    The one extractor the runner and :func:`choice_correct` use. Steps (VLMEvalKit ``can_infer``): a
+    refusal phrase gives no answer; punctuation ``.()[],:;!*#{}`` becomes spaces and the reply is split on
+    whitespace; if exactly one option letter is among the words and it is one of the last four words, that
+    letter; else "answer is X" (X in A-D); else the single option whose text occurs in the reply (replies
+    longer than twice the options' total length never match by text). "B and C" names two letters and
+    scores as no answer; a reply of the letter "Z" (or a refusal) is no answer too.
+    """
+    n = len(options)
+    if n == 0 or n > len(_LETTERS):
+        raise InvalidInputError(f"parse_choice needs 1..26 options, got {n}")
+    choices = {_LETTERS[i]: str(opt) for i, opt in enumerate(options)}
+    answer = str(text)
+    letter = _infer_option(answer, choices) or _infer_text(answer, choices)
+    return None if letter in (None, "Z") else letter
 
 
 def _norm_text(text: str) -> str:
@@ -266,92 +323,10 @@ def _norm_text(text: str) -> str:
     return " ".join(text.lower().split()).strip(" .,:;!?\"'()[]")
 
 
-def _phrase_ok(m: re.Match[str], text: str) -> bool:
-    """Whether an "answer is X" hit names a letter rather than starting a word ("the answer is a bird")."""
-    if m["open"] and m["close"]:
-        return True
-    rest = text[m.end() :]
-    if not rest.strip() or rest[0] in ".,;:!?)]\n":
-        return True
-    # A capital followed by more words ("The answer is B because ...") counts; "a"/"i" are words, not letters.
-    return m["letter"].isupper() and rest[0].isspace() and m["letter"] not in "AI"
-
-
 def _in_range(letter: str, n: int) -> str | None:
     """The uppercase letter if it names one of ``n`` options, else None."""
     up = letter.upper()
     return up if up in _LETTERS[:n] else None
-
-
-def parse_choice(text: str, options: Sequence[str]) -> str | None:
-    """The option letter ("A", "B", ...) a free-text answer picks, or None when it picks none clearly.
-
-    Tried in order (first hit wins): a bare letter ("B", "(c)", "d."); an explicit phrase ("The answer is
-    (B)", "Answer: d", "Final answer: **C**", last one wins); "option 2" / "choice (3)" (1-based); a leading
-    "B. ..."; the reply equal to one option's text; a single "(B)"; a single standalone capital letter;
-    the option texts found in the reply (the one appearing last, as MMMU does). Never guesses at random.
-    """
-    n = len(options)
-    if n == 0 or n > len(_LETTERS):
-        raise InvalidInputError(f"parse_choice needs 1..26 options, got {n}")
-    if not text or not text.strip():
-        return None
-    clean = _MARKDOWN.sub("", text).replace("}", " ").strip()
-
-    m = _BARE.fullmatch(clean)
-    if m and (letter := _in_range(m.group(1), n)):
-        return letter
-
-    phrase_hits = [
-        h for m in _ANSWER_PHRASE.finditer(clean) if _phrase_ok(m, clean) and (h := _in_range(m["letter"], n))
-    ]
-    if phrase_hits:
-        return phrase_hits[-1]
-
-    numbers = [int(m.group(1)) for m in _OPTION_NUMBER.finditer(clean)]
-    numbers = [k for k in numbers if 1 <= k <= n]
-    if numbers:
-        return _LETTERS[numbers[-1] - 1]
-
-    m = _LEADING.match(clean)
-    if m and (letter := _in_range(m.group(1), n)):
-        return letter
-
-    norm = _norm_text(clean)
-    exact = [i for i, opt in enumerate(options) if _norm_text(str(opt)) == norm and norm]
-    if len(exact) == 1:
-        return _LETTERS[exact[0]]
-
-    paren = {h for m in _PAREN.finditer(clean) if (h := _in_range(m.group(1), n))}
-    if len(paren) == 1:
-        return paren.pop()
-
-    # "A" and "I" are also English words; a capital followed by a lowercase word is read as one of those.
-    alone = {
-        h
-        for m in _STANDALONE.finditer(clean)
-        if (h := _in_range(m.group(1), n)) and not (h in "AI" and _WORD_AFTER.match(clean, m.end()))
-    }
-    if len(alone) == 1:
-        return alone.pop()
-
-    lowered = " " + " ".join(clean.lower().split()) + " "
-    found: list[tuple[int, int, int]] = []  # (last position, -length, index)
-    for i, opt in enumerate(options):
-        o = _norm_text(str(opt))
-        if not o:
-            continue
-        pattern = r"(?<![a-z0-9])" + re.escape(o) + r"(?![a-z0-9])"
-        positions = [m.start() for m in re.finditer(pattern, lowered)]
-        if positions:
-            found.append((positions[-1], -len(o), i))
-    if found:
-        # Drop options whose text only occurs inside a longer matching option ("10" inside "10 cm").
-        texts = {i: _norm_text(str(options[i])) for _, _, i in found}
-        kept = [f for f in found if not any(texts[f[2]] in texts[g[2]] and f[2] != g[2] for g in found)]
-        best = max(kept or found)
-        return _LETTERS[best[2]]
-    return None
 
 
 def answer_letter(answer: str | int, options: Sequence[str]) -> str:
@@ -546,8 +521,9 @@ def corpus_wer(
     return _corpus(references, hypotheses, "word", case_fold, collapse_whitespace)
 
 
-# ---------------------------------------------------------------------------------------- MathVista (light)
+# ---------------------------------------------------------------------------------------------- MathVista
 _NUMBER_IN_TEXT = re.compile(r"(?:(?<![\w)])[-+])?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?")
+_ANSWER_LINE = re.compile(r"answer\s*:", re.IGNORECASE)
 
 
 def extract_number(text: str) -> float | None:
@@ -561,31 +537,131 @@ def extract_number(text: str) -> float | None:
         return None
 
 
+def final_answer(reply: str) -> str:
+    """The text after the last "Answer:" of a chain-of-thought reply (first line, stripped); else the reply.
+
+    The benchmark prompts ask for reasoning that ends in ``Answer: ...``; the scorers then see just that
+    answer, as they would see a direct short answer.
+    """
+    hits = list(_ANSWER_LINE.finditer(reply))
+    if not hits:
+        return reply.strip()
+    rest = reply[hits[-1].end() :].strip()
+    return rest.splitlines()[0].strip() if rest else ""
+
+
+def mathvista_extract(
+    response: str,
+    *,
+    question_type: str,
+    answer_type: str,
+    choices: Sequence[str] | None = None,
+    quick_extract: bool = False,
+    llm_fallback: Literal["answer_line", "none"] = "answer_line",
+) -> str:
+    """MathVista's answer extraction with its rule-based steps; the GPT step is replaced (offline).
+
+    Follows EvolvingLMMs-Lab/lmms-eval ``lmms_eval/tasks/mathvista/mathvista_evals.py``
+    (``MathVistaEvaluator.extract_answer``) at commit 0893c504b183438c4e4b87496661fe38f6c36753, the same
+    steps as lupantech/MathVista ``evaluation/extract_answer.py`` at 0a520c46ca1b41daf4c10656d6fb721b50d15f50:
+    empty reply -> ""; a multiple-choice reply equal to one choice -> itself; ``int(reply)`` for integer
+    answers, ``str(float(reply))`` for float answers; with ``quick_extract`` the ``The answer is "x".``
+    pattern. Where the reference then asks GPT to extract the answer, this runs offline:
+    ``llm_fallback="none"`` is what the reference returns when that call fails (""), and
+    ``"answer_line"`` (the default) takes :func:`final_answer`: the text after the reply's last
+    ``Answer:`` (the format the 0-shot CoT prompt asks for), or the whole stripped reply without one.
+    """
+    if not response:
+        return ""
+    if question_type == "multi_choice" and response in list(choices or []):
+        return response
+    if answer_type == "integer":
+        try:
+            return str(int(response))
+        except ValueError:
+            pass
+    if answer_type == "float":
+        try:
+            return str(float(response))
+        except ValueError:
+            pass
+    if quick_extract:
+        m = re.search(r'The answer is "(.*)"\.', response)
+        if m:
+            return m.group(1)
+    if llm_fallback == "none":
+        return ""
+    return final_answer(response)
+
+
+def mathvista_normalize(
+    extraction: object,
+    choices: Sequence[str] | None,
+    question_type: str,
+    answer_type: str,
+    precision: int | None,
+) -> str | None:
+    """MathVista's ``normalize_extracted_answer`` (lmms-eval commit 0893c504, MathVista 2a249bbe).
+
+    Multiple choice: a "(X)" letter or a bare option letter becomes that option's text, anything else the
+    option nearest by Levenshtein distance (first on ties); integer: ``str(int(float(x)))``; float:
+    ``str(round(float(x), precision))`` (a float precision such as 1.0, as parquet stores it, is used as
+    the integer 1); list: ``str(x)``; a failed conversion is None.
+    """
+    if question_type == "multi_choice":
+        opts = [str(c) for c in (choices or [])]
+        if not opts:
+            raise InvalidInputError("mathvista: a multi_choice problem needs its choices")
+        if isinstance(extraction, str):
+            ext = extraction.strip()
+        else:
+            try:
+                ext = str(extraction)
+            except Exception:
+                ext = ""
+        letter = re.findall(r"\(([a-zA-Z])\)", ext)
+        if letter:
+            ext = letter[0].upper()
+        options = [chr(ord("A") + i) for i in range(len(opts))]
+        if ext in options:
+            return opts[options.index(ext)]
+        distances = [edit_distance(ext, c) for c in opts]
+        return opts[distances.index(min(distances))]
+    try:
+        if answer_type == "integer":
+            return str(int(float(extraction)))  # type: ignore[arg-type]
+        if answer_type == "float":
+            return str(round(float(extraction), int(precision or 0)))  # type: ignore[arg-type]
+        if answer_type == "list":
+            return str(extraction)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return extraction if isinstance(extraction, str) or extraction is None else str(extraction)
+
+
 def mathvista_correct(
-    prediction: str,
+    response: str,
     answer: str,
     *,
-    options: Sequence[str] | None = None,
-    answer_type: Literal["integer", "float", "text"] | None = None,
+    question_type: str,
+    answer_type: str,
+    choices: Sequence[str] | None = None,
     precision: int | None = None,
+    quick_extract: bool = False,
+    llm_fallback: Literal["answer_line", "none"] = "answer_line",
 ) -> bool:
-    """Light MathVista check: choices via :func:`parse_choice`; numbers compared after MathVista's rounding.
+    """Whether a MathVista reply is right, as lmms-eval's ``mathvista_process_results`` decides it.
 
-    MathVista normalizes integer answers with ``int()`` and float answers with ``round(x, precision)`` before
-    an exact comparison; free-form text falls back to a case-insensitive exact match.
+    The reply is stripped, then :func:`mathvista_extract`, :func:`mathvista_normalize` and lmms-eval's
+    ``safe_equal`` (``str(prediction).strip() == str(answer).strip()``).
     """
-    if options:
-        return parse_choice(prediction, options) == answer_letter(answer, options)
-    if answer_type is None:
-        gold_num = _parse_number(answer.strip(), strict=False)
-        answer_type = "text" if gold_num is None else ("integer" if gold_num[0].is_integer() else "float")
-    if answer_type == "text":
-        return _norm_text(prediction) == _norm_text(answer)
-    pred = extract_number(prediction)
-    gold = _parse_number(answer.strip(), strict=False)
-    if pred is None or gold is None:
-        return False
-    if answer_type == "integer":
-        return int(pred) == int(gold[0])
-    digits = precision if precision is not None else max(len(answer.strip().partition(".")[2]), 0)
-    return round(pred, digits) == round(gold[0], digits)
+    extraction = mathvista_extract(
+        response.strip(),
+        question_type=question_type,
+        answer_type=answer_type,
+        choices=choices,
+        quick_extract=quick_extract,
+        llm_fallback=llm_fallback,
+    )
+    prediction = mathvista_normalize(extraction, choices, question_type, answer_type, precision)
+    return str(prediction).strip() == str(answer).strip()

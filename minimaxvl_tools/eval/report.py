@@ -8,12 +8,20 @@ except OCRBench, which is points out of 1000. Results passed to :func:`format_re
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from types import MappingProxyType
 
 from ..errors import InvalidInputError
 
-__all__ = ["PUBLISHED", "PUBLISHED_METRICS", "format_report"]
+__all__ = [
+    "PUBLISHED",
+    "PUBLISHED_METRICS",
+    "ReportRow",
+    "format_report",
+    "format_run_report",
+    "wilson_interval",
+]
 
 #: MiniMax-VL-01's published scores (ChartQA, DocVQA, AI2D, MathVista and MMMU are 0-shot CoT).
 PUBLISHED: Mapping[str, float] = MappingProxyType(
@@ -78,4 +86,66 @@ def format_report(
         delta_s = f"{ours - pub:+.{decimals}f}" if pub is not None else "—"
         n_s = str(n) if n is not None else "—"
         lines.append(f"| {label} | {_fmt(ours, decimals)} | {pub_s} | {delta_s} | {n_s} |")
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------------ run report
+#: z for a two-sided 95% interval.
+_Z95 = 1.959963984540054
+
+
+def wilson_interval(successes: float, n: int, z: float = _Z95) -> tuple[float, float]:
+    """The Wilson score interval (95% by default) of a binomial proportion, as fractions in [0, 1].
+
+    ``successes`` may be fractional (a mean ANLS times ``n``): the interval is then the Wilson interval of
+    that mean read as a proportion, an approximation the report labels as such.
+    """
+    if n <= 0:
+        raise InvalidInputError(f"wilson_interval needs n >= 1, got {n}")
+    if not 0 <= successes <= n:
+        raise InvalidInputError(f"wilson_interval: successes must be in 0..{n}, got {successes}")
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    """One line of the run report: ``score`` in the benchmark's unit (percent, or points out of 1000).
+
+    ``scale`` is 100 for percent and 1000 for OCRBench points; ``published`` names the entry of
+    :data:`PUBLISHED` to compare with (None: no published counterpart); ``note`` is shown after the label.
+    """
+
+    label: str
+    n: int
+    score: float
+    scale: float = 100.0
+    published: str | None = None
+    note: str = ""
+    interval: bool = True
+
+
+def format_run_report(rows: Sequence[ReportRow], published: Mapping[str, float] = PUBLISHED) -> str:
+    """A markdown table ``benchmark | n | score | 95% CI | published | diff`` (diff = ours - published).
+
+    The interval is Wilson's for the share of items right (for ANLS: of the mean similarity); OCRBench's
+    points are scaled to 1000, so its interval is too.
+    """
+    lines = ["| benchmark | n | score | 95% CI | published | diff |", "|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        decimals = 0 if r.scale == 1000 else 1
+        if r.interval and r.n > 0 and r.scale > 0:
+            share = min(max(r.score / r.scale, 0.0), 1.0)
+            lo, hi = wilson_interval(share * r.n, r.n)
+            ci = f"{lo * r.scale:.{decimals}f}–{hi * r.scale:.{decimals}f}"
+        else:
+            ci = "—"
+        pub = published.get(r.published) if r.published else None
+        pub_s = _fmt(pub, decimals) if pub is not None else "—"
+        diff_s = f"{r.score - pub:+.{decimals}f}" if pub is not None else "—"
+        label = f"{r.label} ({r.note})" if r.note else r.label
+        lines.append(f"| {label} | {r.n} | {_fmt(r.score, decimals)} | {ci} | {pub_s} | {diff_s} |")
     return "\n".join(lines) + "\n"

@@ -1,32 +1,29 @@
-"""Run a benchmark through the package's own tools and score it: the evaluation harness.
+"""Run a benchmark against MiniMax-VL-01 and score it with the reference scorers: the evaluation harness.
 
-Why: a benchmark number is only worth having if it measures what users run. So there is no separate
-prompt path here: each item goes through the same LangChain tool a user or an agent calls, invoked as a
-tool call (``tool.ainvoke(ToolCall)``), and the prediction is read from the tool's artifact:
+Two protocols (``EvalConfig.prompt_mode``, part of the run's configuration hash):
 
-=============  ==================================================  =====================================
-task           tool (arguments)                                    prediction / item score
-=============  ==================================================  =====================================
-``chartqa``    :class:`ChartReaderTool` (source, question)         ``ChartData.answer``; relaxed correctness
-``docvqa``     :class:`DocumentVQATool` (short_answer=True)        ``DocumentAnswer.short_answer``; ANLS
-``ai2d``       :class:`DiagramReasoningTool` (question, options)   ``DiagramAnswer.option``; letter == gold
-``ocrbench``   :class:`OCRTool` (plain) for the six pure text-     the transcription or the short answer;
-               recognition categories, else DocumentVQATool        OCRBench's substring rule
-               (short answer; VQA, KIE and handwritten math)
-``ocr-cer``    engine ``vlm``: :class:`OCRTool` (plain, one page)  the page's text; character edits vs the
-               engine ``local``: :class:`LocalOCREngine` (offline) PDF's text layer (CER / WER)
-=============  ==================================================  =====================================
+- ``benchmark`` (default): each item is sent as the benchmark's own prompt, one image and one user turn,
+  greedy (temperature 0). ChartQA, DocVQA, AI2D and MathVista, which the MiniMax-01 report scores 0-shot
+  chain-of-thought, get the question (AI2D: with lettered options; MathVista: the dataset's ``query``)
+  plus an instruction to reason and end with ``Answer: ...`` (``cot=False``: the standard short-answer or
+  option-letter suffix instead); OCRBench sends each item's own question unchanged.
+  :func:`benchmark_prompt` builds them.
+- ``tools``: each item goes through the package's LangChain tool, invoked as a tool call, and the
+  prediction is read from the tool's artifact (ChartReaderTool, DocumentVQATool short answer,
+  DiagramReasoningTool, OCRTool / DocumentVQATool for OCRBench). This measures what agents get.
 
-Generic ``jsonl`` items are routed by their own ``task`` field (one of the above), else by shape: items with
-``options`` are multiple choice (DiagramReasoningTool), the others document questions (DocumentVQATool, ANLS).
+:func:`score_reply` turns a reply into the item's score, the same function for a live run and for
+:func:`rescore` (``minimaxvl eval rescore OUT.jsonl``): ChartQA pix2struct relaxed correctness, DocVQA ANLS,
+AI2D VLMEvalKit's rule-based choice extraction, OCRBench's substring rule, MathVista's extraction and
+normalization (see :mod:`minimaxvl_tools.eval.metrics`). ``ocr-cer`` (PDF text layer vs OCRTool or
+Tesseract) is this package's own task and is unaffected by the prompt mode.
 
-Mechanics: items run concurrently (at most ``concurrency`` at once; the client's ``max_concurrency`` by
-default). Every finished item is appended to a JSONL file as one :class:`ItemRecord` and flushed, so an
-interrupted run loses nothing; a rerun skips the ids already recorded under the same configuration hash
-(:meth:`EvalConfig.config_hash`: what changes predictions, e.g. model, engine, dpi; not concurrency). An item
-that fails is recorded with its error and score 0 (for CER: the page counts as an empty transcription, every
-reference character an error) and never stops the run. Token counts per item are collected by hooking the
-client's usage accounting in a :mod:`contextvars` scope, so they stay exact with concurrent items.
+Mechanics: items run concurrently (at most ``concurrency`` at once). Every finished item is appended to a
+JSONL file as one :class:`ItemRecord` (raw reply, prompt, prompt mode, split, data file and its hash) and
+flushed, so an interrupted run loses nothing; a rerun skips the items already recorded under the same
+configuration hash, split, data file and data-file SHA-256, so another split's or file's records are never
+reused. A failed item is recorded with its error and score 0 and never stops the run. Token counts per item
+are collected by hooking the client's usage accounting in a :mod:`contextvars` scope.
 """
 
 from __future__ import annotations
@@ -53,14 +50,19 @@ from ..pdf import iter_pdf_pages
 from ..settings import Settings
 from ..tools import ChartReaderTool, DiagramReasoningTool, DocumentVQATool, OCRTool
 from ..tools.base import MiniMaxVLBaseTool
-from .datasets import EvalItem, load_benchmark, sample
+from .datasets import EvalItem, file_sha256, load_benchmark, sample
 from .metrics import (
     anls_score,
     edit_distance,
+    final_answer,
+    mathvista_correct,
+    mathvista_extract,
+    mathvista_normalize,
     ocrbench_match,
+    parse_choice,
     relaxed_correctness_any,
 )
-from .report import format_report
+from .report import ReportRow, format_run_report
 
 __all__ = [
     "OCRBENCH_OCR_CATEGORIES",
@@ -72,16 +74,20 @@ __all__ = [
     "EvalSummary",
     "ItemRecord",
     "TokenCounts",
+    "benchmark_prompt",
     "cer_counts",
     "load_ocr_cer",
     "load_task",
     "read_records",
+    "report_rows",
+    "rescore",
     "run_eval",
+    "score_reply",
     "summarize",
 ]
 
 #: Task names the runner and the CLI accept.
-TASKS: tuple[str, ...] = ("chartqa", "docvqa", "ai2d", "ocrbench", "ocr-cer", "jsonl")
+TASKS: tuple[str, ...] = ("chartqa", "docvqa", "ai2d", "ocrbench", "mathvista", "ocr-cer", "jsonl")
 
 #: The unit each task's :attr:`EvalSummary.score` is in (the published benchmark's unit).
 TASK_UNITS: dict[str, str] = {
@@ -89,6 +95,7 @@ TASK_UNITS: dict[str, str] = {
     "docvqa": "ANLS, %",
     "ai2d": "accuracy, %",
     "ocrbench": "points / 1000",
+    "mathvista": "accuracy, %",
     "ocr-cer": "CER, % of reference characters (lower is better)",
     "choice": "accuracy, %",
 }
@@ -106,6 +113,7 @@ OCRBENCH_OCR_CATEGORIES: frozenset[str] = frozenset(
 )
 
 Engine = Literal["vlm", "local"]
+PromptMode = Literal["benchmark", "tools"]
 
 
 # ----------------------------------------------------------------------------------------------- records
@@ -140,8 +148,11 @@ class ItemRecord(BaseModel):
     """One scored item, as written (one JSON line) to the results file.
 
     ``score`` is the item's score in [0, 1] (for ``ocr-cer``: the page's CER, which may exceed 1);
-    ``detail`` holds what the corpus aggregate needs (CER/WER edit counts) or helps debugging (the raw
-    answer of a multiple-choice item); ``config`` is the :meth:`EvalConfig.config_hash` it was run under.
+    ``prediction`` is what the scorer compared (the extracted answer); ``raw`` is the model's reply as
+    received (tools mode: the tool's message) and ``prompt`` the text sent (benchmark mode), so a file can
+    be re-scored; ``detail`` holds what aggregates need (CER/WER edit counts, ChartQA lenient score);
+    ``config`` is the :meth:`EvalConfig.config_hash` it was run under, and ``split``, ``data_file``,
+    ``data_sha256`` say which dataset file it came from (all four key the resume).
     """
 
     id: str
@@ -155,6 +166,18 @@ class ItemRecord(BaseModel):
     config: str = ""
     meta: dict[str, Any] = Field(default_factory=dict)
     detail: dict[str, Any] = Field(default_factory=dict)
+    raw: str | None = None
+    prompt: str | None = None
+    prompt_mode: str = ""
+    cot: bool = False
+    split: str = ""
+    data_file: str = ""
+    data_sha256: str = ""
+    options: list[str] | None = None
+
+    def resume_key(self) -> tuple[str, str, str, str]:
+        """What must match for this record to stand in for an item of a new run."""
+        return (self.config, self.split, self.data_file, self.data_sha256)
 
 
 class EvalSummary(BaseModel):
@@ -169,6 +192,7 @@ class EvalSummary(BaseModel):
     n: int
     score: float
     unit: str
+    split: str = ""
     errors: int = 0
     tokens: TokenCounts = Field(default_factory=TokenCounts)
     seconds: float = 0.0
@@ -185,7 +209,11 @@ class EvalConfig:
     tools' ``dpi``); ``tile`` is OCRTool's cropping mode; ``case_fold``/``collapse_whitespace`` are the CER
     normalization (default: whitespace runs collapsed, since line breaks and blank lines differ between a
     text layer and any OCR without being recognition errors); ``ocrbench_ocr_tool=False`` sends every
-    OCRBench item to DocumentVQATool. ``max_tokens`` (None: each tool's default) is the completion budget.
+    OCRBench item to DocumentVQATool (tools mode). ``max_tokens`` (None: each tool's or the client's
+    default) is the completion budget. ``prompt_mode`` picks the protocol (module docstring); ``cot`` the
+    0-shot chain-of-thought prompts of benchmark mode; ``chartqa_lenient`` adds the (non-reference)
+    lenient ChartQA score as an extra report row; ``mathvista_fallback`` is what stands in for
+    MathVista's GPT extraction step (:func:`~minimaxvl_tools.eval.metrics.mathvista_extract`).
     """
 
     task: str
@@ -199,6 +227,10 @@ class EvalConfig:
     collapse_whitespace: bool = True
     ocrbench_ocr_tool: bool = True
     max_tokens: int | None = None
+    prompt_mode: PromptMode = "benchmark"
+    cot: bool = True
+    chartqa_lenient: bool = False
+    mathvista_fallback: Literal["answer_line", "none"] = "answer_line"
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -209,6 +241,12 @@ class EvalConfig:
             raise InvalidInputError("engine='local' (Tesseract) only applies to the ocr-cer task")
         if not 50 <= self.dpi <= 600:
             raise InvalidInputError(f"dpi must be in 50..600, got {self.dpi}")
+        if self.prompt_mode not in ("benchmark", "tools"):
+            raise InvalidInputError(f"prompt_mode must be 'benchmark' or 'tools', got {self.prompt_mode!r}")
+        if self.mathvista_fallback not in ("answer_line", "none"):
+            raise InvalidInputError(
+                f"mathvista_fallback must be 'answer_line' or 'none', got {self.mathvista_fallback!r}"
+            )
 
     def as_dict(self) -> dict[str, Any]:
         """The fields that matter for this task (irrelevant ones are dropped so they do not split hashes)."""
@@ -224,6 +262,14 @@ class EvalConfig:
             drop |= {"model", "tile", "max_tokens"}
         else:
             drop |= {"lang", "psm"}
+        if self.task == "ocr-cer":
+            drop |= {"prompt_mode", "cot"}
+        elif self.prompt_mode == "benchmark":
+            drop |= {"ocrbench_ocr_tool", "tile"}
+        else:
+            drop.add("cot")
+        # scoring options: records are re-scored on resume, so they never split the hash
+        drop |= {"chartqa_lenient", "mathvista_fallback"}
         for key in drop:
             data.pop(key, None)
         return data
@@ -252,6 +298,7 @@ def load_ocr_cer(path: str | Path, *, limit: int | None = None) -> list[EvalItem
     items: list[EvalItem] = []
     for pdf in pdfs:
         rel = pdf.relative_to(root).as_posix()
+        digest = file_sha256([pdf])
         for page in iter_pdf_pages(pdf, render=False, policy=_policy_for([pdf.parent])):
             if not page.has_text_layer:
                 continue
@@ -264,6 +311,8 @@ def load_ocr_cer(path: str | Path, *, limit: int | None = None) -> list[EvalItem
                     image_path=pdf,
                     page=page.number,
                     meta={"pdf": rel, "page": page.number},
+                    source=str(pdf.resolve()),
+                    source_sha256=digest,
                 )
             )
             if limit is not None and len(items) >= limit:
@@ -300,13 +349,104 @@ def _policy_for(roots: Sequence[Path]) -> Any:
 
 
 def _item_kind(item: EvalItem) -> str:
-    """How an item is answered and scored: chartqa, docvqa, choice, ocrbench or ocr-cer."""
+    """How an item is answered and scored: chartqa, docvqa, choice, ocrbench, mathvista or ocr-cer."""
     task = item.task.lower()
-    if task in ("chartqa", "docvqa", "ocrbench", "ocr-cer"):
+    if task in ("chartqa", "docvqa", "ocrbench", "mathvista", "ocr-cer"):
         return task
     if task == "ai2d" or item.options:
         return "choice"
     return "docvqa"
+
+
+# ----------------------------------------------------------------------------------------------- prompts
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+#: The short-answer suffix of LLaVA / lmms-eval's ChartQA and DocVQA tasks.
+SHORT_ANSWER = "Answer the question using a single word or phrase."
+#: The option-letter suffix of LLaVA / lmms-eval's AI2D task.
+OPTION_LETTER = "Answer with the option's letter from the given choices directly."
+COT_SHORT = (
+    'Think step by step, then give the final answer on the last line as "Answer: <a single word or phrase>".'
+)
+COT_LETTER = (
+    'Think step by step, then give the final answer on the last line as "Answer: <the option\'s letter>".'
+)
+COT_MATH = 'Think step by step, then give the final answer on the last line as "Answer: <answer>".'
+
+
+def benchmark_prompt(item: EvalItem, *, cot: bool = True) -> str:
+    """The text benchmark mode sends with the item's image (the module docstring says which and why)."""
+    kind = _item_kind(item)
+    question = item.question.strip()
+    if kind == "ocrbench":
+        return question  # lmms-eval's ocrbench_doc_to_text: the item's own question
+    if kind == "mathvista":
+        return f"{item.question}\n{COT_MATH}" if cot else item.question  # the dataset's own query
+    if kind == "choice":
+        opts = "\n".join(f"{_LETTERS[i]}. {o}" for i, o in enumerate(item.options or []))
+        return f"{question}\n{opts}\n{COT_LETTER if cot else OPTION_LETTER}"
+    return f"{question}\n{COT_SHORT if cot else SHORT_ANSWER}"
+
+
+def score_reply(
+    item: EvalItem,
+    text: str,
+    *,
+    prompt_mode: PromptMode = "benchmark",
+    cot: bool = True,
+    chartqa_lenient: bool = False,
+    mathvista_fallback: Literal["answer_line", "none"] = "answer_line",
+) -> tuple[float, str, dict[str, Any]]:
+    """``(score in [0, 1], the prediction scored, detail)`` of one reply, by the benchmark's reference rule.
+
+    ``text`` is the raw reply in benchmark mode (a chain-of-thought reply is cut to its final ``Answer:``
+    with :func:`~minimaxvl_tools.eval.metrics.final_answer` first, except OCRBench, which is not CoT, and
+    MathVista, whose own extraction reads the whole reply) and the tool's answer in tools mode. The runner
+    and :func:`rescore` both call it.
+    """
+    kind = _item_kind(item)
+    cut = prompt_mode == "benchmark" and cot and kind not in ("ocrbench", "mathvista")
+    answer = final_answer(text) if cut else text
+    detail: dict[str, Any] = {}
+    if kind == "chartqa":
+        score = float(relaxed_correctness_any(item.answers, answer))
+        if chartqa_lenient:
+            detail["lenient"] = float(relaxed_correctness_any(item.answers, answer, lenient=True))
+        return score, answer, detail
+    if kind == "docvqa":
+        return anls_score(answer, item.answers), answer, detail
+    if kind == "choice":
+        letter = parse_choice(answer, item.options or [])
+        detail["choice"] = True
+        return float(letter is not None and letter == item.answers[0].strip().upper()), letter or "", detail
+    if kind == "ocrbench":
+        hit = ocrbench_match(
+            text, item.answers, category=item.meta.get("category"), dataset_name=item.meta.get("dataset_name")
+        )
+        return float(hit), text, detail
+    if kind == "mathvista":
+        m = item.meta
+        qtype = str(m.get("question_type", "free_form"))
+        atype = str(m.get("answer_type", "text"))
+        extraction = mathvista_extract(
+            text.strip(),
+            question_type=qtype,
+            answer_type=atype,
+            choices=item.options,
+            llm_fallback=mathvista_fallback,
+        )
+        prediction = mathvista_normalize(extraction, item.options, qtype, atype, m.get("precision"))
+        ok = mathvista_correct(
+            text,
+            item.answers[0],
+            question_type=qtype,
+            answer_type=atype,
+            choices=item.options,
+            precision=m.get("precision"),
+            llm_fallback=mathvista_fallback,
+        )
+        detail["extraction"] = extraction
+        return float(ok), "" if prediction is None else str(prediction), detail
+    raise InvalidInputError(f"no scorer for {kind!r}")  # pragma: no cover - ocr-cer is scored apart
 
 
 # ----------------------------------------------------------------------------------------------- scoring
@@ -331,29 +471,12 @@ def cer_counts(
     }
 
 
-def _score(kind: str, item: EvalItem, prediction: str) -> float:
-    """Item score in [0, 1] by the benchmark's own per-question rule."""
-    if kind == "chartqa":
-        return float(relaxed_correctness_any(item.answers, prediction))
-    if kind == "docvqa":
-        return anls_score(prediction, item.answers)
-    if kind == "choice":
-        return float(bool(prediction) and prediction.strip().upper() == item.answers[0].strip().upper())
-    if kind == "ocrbench":
-        return float(
-            ocrbench_match(
-                prediction,
-                item.answers,
-                category=item.meta.get("category"),
-                dataset_name=item.meta.get("dataset_name"),
-            )
-        )
-    raise InvalidInputError(f"no scorer for {kind!r}")  # pragma: no cover - ocr-cer is scored apart
-
-
 # ----------------------------------------------------------------------------------------------- usage
 _ITEM_USAGE: contextvars.ContextVar[list[Usage] | None] = contextvars.ContextVar(
     "minimaxvl_eval_item_usage", default=None
+)
+_TOOL_RAW: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "minimaxvl_eval_tool_raw", default=None
 )
 
 
@@ -403,11 +526,11 @@ def summarize(records: Sequence[ItemRecord], *, seconds: float = 0.0) -> list[Ev
     ``ocr-cer``: the corpus CER (all character edits / all reference characters) in percent, with the
     rates, edit counts and WER in ``extra``. Errors count as score 0 (CER: an empty transcription).
     """
-    by_task: dict[str, list[ItemRecord]] = {}
+    by_task: dict[tuple[str, str], list[ItemRecord]] = {}
     for r in records:
-        by_task.setdefault(r.task, []).append(r)
+        by_task.setdefault((r.task, r.split), []).append(r)
     out: list[EvalSummary] = []
-    for task, recs in by_task.items():
+    for (task, split), recs in by_task.items():
         n = len(recs)
         errors = sum(1 for r in recs if r.error)
         tokens = sum((r.tokens for r in recs), TokenCounts())
@@ -441,12 +564,24 @@ def summarize(records: Sequence[ItemRecord], *, seconds: float = 0.0) -> list[Ev
             score = 100.0 * sum(r.score for r in recs) / n
             choice = any(r.detail.get("choice") for r in recs)
             unit = TASK_UNITS.get(task, "accuracy, %" if choice else "ANLS, %")
+            if task == "chartqa":
+                subsets: dict[str, list[float]] = {}
+                for r in recs:
+                    subsets.setdefault(str(r.meta.get("subset", "?")), []).append(r.score)
+                extra["subsets"] = {
+                    k: {"n": len(v), "score": 100.0 * sum(v) / len(v)} for k, v in subsets.items()
+                }
+                if all("lenient" in r.detail or r.error for r in recs) and any(
+                    "lenient" in r.detail for r in recs
+                ):
+                    extra["lenient"] = 100.0 * sum(float(r.detail.get("lenient", 0.0)) for r in recs) / n
         out.append(
             EvalSummary(
                 task=task,
                 n=n,
                 score=score,
                 unit=unit,
+                split=split,
                 errors=errors,
                 tokens=tokens,
                 seconds=seconds,
@@ -462,7 +597,7 @@ class EvalResult:
 
     records: list[ItemRecord]
     summaries: list[EvalSummary]
-    config: EvalConfig
+    config: EvalConfig | None
     out: Path | None = None
     ran: int = 0
     resumed: int = 0
@@ -475,17 +610,106 @@ class EvalResult:
         return self.summaries[0]
 
     def report(self) -> str:
-        """A markdown table of each task's score beside MiniMax-VL-01's published number (when there is one).
+        """The markdown report: per benchmark n, score, 95% Wilson interval, published number and diff.
 
-        ``ocr-cer`` has no published counterpart: its row shows the CER in percent and dashes.
+        ChartQA shows all items, then human and augmented apart (and the lenient variant when asked for);
+        DocVQA is labelled with its split, since the published 96.4 is a test-server number; ``ocr-cer`` has
+        no published counterpart (its row is the CER in percent, without an interval).
         """
-        results = {_report_label(s.task): s.score for s in self.summaries}
-        counts = {_report_label(s.task): s.n for s in self.summaries}
-        return format_report(results, counts=counts)
+        return format_run_report(report_rows(self.summaries))
 
 
-def _report_label(task: str) -> str:
-    return "OCR CER %" if task == "ocr-cer" else task
+_PUBLISHED_NAME = {
+    "chartqa": "ChartQA",
+    "docvqa": "DocVQA",
+    "ai2d": "AI2D",
+    "ocrbench": "OCRBench",
+    "mathvista": "MathVista",
+}
+
+
+def report_rows(summaries: Sequence[EvalSummary]) -> list[ReportRow]:
+    """The :class:`~minimaxvl_tools.eval.report.ReportRow` lines of :meth:`EvalResult.report`."""
+    rows: list[ReportRow] = []
+    for s in summaries:
+        name = _PUBLISHED_NAME.get(s.task)
+        if s.task == "ocr-cer":
+            rows.append(ReportRow("OCR CER %", s.n, s.score, interval=False))
+            continue
+        if s.task == "ocrbench":
+            rows.append(ReportRow("OCRBench", s.n, s.score, scale=1000.0, published="OCRBench", note=s.split))
+            continue
+        note = s.split
+        if s.task == "docvqa":
+            note = f"{s.split or '?'} split; published: test server"
+        rows.append(ReportRow(name or s.task, s.n, s.score, published=name, note=note))
+        if s.task == "chartqa":
+            for subset in ("human", "augmented"):
+                sub = s.extra.get("subsets", {}).get(subset)
+                if sub:
+                    rows.append(ReportRow(f"ChartQA {subset}", sub["n"], sub["score"], note=s.split))
+            if "lenient" in s.extra:
+                rows.append(ReportRow("ChartQA lenient", s.n, s.extra["lenient"], note="not pix2struct"))
+    return rows
+
+
+def _item_from_record(rec: ItemRecord) -> EvalItem:
+    """The scoring view of a saved record (gold, options, meta), for :func:`score_reply`."""
+    return EvalItem(
+        id=rec.id,
+        task=rec.task,
+        question=rec.prompt or "",
+        answers=list(rec.gold),
+        options=rec.options,
+        image_path=Path(rec.data_file or "."),
+        meta=dict(rec.meta),
+    )
+
+
+def _rescored(rec: ItemRecord, item: EvalItem | None, scoring: dict[str, Any]) -> ItemRecord:
+    """``rec`` scored again from its saved reply (benchmark mode: ``raw``; tools mode: the tool's answer)."""
+    if rec.error is not None or rec.task == "ocr-cer":
+        return rec
+    text = rec.raw if rec.prompt_mode == "benchmark" else rec.detail.get("tool_answer", rec.prediction)
+    if text is None:
+        return rec
+    opts = {**scoring, "prompt_mode": rec.prompt_mode or "tools", "cot": rec.cot}
+    score, prediction, more = score_reply(item or _item_from_record(rec), str(text), **opts)
+    detail = {k: v for k, v in rec.detail.items() if k not in ("lenient", "extraction")}
+    return rec.model_copy(update={"score": score, "prediction": prediction, "detail": {**detail, **more}})
+
+
+def rescore(
+    path: str | Path,
+    *,
+    out: str | Path | None = None,
+    chartqa_lenient: bool = False,
+    mathvista_fallback: Literal["answer_line", "none"] = "answer_line",
+) -> EvalResult:
+    """Re-score a results file's saved replies with the current scorers (``minimaxvl eval rescore``).
+
+    The last record per (id, configuration, split, data file, hash) is kept; ``out`` (optional) receives the
+    re-scored records. Nothing is sent to a server.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InvalidInputError(
+            f"rescore: {p} does not exist; pass a results JSONL written by minimaxvl eval"
+        )
+    latest: dict[tuple[str, tuple[str, str, str, str]], ItemRecord] = {}
+    for rec in read_records(p):
+        latest[(rec.id, rec.resume_key())] = rec
+    if not latest:
+        raise InvalidInputError(f"rescore: {p} holds no records")
+    scoring = {"chartqa_lenient": chartqa_lenient, "mathvista_fallback": mathvista_fallback}
+    records = [_rescored(r, None, scoring) for r in latest.values()]
+    if out is not None:
+        o = Path(out)
+        o.parent.mkdir(parents=True, exist_ok=True)
+        o.write_text("".join(r.model_dump_json() + "\n" for r in records), encoding="utf-8")
+    return EvalResult(
+        records=records, summaries=summarize(records), config=None, out=Path(out) if out else None
+    )
 
 
 # ----------------------------------------------------------------------------------------------- runner
@@ -576,9 +800,31 @@ class EvalRunner:
         msg = await tool.ainvoke(call)
         if not isinstance(msg, ToolMessage):  # pragma: no cover - tool-call input always gives a message
             raise RuntimeError(f"{tool.name} returned {type(msg).__name__}, not a ToolMessage")
+        raw = _TOOL_RAW.get()
+        if raw is not None:
+            raw.append(str(msg.content))
         if msg.status == "error" or msg.artifact is None:
             raise RuntimeError(str(msg.content))
         return msg.artifact
+
+    async def _ask(self, item: EvalItem, prompt: str, roots: list[Path]) -> str:
+        """Benchmark mode: one user turn (the prompt and the item's image), greedy; the reply's text."""
+        if item.image_path.suffix.lower() == ".pdf":
+            page_no = item.page or 1
+
+            def render() -> Any:
+                pages = iter_pdf_pages(
+                    item.image_path, pages=[page_no], dpi=self.config.dpi, policy=_policy_for(roots)
+                )
+                return next(iter(pages)).image
+
+            image: Any = await asyncio.to_thread(render)
+        else:
+            image = await asyncio.to_thread(item.image_path.read_bytes)
+        result = await self.client.achat(
+            prompt, images=[image], max_tokens=self.config.max_tokens, temperature=0.0
+        )
+        return result.text
 
     async def _predict(self, item: EvalItem, roots: list[Path]) -> tuple[str, dict[str, Any]]:
         """The prediction for one item, and detail worth keeping."""
@@ -590,7 +836,7 @@ class EvalRunner:
                 args["pages"] = str(item.page)
             chart = await self._call(self._tool("chart", roots), args)
             return chart.answer or "", {}
-        if kind == "choice":
+        if kind == "choice" or (kind == "mathvista" and item.options):
             ans = await self._call(
                 self._tool("diagram", roots),
                 {"source": src, "question": item.question, "options": item.options},
@@ -636,33 +882,49 @@ class EvalRunner:
     async def _one(self, item: EvalItem, roots: list[Path], config_hash: str) -> ItemRecord:
         """Run and score one item; any exception becomes the record's ``error`` (score 0)."""
         acc: list[Usage] = []
+        raws: list[str] = []
         token = _ITEM_USAGE.set(acc)
+        raw_token = _TOOL_RAW.set(raws)
         start = time.perf_counter()
-        prediction: str | None = None
+        kind = _item_kind(item)
+        benchmark = self.config.prompt_mode == "benchmark" and kind != "ocr-cer"
+        prompt = benchmark_prompt(item, cot=self.config.cot) if benchmark else None
+        text: str | None = None
+        raw: str | None = None
         detail: dict[str, Any] = {}
         error: str | None = None
         try:
-            prediction, detail = await self._predict(item, roots)
+            if prompt is not None:
+                text = raw = await self._ask(item, prompt, roots)
+            else:
+                text, detail = await self._predict(item, roots)
+                detail["tool_answer"] = text
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # every failure is data for the report, never a crash
             error = str(exc) if isinstance(exc, RuntimeError) else f"{type(exc).__name__}: {exc}"
         finally:
             _ITEM_USAGE.reset(token)
+            _TOOL_RAW.reset(raw_token)
+        if raw is None and raws:
+            raw = "\n".join(raws)
         latency = time.perf_counter() - start
         usage = sum(acc, Usage())
-        kind = _item_kind(item)
+        prediction: str | None = text
         if kind == "ocr-cer":
             counts = cer_counts(
                 item.answers[0],
-                prediction if error is None and prediction is not None else "",
+                text if error is None and text is not None else "",
                 case_fold=self.config.case_fold,
                 collapse_whitespace=self.config.collapse_whitespace,
             )
             detail = {**detail, **counts}
             score = counts["edits"] / counts["chars"] if counts["chars"] else 0.0
+        elif error is None and text is not None:
+            score, prediction, more = score_reply(item, text, **self._scoring())
+            detail = {**detail, **more}
         else:
-            score = 0.0 if error is not None or prediction is None else _score(kind, item, prediction)
+            score = 0.0
         return ItemRecord(
             id=item.id,
             task=item.task,
@@ -675,19 +937,44 @@ class EvalRunner:
             config=config_hash,
             meta=dict(item.meta),
             detail=detail,
+            raw=raw,
+            prompt=prompt,
+            prompt_mode="tools"
+            if kind != "ocr-cer" and not benchmark
+            else ("benchmark" if benchmark else ""),
+            cot=bool(benchmark and self.config.cot),
+            split=item.split,
+            data_file=item.source,
+            data_sha256=item.source_sha256,
+            options=item.options,
         )
 
-    def _done(self, config_hash: str) -> dict[str, ItemRecord]:
-        """Records already in ``out`` for this config (the last one per id), honouring ``retry_errors``."""
+    def _scoring(self) -> dict[str, Any]:
+        """The scoring options of this run, as :func:`score_reply` keywords."""
+        return {
+            "prompt_mode": self.config.prompt_mode,
+            "cot": self.config.cot,
+            "chartqa_lenient": self.config.chartqa_lenient,
+            "mathvista_fallback": self.config.mathvista_fallback,
+        }
+
+    def _done(self, config_hash: str, items: Sequence[EvalItem]) -> dict[str, ItemRecord]:
+        """Records in ``out`` that stand in for ``items`` (last one per id), re-scored with today's scorers.
+
+        A record counts only when its config hash, split, data file and data-file hash all match the item
+        (``retry_errors`` also drops earlier errors), so another split's or file's records are never used.
+        """
         done: dict[str, ItemRecord] = {}
         if not (self.resume and self.out is not None):
             return done
+        wanted = {it.id: (config_hash, it.split, it.source, it.source_sha256) for it in items}
         for rec in read_records(self.out):
-            if rec.config == config_hash:
+            if wanted.get(rec.id) == rec.resume_key():
                 done[rec.id] = rec
         if self.retry_errors:
             done = {k: r for k, r in done.items() if r.error is None}
-        return done
+        by_id = {it.id: it for it in items}
+        return {k: _rescored(r, by_id[k], self._scoring()) for k, r in done.items()}
 
     # ------------------------------------------------------------------ running
     async def arun(self, items: Sequence[EvalItem]) -> EvalResult:
@@ -706,7 +993,7 @@ class EvalRunner:
         config_hash = self.config.config_hash()
         if self.config.engine == "vlm":
             _hook_usage(self.client)
-        done = self._done(config_hash)
+        done = self._done(config_hash, items)
         todo = [it for it in items if it.id not in done]
         roots = _roots(items)
         gate = asyncio.Semaphore(self.concurrency)
@@ -727,7 +1014,9 @@ class EvalRunner:
         records = [fresh.get(it.id) or done[it.id] for it in items]
         summaries = summarize(records, seconds=seconds)
         for s in summaries:
-            s.resumed = sum(1 for r in records if r.task == s.task and r.id not in fresh)
+            s.resumed = sum(
+                1 for r in records if (r.task, r.split) == (s.task, s.split) and r.id not in fresh
+            )
         return EvalResult(
             records=records,
             summaries=summaries,

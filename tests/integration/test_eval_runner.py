@@ -182,7 +182,7 @@ def make_ocrbench(root: Path) -> Path:
 # ----------------------------------------------------------------------------------------------- runs
 def _run(task: str, data: Path, server: LocalVLLMServer, out: Path | None, **kw: Any) -> Any:
     items = load_task(task, data)
-    cfg = EvalConfig(task=task, model=server.model)
+    cfg = EvalConfig(task=task, model=server.model, prompt_mode=kw.pop("prompt_mode", "tools"))
     concurrency = kw.pop("concurrency", 4)
     return EvalRunner(cfg, client=_client(server), out=out, concurrency=concurrency, **kw).run(items)
 
@@ -222,7 +222,9 @@ def test_chartqa_two_of_five_wrong_gives_60(tmp_path: Path, vllm_server: LocalVL
     # cross-check against the corpus metric
     assert relaxed_accuracy([r.prediction or "" for r in res.records], [r.gold for r in res.records]) == 60.0
     table = res.report()
-    assert "| ChartQA | 60.0 | 91.7 | -31.7 | 5 |" in table
+    assert "| ChartQA (test) | 5 | 60.0 | 23.1–88.2 | 91.7 | -31.7 |" in table
+    assert "| ChartQA human (test) | 3 | 66.7 |" in table
+    assert "| ChartQA augmented (test) | 2 | 50.0 |" in table
 
 
 def test_docvqa_short_answers_anls(tmp_path: Path, vllm_server: LocalVLLMServer) -> None:
@@ -282,7 +284,7 @@ def test_ocrbench_full_marks_and_routing(tmp_path: Path, vllm_server: LocalVLLMS
     cats = [r.meta["category"] for r in res.records]
     ref = ocrbench_score([r.prediction or "" for r in res.records], [r.gold for r in res.records], cats)
     assert ref.scaled == 750.0
-    assert "| OCRBench | 750 | 865 | -115 | 4 |" in res.report()
+    assert "| OCRBench (test) | 4 | 750 | 301–954 | 865 | -115 |" in res.report()
 
 
 def test_resume_sends_only_remaining_items(tmp_path: Path, vllm_server: LocalVLLMServer) -> None:
@@ -290,7 +292,7 @@ def test_resume_sends_only_remaining_items(tmp_path: Path, vllm_server: LocalVLL
     out = tmp_path / "results.jsonl"
     vllm_server.set_responder(_responder(lambda i, _: Reply(text=_chart(CHART_GOLD[i]), delay=0.15)))
     items = load_task("chartqa", data)
-    cfg = EvalConfig(task="chartqa", model=vllm_server.model)
+    cfg = EvalConfig(task="chartqa", model=vllm_server.model, prompt_mode="tools")
 
     async def interrupted() -> None:
         runner = EvalRunner(cfg, client=_client(vllm_server), out=out, concurrency=1)
@@ -322,7 +324,9 @@ def test_resume_sends_only_remaining_items(tmp_path: Path, vllm_server: LocalVLL
 
     # another configuration (dpi) does not reuse these records; resume=False neither
     res = EvalRunner(
-        EvalConfig(task="chartqa", model=vllm_server.model, dpi=150), client=_client(vllm_server), out=out
+        EvalConfig(task="chartqa", model=vllm_server.model, dpi=150, prompt_mode="tools"),
+        client=_client(vllm_server),
+        out=out,
     ).run(items)
     assert len(vllm_server.requests) == 5 and res.ran == 5
     vllm_server.reset()
@@ -372,7 +376,7 @@ def test_cli_run_json_and_resume(
     payload = json.loads(capsys.readouterr().out)
     (summary,) = payload["summaries"]
     assert summary["task"] == "ai2d" and summary["score"] == 80.0 and summary["n"] == 5
-    assert "| AI2D | 80.0 | 83.3 | -3.3 | 5 |" in report.read_text()
+    assert "| AI2D (test) | 5 | 80.0 | 37.6–96.4 | 83.3 | -3.3 |" in report.read_text()
     assert len(vllm_server.requests) == 5
 
     vllm_server.reset()
