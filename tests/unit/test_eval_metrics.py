@@ -359,3 +359,16 @@ def test_mathvista_correct() -> None:
     assert mathvista_correct("blue", "blue", **mc) is True
     assert mathvista_correct("Answer: C", "green", **mc) is True
     assert mathvista_correct("0.333", "0.33", answer_type="float", precision=2, **free) is True
+
+
+# ------------------------------------------------------------------------------------------ report interval
+def test_wilson_interval_known_values() -> None:
+    from minimaxvl_tools.eval.report import ReportRow, format_run_report, wilson_interval
+
+    lo, hi = wilson_interval(8, 10)  # textbook example: 0.490 .. 0.943
+    assert (round(lo, 3), round(hi, 3)) == (0.49, 0.943)
+    assert wilson_interval(0, 5)[0] == 0.0 and wilson_interval(5, 5)[1] == 1.0
+    with pytest.raises(InvalidInputError):
+        wilson_interval(1, 0)
+    table = format_run_report([ReportRow("OCRBench", 10, 800.0, scale=1000.0, published="OCRBench")])
+    assert "| OCRBench | 10 | 800 | 490–943 | 865 | -65 |" in table
