@@ -255,7 +255,9 @@ def _call(tool: Any, source: str, tool_args: dict[str, Any]) -> tuple[str, Any]:
 
 
 def _show_source(source: str) -> str:
-    return source if len(source) < 200 else source[:60] + "..."
+    from .errors import redact_url
+
+    return redact_url(source if len(source) < 200 else source[:60] + "...")
 
 
 # ---------------------------------------------------------------------------------------------- tools
@@ -1013,7 +1015,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _logging(args.verbose):
             return int(func(args) or 0)
     except CLIError as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
+        from .errors import redact_url
+
+        print(f"{PROG}: error: {redact_url(str(e))}", file=sys.stderr)
         return e.code
     except MiniMaxVLError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import openai
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from .backpressure import AdaptiveConcurrencyLimiter, RequestLimiter
 from .errors import (
@@ -283,7 +283,10 @@ class _Endpoint:
         self.root_url = _root_of(self.base_url)
         self._settings = settings
         self.client = openai.OpenAI(
-            base_url=self.base_url, api_key=settings.api_key, timeout=settings.timeout, max_retries=0
+            base_url=self.base_url,
+            api_key=settings.api_key.get_secret_value(),
+            timeout=settings.timeout,
+            max_retries=0,
         )
         self._aclient: openai.AsyncOpenAI | None = None
         self._aclient_loop: asyncio.AbstractEventLoop | None = None
@@ -299,7 +302,7 @@ class _Endpoint:
         if self._aclient is None or self._aclient_loop is not loop:
             self._aclient = openai.AsyncOpenAI(
                 base_url=self.base_url,
-                api_key=self._settings.api_key,
+                api_key=self._settings.api_key.get_secret_value(),
                 timeout=self._settings.timeout,
                 max_retries=0,
             )
@@ -374,7 +377,7 @@ class MiniMaxVLClient:
         overrides = {
             "base_url": base_url,
             "base_urls": list(base_urls) if base_urls is not None else None,
-            "api_key": api_key,
+            "api_key": SecretStr(api_key) if isinstance(api_key, str) else api_key,
             "model": model,
             "timeout": timeout,
             "max_retries": max_retries,
@@ -632,7 +635,7 @@ class MiniMaxVLClient:
         return ids, mml
 
     def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.settings.api_key}"}
+        return {"Authorization": f"Bearer {self.settings.api_key.get_secret_value()}"}
 
     def _merge_models(
         self, answers: Sequence[tuple[list[str], int | None] | BaseException]

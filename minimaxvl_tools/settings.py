@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 
 ENV_PREFIX = "MINIMAXVL_"
 DEFAULT_BASE_URL = "http://localhost:8000/v1"
@@ -26,7 +26,10 @@ class Settings(BaseModel):
 
     base_url: str = Field(DEFAULT_BASE_URL, description="OpenAI-compatible endpoint (vLLM) ending in /v1.")
     base_urls: list[str] = Field(default_factory=list, description="Several replicas; overrides base_url.")
-    api_key: str = Field("EMPTY", description="Bearer token; vLLM accepts any unless started with --api-key.")
+    api_key: SecretStr = Field(
+        SecretStr("EMPTY"),
+        description="Bearer token (vLLM accepts any unless started with --api-key); never shown in a repr.",
+    )
     model: str = Field(DEFAULT_MODEL, description="Served model name as /v1/models lists it.")
     timeout: float = Field(300.0, gt=0, description="Seconds per HTTP request.")
     max_retries: int = Field(4, ge=0, description="Retries on 429, 5xx and connection errors.")

@@ -19,13 +19,14 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
-from ..errors import AccessDeniedError, InvalidInputError
+from ..errors import AccessDeniedError, InvalidInputError, redact_url
 from ..settings import Settings
 
 _ALLOWED_SCHEMES = ("http", "https")
 
 
 def _short(text: str, limit: int = 120) -> str:
+    text = redact_url(text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -17,7 +17,7 @@ from langchain_core.tools import BaseTool, ToolException
 from pydantic import ConfigDict, Field, model_validator
 
 from ..client import MiniMaxVLClient
-from ..errors import AccessDeniedError, InvalidInputError, MiniMaxVLError
+from ..errors import AccessDeniedError, InvalidInputError, MiniMaxVLError, redact_url
 from ..images.policy import InputPolicy
 from ..pages import PageImage, iter_pages
 from ..settings import Settings
@@ -121,7 +121,7 @@ class MiniMaxVLBaseTool(BaseTool):
         shown = (
             ", ".join(_short(s) for s in source) if isinstance(source, list | tuple) else _short(str(source))
         )
-        return ToolException(f"{self.name} failed for {shown!r}: {exc}")
+        return ToolException(redact_url(f"{self.name} failed for {shown!r}: {exc}"))
 
     def guard(self, source: Any, fn: Callable[[], T]) -> T:
         """Run ``fn``; our typed errors come back as ToolException naming ``source``."""

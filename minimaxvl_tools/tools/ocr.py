@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from ..errors import InvalidInputError, JobAbortedError, MiniMaxVLError
+from ..errors import InvalidInputError, JobAbortedError, MiniMaxVLError, redact_url
 from ..images.quality import correct_rotation
 from ..local_ocr import LocalOCREngine
 from ..pages import MIN_X_HEIGHT, PageImage, aocr_page, ocr_page, single_fit
@@ -150,7 +150,8 @@ class OCRTool(MiniMaxVLBaseTool):
 
     def _finish(self, source: str, pages: list[OCRPage]) -> tuple[str, OCRResult]:
         pages = sorted(pages, key=lambda p: p.page)
-        result = OCRResult(source=source if not source.startswith("data:") else "data URL", pages=pages)
+        shown = redact_url(source) if not source.startswith("data:") else "data URL"
+        result = OCRResult(source=shown, pages=pages)
         failed = [p for p in pages if p.status == "failed"]
         if failed and len(failed) == len(pages):
             raise MiniMaxVLError(f"every page failed; page {failed[0].page}: {failed[0].error}")

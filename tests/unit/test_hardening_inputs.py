@@ -159,7 +159,9 @@ def test_redirect_to_a_second_allowed_port_is_followed(two_ports: tuple[_Loopbac
 
 
 def test_allowlist_ports_parse_ipv6_and_schemes() -> None:
-    pol = InputPolicy(allow_urls=True, allow_private_hosts=True, url_allowlist=["[::1]:8080", "https://a.test:8443"])
+    pol = InputPolicy(
+        allow_urls=True, allow_private_hosts=True, url_allowlist=["[::1]:8080", "https://a.test:8443"]
+    )
     assert pol.resolve_url("http://[::1]:8080/x").port == 8080
     assert pol.resolve_url("https://a.test:8443/x").host == "a.test"
     with pytest.raises(AccessDeniedError):
@@ -179,7 +181,10 @@ def test_redact_url_drops_userinfo_anywhere_in_a_text() -> None:
     out = redact_url(text)
     assert "s3cr3t" not in out and "admin" not in out and "tok@" not in out
     assert "http://***@127.0.0.1:1/scan.png" in out and "https://***@example.com/a?b=1" in out
-    assert redact_url("mail me at a@b.c, see http://example.com/x@y") == "mail me at a@b.c, see http://example.com/x@y"
+    assert (
+        redact_url("mail me at a@b.c, see http://example.com/x@y")
+        == "mail me at a@b.c, see http://example.com/x@y"
+    )
 
 
 @pytest.mark.parametrize(
