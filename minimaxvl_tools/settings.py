@@ -40,9 +40,20 @@ class Settings(BaseModel):
     max_tokens: int = Field(2048, ge=1, description="Default completion budget per request.")
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     jpeg_quality: int = Field(90, ge=1, le=100)
-    allowed_roots: list[Path] = Field(default_factory=lambda: [Path.cwd()])
-    allow_urls: bool = False
-    url_allowlist: list[str] = Field(default_factory=list, description="Hosts allowed when allow_urls.")
+    allowed_roots: list[Path] = Field(
+        default_factory=lambda: [Path.cwd()],
+        description="Folders local inputs must lie in (MINIMAXVL_ALLOWED_ROOTS, os.pathsep-separated).",
+    )
+    allow_urls: bool = Field(False, description="Fetch http(s) inputs at all (MINIMAXVL_ALLOW_URLS).")
+    url_allowlist: list[str] = Field(
+        default_factory=list, description="Hosts (``host`` or ``host:port``) allowed when allow_urls."
+    )
+    allow_private_hosts: bool = Field(
+        False, description="Allow loopback/private URL targets (MINIMAXVL_ALLOW_PRIVATE_HOSTS); trusted only."
+    )
+    max_pixels: int = Field(
+        150_000_000, gt=0, description="Largest decoded image or rendered PDF page, in pixels."
+    )
     cache_dir: Path = Field(default_factory=lambda: Path(".minimaxvl-cache"))
 
     @field_validator("base_url")

@@ -358,6 +358,7 @@ def test_api_key_never_in_reprs_logs_errors_or_saved_records(
             "--api-key",
             SECRET_KEY,
             "-vv",
+            "--no-rotation",
         ]
     )
     assert code == 0
