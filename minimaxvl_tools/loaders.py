@@ -150,7 +150,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         self.min_x_height = min_x_height
         self.max_failure_rate = max_failure_rate
         self.min_pages_before_abort = min_pages_before_abort
-        self.policy = policy
+        self.policy = policy if policy is not None else _configured_policy(client)
         self._local = local_engine
         self.stats = JobStats()
 
@@ -635,6 +635,23 @@ class MiniMaxVLDocumentLoader(BaseLoader):
                 if not isinstance(job, dict):
                     job.cancel()
             self.stats.seconds += time.perf_counter() - t0
+
+
+def _configured_policy(client: Any) -> InputPolicy | None:
+    """The policy ``MINIMAXVL_*`` (or the client's settings) configure for a loader given none: None (paths
+    as given, anywhere) unless roots, URLs, private hosts or the pixel cap are set there."""
+    from .settings import Settings
+
+    settings = getattr(client, "settings", None)
+    if not isinstance(settings, Settings):
+        settings = Settings.from_env()
+    keys = {"allowed_roots", "allow_urls", "allow_private_hosts", "url_allowlist", "max_pixels"}
+    if not keys & settings.model_fields_set:
+        return None
+    policy = InputPolicy.from_settings(settings)
+    if "allowed_roots" not in settings.model_fields_set:
+        policy = policy.model_copy(update={"allowed_roots": None})
+    return policy
 
 
 def _done(job: Any) -> bool:
