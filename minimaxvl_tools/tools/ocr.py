@@ -17,6 +17,33 @@ from ..results import OCRPage, OCRResult
 from .base import MiniMaxVLBaseTool
 
 
+def common_error_type(names: list[str | None]) -> type[MiniMaxVLError]:
+    """The most specific :mod:`~minimaxvl_tools.errors` class that every named failure is an instance of.
+
+    Why: when every page failed for the same kind of reason (the server down, truncation each time), the
+    caller should be able to catch that kind (ServerUnavailableError, TruncatedOutputError, ...); pages
+    that failed differently share only a base class, down to MiniMaxVLError.
+    """
+    from .. import errors
+
+    classes: list[type[MiniMaxVLError]] = []
+    for name in names:
+        cls = getattr(errors, name or "", None)
+        if not (isinstance(cls, type) and issubclass(cls, MiniMaxVLError)):
+            return MiniMaxVLError
+        classes.append(cls)
+    if not classes:
+        return MiniMaxVLError
+    for base in classes[0].__mro__:
+        if (
+            isinstance(base, type)
+            and issubclass(base, MiniMaxVLError)
+            and all(issubclass(c, base) for c in classes)
+        ):
+            return base
+    return MiniMaxVLError  # pragma: no cover - MiniMaxVLError is in every MRO
+
+
 class OCRInput(BaseModel):
     """Arguments of :class:`OCRTool`."""
 
@@ -154,7 +181,8 @@ class OCRTool(MiniMaxVLBaseTool):
         result = OCRResult(source=shown, pages=pages)
         failed = [p for p in pages if p.status == "failed"]
         if failed and len(failed) == len(pages):
-            raise MiniMaxVLError(f"every page failed; page {failed[0].page}: {failed[0].error}")
+            cls = common_error_type([p.error_type for p in failed])
+            raise cls(f"every page failed; page {failed[0].page}: {failed[0].error}")
         body = result.to_markdown()
         notes = []
         if failed:
@@ -246,4 +274,4 @@ class OCRTool(MiniMaxVLBaseTool):
             render_pool.shutdown(wait=False, cancel_futures=True)
 
 
-__all__ = ["OCRInput", "OCRTool"]
+__all__ = ["OCRInput", "OCRTool", "common_error_type"]
