@@ -331,6 +331,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
             text_layer=page.text_layer,
             source=page.source,
             rotation=page.rotation,
+            warnings=list(getattr(page, "warnings", [])),
         )
 
     def _early(self, page: Any) -> tuple[Any, int, dict[str, Any] | None]:
@@ -445,6 +446,8 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         }
         if rec.get("fallback"):
             meta["fallback"] = rec["fallback"]
+        if getattr(page, "warnings", None):  # e.g. rendered at a lower dpi to stay under max_pixels
+            meta["render_note"] = "; ".join(page.warnings)
         return Document(page_content=rec.get("content", "") or "", metadata=meta)
 
     def _account(self, rec: dict[str, Any], cached: bool) -> None:

@@ -66,6 +66,7 @@ class PageImage:
     text_layer: str = ""
     source: str = ""
     rotation: int = 0
+    warnings: list[str] = field(default_factory=list)  # how it was rendered (e.g. dpi lowered for the cap)
 
     @property
     def has_text_layer(self) -> bool:
@@ -177,6 +178,7 @@ def _pdf_pages(iter_pdf_pages: Any, src: Any, name: str, **kw: Any) -> Iterator[
             text_layer=p.text or "",
             source=name,
             rotation=p.rotation,
+            warnings=list(p.warnings),
         )
 
 
@@ -826,12 +828,15 @@ def _prepare(
         profile=profile,
         quality=_quality_of(client),
     )
+    warnings: list[str] = list(page.warnings)
     if skip_blank and _blank(page):
-        blank = OCRPage(page=page.number, status="blank", rotation=page.rotation, attempts=0)
-        return page, blank, job, plan_page(1, 1, tile=False, profile=profile), []
-    warnings: list[str] = []
+        blank = OCRPage(
+            page=page.number, status="blank", rotation=page.rotation, attempts=0, warnings=warnings
+        )
+        return page, blank, job, plan_page(1, 1, tile=False, profile=profile), warnings
     if fix_rotation:
-        page, warnings = _upright(page, rotation_engine)
+        page, turned = _upright(page, rotation_engine)
+        warnings += turned
     plan = plan_page_image(page.pixels(), tile=tile, min_x_height=min_x_height, profile=profile)
     return page, None, job, plan, warnings
 

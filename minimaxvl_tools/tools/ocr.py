@@ -8,7 +8,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from ..errors import InvalidInputError, JobAbortedError, MiniMaxVLError, redact_url
+from ..errors import (
+    InvalidInputError,
+    JobAbortedError,
+    MiniMaxVLError,
+    PDFError,
+    UnsupportedImageError,
+    redact_url,
+)
 from ..images.quality import correct_rotation
 from ..local_ocr import LocalOCREngine
 from ..pages import MIN_X_HEIGHT, PageImage, aocr_page, ocr_page, single_fit
@@ -113,6 +120,11 @@ class OCRTool(MiniMaxVLBaseTool):
         fit = single_fit(self.tile, max_tokens=self.max_tokens)
         return self.load_pages(source, pages=[page.number], fit=fit)[0]
 
+    @staticmethod
+    def _unrendered(meta: PageImage, error: MiniMaxVLError) -> OCRPage:
+        """The failed result of a page that could not be rendered (damaged, over the pixel cap)."""
+        return OCRPage(page=meta.number, status="failed", error=str(error), error_type=type(error).__name__)
+
     def _ocr_kwargs(self, plain: bool) -> dict[str, Any]:
         return {
             "plain": plain,
@@ -215,7 +227,12 @@ class OCRTool(MiniMaxVLBaseTool):
             done: list[OCRPage] = []
             selected = self._pages(source, pages)
             for meta in selected:
-                page = self._rendered(source, meta)
+                try:
+                    page = self._rendered(source, meta)
+                except (PDFError, UnsupportedImageError) as e:  # this page cannot be rendered: it fails alone
+                    done.append(self._unrendered(meta, e))
+                    self._check_failures(done, len(selected))
+                    continue
                 try:
                     ocr = ocr_page(self.vl_client, page, **self._ocr_kwargs(plain))
                     done.append(self._fallback(page, ocr))
@@ -243,7 +260,12 @@ class OCRTool(MiniMaxVLBaseTool):
 
         async def one(meta: PageImage, total: int) -> None:
             async with gate:
-                page = await loop.run_in_executor(render_pool, self._rendered, source, meta)
+                try:
+                    page = await loop.run_in_executor(render_pool, self._rendered, source, meta)
+                except (PDFError, UnsupportedImageError) as e:
+                    done.append(self._unrendered(meta, e))
+                    self._check_failures(done, total)
+                    return
                 try:
                     ocr = await aocr_page(self.vl_client, page, **self._ocr_kwargs(plain))
                     if ocr.status == "failed" and self.fallback:

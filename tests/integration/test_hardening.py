@@ -87,7 +87,7 @@ def test_tool_and_loader_render_an_oversized_pdf_page_under_max_pixels(
     seen: list[tuple[int, int]] = []
     vllm_server.set_responder(lambda body: "Page line 0")
     settings = Settings(base_url=vllm_server.base_url, allowed_roots=[tmp_path], max_pixels=4_000_000)
-    tool = OCRTool(settings=settings, tile=False, fix_rotation=False)
+    tool = OCRTool(settings=settings, tile=True, fix_rotation=False)  # crops: rendered at full dpi
     _content, res = tool._run(str(pdf))
     assert [p.status for p in res.pages] == ["ok", "ok"]
     assert any("max_pixels" in w for w in res.pages[0].warnings), res.pages[0].warnings
@@ -105,6 +105,22 @@ def test_tool_and_loader_render_an_oversized_pdf_page_under_max_pixels(
     assert "max_pixels" in docs[0].metadata.get("render_note", "")
     assert "render_note" not in docs[1].metadata
     del seen
+
+
+def test_tool_fails_only_the_page_that_cannot_fit_the_cap(
+    vllm_server: LocalVLLMServer, tmp_path: Path
+) -> None:
+    pdf = _pdf(tmp_path / "two.pdf", [(2160, 2160), (612, 792)])
+    vllm_server.set_responder(lambda body: "Page line 0")
+    settings = Settings(base_url=vllm_server.base_url, allowed_roots=[tmp_path], max_pixels=200)
+    _content, res = OCRTool(settings=settings, tile=True, fix_rotation=False)._run(str(pdf))
+    first, second = res.pages
+    assert (
+        first.status == "failed"
+        and first.error_type == "ImageTooLargeError"
+        and "1 dpi" in (first.error or "")
+    )
+    assert second.status != "failed" and any("max_pixels=200" in w for w in second.warnings)
 
 
 # ------------------------------------------------------------------ 5: URL userinfo never shown
