@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import openai
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError, field_validator
 
 from .backpressure import AdaptiveConcurrencyLimiter, RequestLimiter
 from .errors import (
@@ -46,6 +46,7 @@ from .errors import (
     ServerUnavailableError,
     TooManyImagesError,
     TruncatedOutputError,
+    redact_url,
 )
 from .images.encode import EncodedImage, encode_image
 from .profile import MINIMAX_VL_01, ModelProfile
@@ -135,6 +136,11 @@ class HealthStatus(BaseModel):
     max_model_len: int | None = None
     error: str | None = None
     endpoints: list[HealthStatus] = []
+
+    @field_validator("base_url", "error")
+    @classmethod
+    def _redact(cls, v: str | None) -> str | None:
+        return redact_url(v) if v else v  # a base URL's user:password never reaches output
 
 
 @dataclass(frozen=True)

@@ -146,6 +146,8 @@ def test_userinfo_is_redacted_in_tool_text_cli_stderr_and_logs(
         bad.chat("hello")
     assert "s3cr3t" not in str(info.value)
     assert caplog.records and "s3cr3t" not in caplog.text
+    health = bad.health()
+    assert not health.ok and "s3cr3t" not in health.model_dump_json()
 
 
 # ------------------------------------------------------------------ 7: the error type survives
