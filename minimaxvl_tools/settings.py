@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
+from .errors import redact_url
+
 ENV_PREFIX = "MINIMAXVL_"
 DEFAULT_BASE_URL = "http://localhost:8000/v1"
 DEFAULT_MODEL = "MiniMaxAI/MiniMax-VL-01"
@@ -60,6 +62,15 @@ class Settings(BaseModel):
     @classmethod
     def _strip_slash(cls, v: str) -> str:
         return v.rstrip("/")
+
+    def __repr_args__(self) -> Any:
+        """Repr fields with URL credentials redacted (the API key is a SecretStr already)."""
+        for name, value in super().__repr_args__():
+            if name == "base_url" and isinstance(value, str):
+                value = redact_url(value)
+            elif name == "base_urls" and isinstance(value, list):
+                value = [redact_url(u) for u in value]
+            yield name, value
 
     @property
     def endpoints(self) -> list[str]:

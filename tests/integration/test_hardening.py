@@ -148,6 +148,8 @@ def test_userinfo_is_redacted_in_tool_text_cli_stderr_and_logs(
     assert caplog.records and "s3cr3t" not in caplog.text
     health = bad.health()
     assert not health.ok and "s3cr3t" not in health.model_dump_json()
+    assert "s3cr3t" not in repr(bad.settings) and "***@127.0.0.1" in repr(bad.settings)
+    assert "s3cr3t" not in repr(OCRTool(client=bad))
 
 
 # ------------------------------------------------------------------ 7: the error type survives
