@@ -343,6 +343,8 @@ class MiniMaxVLDocumentLoader(BaseLoader):
             return None, 0, self._text_record(page.text_layer or "")
         if self.mode == "auto" and not self._needs_model(page):
             return None, 0, self._text_record(page.text_layer)
+        if getattr(page, "error", None) is not None:  # not rendered: text layer fallback, else failed
+            return None, 0, self._fallback(page, None, f"{type(page.error).__name__}: {page.error}")
         image, early = self._prepare(page)
         if early is not None:
             return image, 0, early
@@ -425,7 +427,13 @@ class MiniMaxVLDocumentLoader(BaseLoader):
 
         render = self.mode != "text-layer"
         yield from iter_pages(
-            path, pages=self.pages, dpi=self.dpi, policy=self.policy, password=self.password, render=render
+            path,
+            pages=self.pages,
+            dpi=self.dpi,
+            policy=self.policy,
+            password=self.password,
+            render=render,
+            page_errors=True,  # a page that cannot be rendered fails alone (see _early)
         )
 
     def _document(self, path: Path, page: Any, rec: dict[str, Any], cached: bool) -> Document:

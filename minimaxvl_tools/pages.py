@@ -67,6 +67,7 @@ class PageImage:
     source: str = ""
     rotation: int = 0
     warnings: list[str] = field(default_factory=list)  # how it was rendered (e.g. dpi lowered for the cap)
+    error: MiniMaxVLError | None = None  # why a page iterated with page_errors=True has no image
 
     @property
     def has_text_layer(self) -> bool:
@@ -104,6 +105,7 @@ def iter_pages(
     render: bool = True,
     fit: Callable[[int, int], tuple[int, int] | None] | None = None,
     text: bool = True,
+    page_errors: bool = False,
 ) -> Iterator[PageImage]:
     """Pages of any input, streamed: an image (one page), a multi-page TIFF (its frames) or a PDF (rendered).
 
@@ -112,6 +114,8 @@ def iter_pages(
     rendering PDF pages (``image`` is None; text layers only), to pick pages before paying for pixels.
     ``fit`` lets a PDF page be rendered straight at the size it will be sent (see ``iter_pdf_pages``);
     ``text=False`` skips PDF text layers (page counts and selection only need neither text nor pixels).
+    ``page_errors=True`` yields a PDF page that cannot be rendered (over the pixel cap even at 1 dpi) with
+    ``image=None`` and the reason in ``error`` instead of raising, so the pages after it still come.
     """
     from .images import load
     from .pdf import iter_pdf_pages, parse_page_range
@@ -142,6 +146,7 @@ def iter_pages(
                     render=render,
                     fit=fit,
                     text=text,
+                    page_errors=page_errors,
                 )
                 return
             target = path
@@ -159,6 +164,7 @@ def iter_pages(
                 render=render,
                 fit=fit,
                 text=text,
+                page_errors=page_errors,
             )
             return
         target = data
@@ -179,6 +185,7 @@ def _pdf_pages(iter_pdf_pages: Any, src: Any, name: str, **kw: Any) -> Iterator[
             source=name,
             rotation=p.rotation,
             warnings=list(p.warnings),
+            error=p.error,
         )
 
 

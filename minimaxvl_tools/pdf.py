@@ -48,6 +48,8 @@ class PDFPage:
     source: str
     warnings: list[str] = field(default_factory=list)
     """Notes on how the page was rendered (e.g. a lower dpi to stay under the pixel cap)."""
+    error: ImageTooLargeError | None = None
+    """Why ``image`` is None although rendering was asked for (only with ``page_errors=True``)."""
 
     @property
     def has_text_layer(self) -> bool:
@@ -222,6 +224,24 @@ def _render_pdf2image(
     return img if img.mode == "RGB" else img.convert("RGB")
 
 
+def _render_pdfium(page: Any, scale: float, name: str, number: int) -> Image.Image:
+    """Render one PDFium page at ``scale`` as RGB; running out of memory is a typed ImageTooLargeError."""
+    try:
+        bitmap = page.render(scale=scale)
+    except MemoryError as exc:
+        raise ImageTooLargeError(
+            f"PDF {name} page {number}: not enough memory to render it at "
+            f"{scale * 72:.0f} dpi; lower dpi or InputPolicy.max_pixels"
+        ) from exc
+    try:
+        # pdfium renders BGR; to_pil() converts it into a new RGB image (Pillow maps only RGBA/RGBX/L
+        # buffers), so no second copy is needed before close().
+        image = bitmap.to_pil()
+        return image if image.mode == "RGB" else image.convert("RGB")
+    finally:
+        bitmap.close()
+
+
 def _cap_scale(
     width_pt: float, height_pt: float, scale: float, max_pixels: int, name: str, number: int
 ) -> tuple[float, list[str]]:
@@ -268,13 +288,16 @@ def iter_pdf_pages(
     policy: InputPolicy | None = None,
     text: bool = True,
     fit: Callable[[int, int], tuple[int, int] | None] | None = None,
+    page_errors: bool = False,
 ) -> Iterator[PDFPage]:
     """Yield the chosen pages one at a time: RGB image at ``dpi`` (or ``long_side`` px) plus the text layer.
 
     ``text=False`` skips the text layer (about a tenth of the render time) for callers that only need pixels.
     The render size is planned before rendering: a page that would pass the policy's ``max_pixels`` at
     ``dpi`` is rendered at the dpi that fits, and its ``warnings`` say so (a 200x200 inch page at 200 dpi
-    would be a 1.6-gigapixel bitmap); a page even 1 dpi cannot fit raises ImageTooLargeError.
+    would be a 1.6-gigapixel bitmap); a page even 1 dpi cannot fit (or a render out of memory) raises
+    ImageTooLargeError, or with ``page_errors=True`` is yielded with ``image=None`` and the error in
+    ``error``, so the pages after it still come.
     ``fit(w, h)`` sees the page's pixel size at ``dpi`` and may return a smaller (w, h) box to render into
     directly: rendering at the size that will be sent is far cheaper than rendering big and resizing.
 
@@ -309,8 +332,7 @@ def iter_pdf_pages(
                             if shrink < 1.0:
                                 scale *= shrink
                     notes: list[str] = []
-                    if render:
-                        scale, notes = _cap_scale(width_pt, height_pt, scale, pol.max_pixels, name, number)
+                    failure: ImageTooLargeError | None = None
                     page_text = ""
                     if text:
                         textpage = page.get_textpage()
@@ -319,29 +341,23 @@ def iter_pdf_pages(
                         finally:
                             textpage.close()
                     image: Image.Image | None = None
-                    if render and backend == "pypdfium2":
-                        try:
-                            bitmap = page.render(scale=scale)
-                        except MemoryError as exc:
-                            raise ImageTooLargeError(
-                                f"PDF {name} page {number}: not enough memory to render it at "
-                                f"{scale * 72:.0f} dpi; lower dpi or InputPolicy.max_pixels"
-                            ) from exc
-                        try:
-                            # pdfium renders BGR; to_pil() converts it into a new RGB image (Pillow maps
-                            # only RGBA/RGBX/L buffers), so no second copy is needed before close().
-                            image = bitmap.to_pil()
-                            if image.mode != "RGB":
-                                image = image.convert("RGB")
-                        finally:
-                            bitmap.close()
+                    try:
+                        if render:
+                            cap = pol.max_pixels
+                            scale, notes = _cap_scale(width_pt, height_pt, scale, cap, name, number)
+                        if render and backend == "pypdfium2":
+                            image = _render_pdfium(page, scale, name, number)
+                    except ImageTooLargeError as exc:
+                        if not page_errors:
+                            raise
+                        failure = exc  # this page alone cannot be rendered: yielded with its error
                 except pdfium.PdfiumError as exc:
                     raise PDFError(
                         f"PDF {name} page {number} could not be read ({exc}): the page is damaged"
                     ) from exc
                 finally:
                     page.close()
-            if render and backend == "pdf2image":
+            if render and backend == "pdf2image" and failure is None:
                 image = _render_pdf2image(target, number, scale * 72.0, password, name)
             yield PDFPage(
                 number=number,
@@ -354,6 +370,7 @@ def iter_pdf_pages(
                 dpi=scale * 72.0,
                 source=name,
                 warnings=notes,
+                error=failure,
             )
     finally:
         with _LOCK:

@@ -123,6 +123,23 @@ def test_tool_fails_only_the_page_that_cannot_fit_the_cap(
     assert second.status != "failed" and any("max_pixels=200" in w for w in second.warnings)
 
 
+def test_loader_fails_only_the_page_that_cannot_fit_the_cap(
+    vllm_server: LocalVLLMServer, tmp_path: Path
+) -> None:
+    pdf = _pdf(tmp_path / "three.pdf", [(612, 792), (2160, 2160), (612, 792)])
+    vllm_server.set_responder(lambda body: "Page line 0")
+    policy = InputPolicy(allowed_roots=[tmp_path], max_pixels=200)  # the letter pages fit at ~1 dpi
+    common: dict[str, Any] = {"mode": "vlm", "use_cache": False, "detect_rotation": False, "policy": policy}
+    docs = MiniMaxVLDocumentLoader([pdf], client=_client(vllm_server), fallbacks=(), **common).load()
+    assert [d.metadata["page"] for d in docs] == [1, 2, 3]
+    assert docs[1].metadata["status"] == "failed" and "ImageTooLargeError" in docs[1].metadata["error"]
+    assert docs[0].metadata["status"] != "failed" and docs[2].metadata["status"] != "failed"
+    docs = MiniMaxVLDocumentLoader(
+        [pdf], client=_client(vllm_server), fallbacks=("text-layer",), **common
+    ).load()
+    assert docs[1].metadata["status"] == "fallback" and "Page line 0" in docs[1].page_content
+
+
 # ------------------------------------------------------------------ 5: URL userinfo never shown
 def test_userinfo_is_redacted_in_tool_text_cli_stderr_and_logs(
     vllm_server: LocalVLLMServer, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
