@@ -188,14 +188,19 @@ def _write_atomic(path: Path, text: str) -> None:
 
 # ---------------------------------------------------------------------------------------------- context
 def _roots(args: argparse.Namespace) -> list[Path]:
-    """Allowed input folders: the working folder plus every ``--allow-root``."""
+    """Allowed input folders: the working folder, MINIMAXVL_ALLOWED_ROOTS, and every ``--allow-root``."""
+    from .settings import Settings
+
+    env = Settings.from_env()
     roots = [Path.cwd()]
+    if "allowed_roots" in env.model_fields_set:
+        roots += [Path(r).expanduser().resolve() for r in env.allowed_roots]
     for r in getattr(args, "allow_root", None) or []:
         p = Path(r).expanduser().resolve()
         if not p.is_dir():
             raise CLIError(f"--allow-root {r}: not a folder")
         roots.append(p)
-    return roots
+    return list(dict.fromkeys(roots))
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -214,6 +219,7 @@ def _settings(args: argparse.Namespace) -> Any:
             max_retries=getattr(args, "max_retries", None),
             allowed_roots=_roots(args),
             allow_urls=getattr(args, "allow_urls", False) or None,
+            allow_private_hosts=getattr(args, "allow_private_hosts", False) or None,
         )
     except ValidationError as e:
         raise CLIError(f"invalid settings: {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}") from e
@@ -226,20 +232,15 @@ def _client(args: argparse.Namespace) -> Any:
 
 
 def _policy(args: argparse.Namespace) -> Any:
+    """The input policy of every command: the settings' (flags over MINIMAXVL_*), refusals naming flags."""
     from .images.policy import InputPolicy
 
-    return InputPolicy(allowed_roots=_roots(args), allow_urls=bool(getattr(args, "allow_urls", False)))
+    return InputPolicy.from_settings(_settings(args), hints="cli")
 
 
 def _tool(cls: type, args: argparse.Namespace, client: Any, **kw: Any) -> Any:
     """A tool sharing ``client``, with the CLI's input policy; errors raise instead of becoming text."""
-    return cls(
-        client=client,
-        allowed_roots=_roots(args),
-        allow_urls=bool(getattr(args, "allow_urls", False)),
-        handle_tool_error=False,
-        **kw,
-    )
+    return cls(client=client, input_policy=_policy(args), handle_tool_error=False, **kw)
 
 
 def _call(tool: Any, source: str, tool_args: dict[str, Any]) -> tuple[str, Any]:
@@ -255,7 +256,9 @@ def _call(tool: Any, source: str, tool_args: dict[str, Any]) -> tuple[str, Any]:
 
 
 def _show_source(source: str) -> str:
-    return source if len(source) < 200 else source[:60] + "..."
+    from .errors import redact_url
+
+    return redact_url(source if len(source) < 200 else source[:60] + "...")
 
 
 # ---------------------------------------------------------------------------------------------- tools
@@ -781,9 +784,20 @@ def _add_inputs(p: argparse.ArgumentParser) -> None:
         "--allow-root",
         action="append",
         metavar="DIR",
-        help="also allow files under DIR (repeatable; the working folder is always allowed)",
+        help="also allow files under DIR (repeatable; the working folder and MINIMAXVL_ALLOWED_ROOTS are "
+        "always allowed)",
     )
-    g.add_argument("--allow-urls", action="store_true", help="accept http(s) URLs (public hosts only)")
+    g.add_argument(
+        "--allow-urls",
+        action="store_true",
+        help="accept http(s) URLs (public hosts only; MINIMAXVL_ALLOW_URLS)",
+    )
+    g.add_argument(
+        "--allow-private-hosts",
+        action="store_true",
+        help="with --allow-urls, also loopback/private hosts (trusted servers only; "
+        "MINIMAXVL_ALLOW_PRIVATE_HOSTS)",
+    )
 
 
 def _eval_module() -> tuple[Any | None, str]:
@@ -952,6 +966,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_output(p, suppress=True)
     _add_client(p)
+    _add_inputs(p)
     if eval_cli is not None:
         try:
             eval_cli.configure_parser(p)
@@ -1013,7 +1028,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _logging(args.verbose):
             return int(func(args) or 0)
     except CLIError as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
+        from .errors import redact_url
+
+        print(f"{PROG}: error: {redact_url(str(e))}", file=sys.stderr)
         return e.code
     except MiniMaxVLError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)

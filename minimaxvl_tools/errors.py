@@ -6,11 +6,49 @@ that caused it and what to do about it, so an agent or a person can act on the t
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import Any
+
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/?#@\s'\"]*@)")
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the userinfo of every URL in it (``http://user:password@host``) replaced by ``***``.
+
+    Why: credentials in a URL must never reach an error given to an agent, stderr or a log line.
+    """
+    return _USERINFO.sub(lambda m: f"{m.group('scheme')}***@", text) if "@" in text else text
+
+
+class _RedactFilter(logging.Filter):
+    """Logging filter that redacts URL userinfo from the formatted message of every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact_url(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+_REDACT = _RedactFilter()
+for _name in (
+    "minimaxvl_tools",
+    "minimaxvl_tools.client",
+    "minimaxvl_tools.backpressure",
+    "minimaxvl_tools.loaders",
+    "minimaxvl_tools.cli",
+):
+    logging.getLogger(_name).addFilter(_REDACT)  # the package's loggers: no log line shows userinfo
 
 
 class MiniMaxVLError(Exception):
-    """Base class of every error raised on purpose by minimaxvl-tools."""
+    """Base class of every error raised on purpose by minimaxvl-tools; URL userinfo in the message is
+    redacted (:func:`redact_url`), so no error shows credentials."""
+
+    def __init__(self, message: object = "", *args: object) -> None:
+        super().__init__(redact_url(str(message)), *args)
 
 
 # ---------------------------------------------------------------- inputs
@@ -120,6 +158,10 @@ class RepetitionError(OutputValidationError):
     """Output that loops (n-gram repetition) after every retry."""
 
 
+class EmptyOutputError(OutputValidationError):
+    """An empty reply for a page the client judged non-blank, after every retry."""
+
+
 class JobAbortedError(MiniMaxVLError):
     """A batch stopped because its failure rate passed the caller's threshold."""
 
@@ -129,6 +171,7 @@ __all__ = [
     "AspectRatioError",
     "BadRequestError",
     "ContextOverflowError",
+    "EmptyOutputError",
     "FetchError",
     "ImageTooLargeError",
     "InvalidInputError",
@@ -146,4 +189,5 @@ __all__ = [
     "TooManyImagesError",
     "TruncatedOutputError",
     "UnsupportedImageError",
+    "redact_url",
 ]

@@ -150,7 +150,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         self.min_x_height = min_x_height
         self.max_failure_rate = max_failure_rate
         self.min_pages_before_abort = min_pages_before_abort
-        self.policy = policy
+        self.policy = policy if policy is not None else _configured_policy(client)
         self._local = local_engine
         self.stats = JobStats()
 
@@ -331,6 +331,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
             text_layer=page.text_layer,
             source=page.source,
             rotation=page.rotation,
+            warnings=list(getattr(page, "warnings", [])),
         )
 
     def _early(self, page: Any) -> tuple[Any, int, dict[str, Any] | None]:
@@ -342,6 +343,8 @@ class MiniMaxVLDocumentLoader(BaseLoader):
             return None, 0, self._text_record(page.text_layer or "")
         if self.mode == "auto" and not self._needs_model(page):
             return None, 0, self._text_record(page.text_layer)
+        if getattr(page, "error", None) is not None:  # not rendered: text layer fallback, else failed
+            return None, 0, self._fallback(page, None, f"{type(page.error).__name__}: {page.error}")
         image, early = self._prepare(page)
         if early is not None:
             return image, 0, early
@@ -424,7 +427,13 @@ class MiniMaxVLDocumentLoader(BaseLoader):
 
         render = self.mode != "text-layer"
         yield from iter_pages(
-            path, pages=self.pages, dpi=self.dpi, policy=self.policy, password=self.password, render=render
+            path,
+            pages=self.pages,
+            dpi=self.dpi,
+            policy=self.policy,
+            password=self.password,
+            render=render,
+            page_errors=True,  # a page that cannot be rendered fails alone (see _early)
         )
 
     def _document(self, path: Path, page: Any, rec: dict[str, Any], cached: bool) -> Document:
@@ -445,6 +454,8 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         }
         if rec.get("fallback"):
             meta["fallback"] = rec["fallback"]
+        if getattr(page, "warnings", None):  # e.g. rendered at a lower dpi to stay under max_pixels
+            meta["render_note"] = "; ".join(page.warnings)
         return Document(page_content=rec.get("content", "") or "", metadata=meta)
 
     def _account(self, rec: dict[str, Any], cached: bool) -> None:
@@ -635,6 +646,23 @@ class MiniMaxVLDocumentLoader(BaseLoader):
                 if not isinstance(job, dict):
                     job.cancel()
             self.stats.seconds += time.perf_counter() - t0
+
+
+def _configured_policy(client: Any) -> InputPolicy | None:
+    """The policy ``MINIMAXVL_*`` (or the client's settings) configure for a loader given none: None (paths
+    as given, anywhere) unless roots, URLs, private hosts or the pixel cap are set there."""
+    from .settings import Settings
+
+    settings = getattr(client, "settings", None)
+    if not isinstance(settings, Settings):
+        settings = Settings.from_env()
+    keys = {"allowed_roots", "allow_urls", "allow_private_hosts", "url_allowlist", "max_pixels"}
+    if not keys & settings.model_fields_set:
+        return None
+    policy = InputPolicy.from_settings(settings)
+    if "allowed_roots" not in settings.model_fields_set:
+        policy = policy.model_copy(update={"allowed_roots": None})
+    return policy
 
 
 def _done(job: Any) -> bool:

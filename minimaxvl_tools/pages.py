@@ -66,6 +66,8 @@ class PageImage:
     text_layer: str = ""
     source: str = ""
     rotation: int = 0
+    warnings: list[str] = field(default_factory=list)  # how it was rendered (e.g. dpi lowered for the cap)
+    error: MiniMaxVLError | None = None  # why a page iterated with page_errors=True has no image
 
     @property
     def has_text_layer(self) -> bool:
@@ -103,6 +105,7 @@ def iter_pages(
     render: bool = True,
     fit: Callable[[int, int], tuple[int, int] | None] | None = None,
     text: bool = True,
+    page_errors: bool = False,
 ) -> Iterator[PageImage]:
     """Pages of any input, streamed: an image (one page), a multi-page TIFF (its frames) or a PDF (rendered).
 
@@ -111,6 +114,8 @@ def iter_pages(
     rendering PDF pages (``image`` is None; text layers only), to pick pages before paying for pixels.
     ``fit`` lets a PDF page be rendered straight at the size it will be sent (see ``iter_pdf_pages``);
     ``text=False`` skips PDF text layers (page counts and selection only need neither text nor pixels).
+    ``page_errors=True`` yields a PDF page that cannot be rendered (over the pixel cap even at 1 dpi) with
+    ``image=None`` and the reason in ``error`` instead of raising, so the pages after it still come.
     """
     from .images import load
     from .pdf import iter_pdf_pages, parse_page_range
@@ -141,6 +146,7 @@ def iter_pages(
                     render=render,
                     fit=fit,
                     text=text,
+                    page_errors=page_errors,
                 )
                 return
             target = path
@@ -158,6 +164,7 @@ def iter_pages(
                 render=render,
                 fit=fit,
                 text=text,
+                page_errors=page_errors,
             )
             return
         target = data
@@ -177,6 +184,8 @@ def _pdf_pages(iter_pdf_pages: Any, src: Any, name: str, **kw: Any) -> Iterator[
             text_layer=p.text or "",
             source=name,
             rotation=p.rotation,
+            warnings=list(p.warnings),
+            error=p.error,
         )
 
 
@@ -556,6 +565,8 @@ class _Read:
     attempts: int = 1
     warnings: list[str] = field(default_factory=list)
     failure: str | None = None
+    failure_type: str | None = None  # the errors.py class the failure stands for
+    said_blank: bool = False  # the model answered the blank-page marker
 
 
 def _halves(image: Image.Image, overlap: float = 0.08) -> list[Image.Image]:
@@ -587,17 +598,31 @@ def _join_parts(parts: list[str], side_by_side: bool) -> str:
     return join_overlap(cleaned[0], cleaned[1]).strip()
 
 
+_FAILURE_TYPES = {
+    "truncated": "TruncatedOutputError",
+    "repetition": "RepetitionError",
+    "empty": "EmptyOutputError",
+}
+
+
 def _verdict(job: _Job, res: ChatResult, attempt: int, label: str) -> tuple[_Read | None, str]:
-    """Check one reply: (the final result when it is good or no try is left, else None; the retry note)."""
+    """Check one reply: (the final result when it is good or no try is left, else None; the retry note).
+
+    The whole page's first reply must not be empty (a page sent was judged non-blank, and the prompt asks
+    for the blank-page marker otherwise); a crop or a half of a retried page may be empty.
+    """
     from .output_checks import check_output
 
-    chk = check_output(res.text or "", res.finish_reason)
+    text = res.text or ""
+    chk = check_output(text, res.finish_reason, allow_empty=bool(label) or attempt > 1)
     if chk.ok:
-        return _Read(res.text or "", attempt), ""
-    note = f"{label}attempt {attempt} at temperature {job.temperatures[attempt - 1]:g}: {chk.reason}"
+        said_blank = bool(text.strip()) and not clean_transcription(text)
+        return _Read(text, attempt, said_blank=said_blank), ""
+    reason = "empty reply for a page judged non-blank" if chk.kind == "empty" else chk.reason
+    note = f"{label}attempt {attempt} at temperature {job.temperatures[attempt - 1]:g}: {reason}"
     if attempt >= job.max_attempts:
-        reason = f"{chk.reason} after {attempt} attempts" + (f" ({label.rstrip(': ')})" if label else "")
-        return _Read("", attempt, [note], failure=reason), note
+        final = f"{reason} after {attempt} attempts" + (f" ({label.rstrip(': ')})" if label else "")
+        return _Read("", attempt, [note], failure=final, failure_type=_FAILURE_TYPES.get(chk.kind)), note
     return None, note
 
 
@@ -605,10 +630,11 @@ def _combine(reads: list[_Read], note: str, side_by_side: bool) -> _Read:
     """One region's result from the results of its halves (the first failure wins)."""
     warnings = [note] + [w for r in reads for w in r.warnings]
     attempts = max(r.attempts for r in reads)
-    failed = next((r.failure for r in reads if r.failure), None)
+    failed = next((r for r in reads if r.failure), None)
     if failed:
-        return _Read("", attempts, warnings, failure=failed)
-    return _Read(_join_parts([r.text for r in reads], side_by_side), attempts, warnings)
+        return _Read("", attempts, warnings, failure=failed.failure, failure_type=failed.failure_type)
+    text = _join_parts([r.text for r in reads], side_by_side)
+    return _Read(text, attempts, warnings, said_blank=any(r.said_blank for r in reads))
 
 
 def _half_prompt(i: int, n: int, plain: bool) -> str:
@@ -674,10 +700,14 @@ def _page_result(
     job: _Job,
     warnings: list[str],
 ) -> OCRPage:
-    """The page's OCRPage: crop texts merged, or ``failed`` with the first region's reason."""
+    """The page's OCRPage: crop texts merged, or ``failed`` with the first region's reason.
+
+    Nothing read at all (every reply empty after the retries, none the blank-page marker) is a failed
+    page (EmptyOutputError), never a blank one: the page was judged non-blank before it was sent.
+    """
     attempts = max((r.attempts for r in reads), default=1)
     warnings = warnings + [w for r in reads for w in r.warnings]
-    failure = next((r.failure for r in reads if r.failure), None)
+    failed = next((r for r in reads if r.failure), None)
     common: dict[str, Any] = {
         "page": page.number,
         "crops": crops,
@@ -687,12 +717,15 @@ def _page_result(
         "attempts": attempts,
         "warnings": warnings,
     }
-    if failure is not None:
-        return OCRPage(status="failed", error=failure, **common)
+    if failed is not None:
+        return OCRPage(status="failed", error=failed.failure, error_type=failed.failure_type, **common)
     if crops:
         body = merge_overlapping([(clean_transcription(t), b) for t, b in texts])
     else:
         body = clean_transcription(texts[0][0]) if texts else ""
+    if not body.strip() and not any(r.said_blank for r in reads):
+        error = f"empty reply for a page judged non-blank after {attempts} attempts"
+        return OCRPage(status="failed", error=error, error_type="EmptyOutputError", **common)
     return OCRPage(
         markdown=body,
         text=body if plain else markdown_to_text(body),
@@ -748,6 +781,7 @@ def _failed(
         page=page.number,
         status="failed",
         error=str(err),
+        error_type=type(err).__name__,
         requests=job.requests if job else 0,
         image_tokens=job.tokens if job else 0,
         rotation=page.rotation,
@@ -801,12 +835,15 @@ def _prepare(
         profile=profile,
         quality=_quality_of(client),
     )
+    warnings: list[str] = list(page.warnings)
     if skip_blank and _blank(page):
-        blank = OCRPage(page=page.number, status="blank", rotation=page.rotation, attempts=0)
-        return page, blank, job, plan_page(1, 1, tile=False, profile=profile), []
-    warnings: list[str] = []
+        blank = OCRPage(
+            page=page.number, status="blank", rotation=page.rotation, attempts=0, warnings=warnings
+        )
+        return page, blank, job, plan_page(1, 1, tile=False, profile=profile), warnings
     if fix_rotation:
-        page, warnings = _upright(page, rotation_engine)
+        page, turned = _upright(page, rotation_engine)
+        warnings += turned
     plan = plan_page_image(page.pixels(), tile=tile, min_x_height=min_x_height, profile=profile)
     return page, None, job, plan, warnings
 

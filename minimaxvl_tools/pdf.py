@@ -7,11 +7,12 @@ thread-safe, so every call into it holds a module lock (never across a ``yield``
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, Union
 
@@ -19,7 +20,7 @@ import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 from PIL import Image
 
-from .errors import InvalidInputError, PDFError, PDFPasswordError
+from .errors import ImageTooLargeError, InvalidInputError, PDFError, PDFPasswordError
 from .images.load import _try_base64, describe, read_bytes, sniff
 from .images.policy import InputPolicy
 
@@ -45,6 +46,10 @@ class PDFPage:
     height_pt: float
     dpi: float
     source: str
+    warnings: list[str] = field(default_factory=list)
+    """Notes on how the page was rendered (e.g. a lower dpi to stay under the pixel cap)."""
+    error: ImageTooLargeError | None = None
+    """Why ``image`` is None although rendering was asked for (only with ``page_errors=True``)."""
 
     @property
     def has_text_layer(self) -> bool:
@@ -219,6 +224,46 @@ def _render_pdf2image(
     return img if img.mode == "RGB" else img.convert("RGB")
 
 
+def _render_pdfium(page: Any, scale: float, name: str, number: int) -> Image.Image:
+    """Render one PDFium page at ``scale`` as RGB; running out of memory is a typed ImageTooLargeError."""
+    try:
+        bitmap = page.render(scale=scale)
+    except MemoryError as exc:
+        raise ImageTooLargeError(
+            f"PDF {name} page {number}: not enough memory to render it at "
+            f"{scale * 72:.0f} dpi; lower dpi or InputPolicy.max_pixels"
+        ) from exc
+    try:
+        # pdfium renders BGR; to_pil() converts it into a new RGB image (Pillow maps only RGBA/RGBX/L
+        # buffers), so no second copy is needed before close().
+        image = bitmap.to_pil()
+        return image if image.mode == "RGB" else image.convert("RGB")
+    finally:
+        bitmap.close()
+
+
+def _cap_scale(
+    width_pt: float, height_pt: float, scale: float, max_pixels: int, name: str, number: int
+) -> tuple[float, list[str]]:
+    """``scale`` lowered so the rendered page stays within ``max_pixels``, and a note when it was lowered."""
+    w, h = width_pt * scale, height_pt * scale
+    if math.ceil(w) * math.ceil(h) <= max_pixels:
+        return scale, []
+    fitted = scale * math.sqrt(max_pixels / (w * h)) * 0.999
+    while fitted > 0 and math.ceil(width_pt * fitted) * math.ceil(height_pt * fitted) > max_pixels:
+        fitted *= 0.99  # rounding up to whole pixels: shave until it fits
+    if fitted * 72.0 < 1.0:
+        raise ImageTooLargeError(
+            f"PDF {name} page {number} is {width_pt / 72:.0f}x{height_pt / 72:.0f} inches: even at 1 dpi it "
+            f"passes the {max_pixels}-pixel cap; raise InputPolicy.max_pixels if the file is trusted"
+        )
+    note = (
+        f"page {number} rendered at {fitted * 72:.0f} dpi instead of {scale * 72:.0f}: "
+        f"{math.ceil(w)}x{math.ceil(h)} pixels would pass max_pixels={max_pixels}"
+    )
+    return fitted, [note]
+
+
 def text_layer_is_good(text: str, min_chars: int = 20) -> bool:
     """A text layer worth using instead of OCR: enough characters, mostly letters/digits/punctuation.
 
@@ -243,10 +288,16 @@ def iter_pdf_pages(
     policy: InputPolicy | None = None,
     text: bool = True,
     fit: Callable[[int, int], tuple[int, int] | None] | None = None,
+    page_errors: bool = False,
 ) -> Iterator[PDFPage]:
     """Yield the chosen pages one at a time: RGB image at ``dpi`` (or ``long_side`` px) plus the text layer.
 
     ``text=False`` skips the text layer (about a tenth of the render time) for callers that only need pixels.
+    The render size is planned before rendering: a page that would pass the policy's ``max_pixels`` at
+    ``dpi`` is rendered at the dpi that fits, and its ``warnings`` say so (a 200x200 inch page at 200 dpi
+    would be a 1.6-gigapixel bitmap); a page even 1 dpi cannot fit (or a render out of memory) raises
+    ImageTooLargeError, or with ``page_errors=True`` is yielded with ``image=None`` and the error in
+    ``error``, so the pages after it still come.
     ``fit(w, h)`` sees the page's pixel size at ``dpi`` and may return a smaller (w, h) box to render into
     directly: rendering at the size that will be sent is far cheaper than rendering big and resizing.
 
@@ -259,7 +310,8 @@ def iter_pdf_pages(
         raise InvalidInputError(f"dpi must be a number in 1..2400, got {dpi!r}")
     if long_side is not None and (not isinstance(long_side, int) or not 16 <= long_side <= 20000):
         raise InvalidInputError(f"long_side must be an integer in 16..20000 pixels, got {long_side!r}")
-    target, name = _resolve(source, policy or _DEFAULT_POLICY)
+    pol = policy or _DEFAULT_POLICY
+    target, name = _resolve(source, pol)
     doc = _open(target, name, password)
     try:
         with _LOCK:
@@ -279,6 +331,8 @@ def iter_pdf_pages(
                             shrink = min(box[0] / (pw * scale), box[1] / (ph * scale))
                             if shrink < 1.0:
                                 scale *= shrink
+                    notes: list[str] = []
+                    failure: ImageTooLargeError | None = None
                     page_text = ""
                     if text:
                         textpage = page.get_textpage()
@@ -287,23 +341,23 @@ def iter_pdf_pages(
                         finally:
                             textpage.close()
                     image: Image.Image | None = None
-                    if render and backend == "pypdfium2":
-                        bitmap = page.render(scale=scale)
-                        try:
-                            # pdfium renders BGR; to_pil() converts it into a new RGB image (Pillow maps
-                            # only RGBA/RGBX/L buffers), so no second copy is needed before close().
-                            image = bitmap.to_pil()
-                            if image.mode != "RGB":
-                                image = image.convert("RGB")
-                        finally:
-                            bitmap.close()
+                    try:
+                        if render:
+                            cap = pol.max_pixels
+                            scale, notes = _cap_scale(width_pt, height_pt, scale, cap, name, number)
+                        if render and backend == "pypdfium2":
+                            image = _render_pdfium(page, scale, name, number)
+                    except ImageTooLargeError as exc:
+                        if not page_errors:
+                            raise
+                        failure = exc  # this page alone cannot be rendered: yielded with its error
                 except pdfium.PdfiumError as exc:
                     raise PDFError(
                         f"PDF {name} page {number} could not be read ({exc}): the page is damaged"
                     ) from exc
                 finally:
                     page.close()
-            if render and backend == "pdf2image":
+            if render and backend == "pdf2image" and failure is None:
                 image = _render_pdf2image(target, number, scale * 72.0, password, name)
             yield PDFPage(
                 number=number,
@@ -315,6 +369,8 @@ def iter_pdf_pages(
                 height_pt=float(height_pt),
                 dpi=scale * 72.0,
                 source=name,
+                warnings=notes,
+                error=failure,
             )
     finally:
         with _LOCK:

@@ -162,6 +162,9 @@ class OCRPage(BaseModel):
     requests: int = 0
     status: OCRStatus = "ok"
     error: str | None = Field(None, description="Why it failed; with status ok, a warning (output cut).")
+    error_type: str | None = Field(
+        None, description="Name of the minimaxvl_tools.errors class of the failure (status failed)."
+    )
     engine: str = Field("minimax-vl-01", description="What produced the text (the fallback's name).")
     rotation: int = Field(0, description="Clockwise degrees the page was turned to read it upright.")
     attempts: int = Field(

@@ -10,7 +10,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
+
+from .errors import redact_url
 
 ENV_PREFIX = "MINIMAXVL_"
 DEFAULT_BASE_URL = "http://localhost:8000/v1"
@@ -26,7 +28,10 @@ class Settings(BaseModel):
 
     base_url: str = Field(DEFAULT_BASE_URL, description="OpenAI-compatible endpoint (vLLM) ending in /v1.")
     base_urls: list[str] = Field(default_factory=list, description="Several replicas; overrides base_url.")
-    api_key: str = Field("EMPTY", description="Bearer token; vLLM accepts any unless started with --api-key.")
+    api_key: SecretStr = Field(
+        SecretStr("EMPTY"),
+        description="Bearer token (vLLM accepts any unless started with --api-key); never shown in a repr.",
+    )
     model: str = Field(DEFAULT_MODEL, description="Served model name as /v1/models lists it.")
     timeout: float = Field(300.0, gt=0, description="Seconds per HTTP request.")
     max_retries: int = Field(4, ge=0, description="Retries on 429, 5xx and connection errors.")
@@ -37,15 +42,35 @@ class Settings(BaseModel):
     max_tokens: int = Field(2048, ge=1, description="Default completion budget per request.")
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     jpeg_quality: int = Field(90, ge=1, le=100)
-    allowed_roots: list[Path] = Field(default_factory=lambda: [Path.cwd()])
-    allow_urls: bool = False
-    url_allowlist: list[str] = Field(default_factory=list, description="Hosts allowed when allow_urls.")
+    allowed_roots: list[Path] = Field(
+        default_factory=lambda: [Path.cwd()],
+        description="Folders local inputs must lie in (MINIMAXVL_ALLOWED_ROOTS, os.pathsep-separated).",
+    )
+    allow_urls: bool = Field(False, description="Fetch http(s) inputs at all (MINIMAXVL_ALLOW_URLS).")
+    url_allowlist: list[str] = Field(
+        default_factory=list, description="Hosts (``host`` or ``host:port``) allowed when allow_urls."
+    )
+    allow_private_hosts: bool = Field(
+        False, description="Allow loopback/private URL targets (MINIMAXVL_ALLOW_PRIVATE_HOSTS); trusted only."
+    )
+    max_pixels: int = Field(
+        150_000_000, gt=0, description="Largest decoded image or rendered PDF page, in pixels."
+    )
     cache_dir: Path = Field(default_factory=lambda: Path(".minimaxvl-cache"))
 
     @field_validator("base_url")
     @classmethod
     def _strip_slash(cls, v: str) -> str:
         return v.rstrip("/")
+
+    def __repr_args__(self) -> Any:
+        """Repr fields with URL credentials redacted (the API key is a SecretStr already)."""
+        for name, value in super().__repr_args__():
+            if name == "base_url" and isinstance(value, str):
+                value = redact_url(value)
+            elif name == "base_urls" and isinstance(value, list):
+                value = [redact_url(u) for u in value]
+            yield name, value
 
     @property
     def endpoints(self) -> list[str]:

@@ -17,11 +17,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from typing import Any, TypeVar
 
 import openai
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 from typing_extensions import Unpack
 
 from ..backpressure import AdaptiveConcurrencyLimiter, RequestLimiter
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, redact_url
 from ..images.encode import EncodedImage
 from ..images.prepare import prepare_images
 from ..profile import MINIMAX_VL_01, ModelProfile
@@ -59,6 +59,8 @@ def merge_settings(settings: Settings | None, **overrides: Any) -> Settings:
 
     With replicas, the first one is "the" ``base_url`` (root URL, error messages).
     """
+    if isinstance(overrides.get("api_key"), str):
+        overrides["api_key"] = SecretStr(overrides["api_key"])
     if settings is None:
         settings = Settings.from_env(**overrides)
     else:
@@ -158,7 +160,7 @@ class MiniMaxVLClient:
         self._usage_lock = threading.Lock()
 
     def __repr__(self) -> str:
-        urls = ", ".join(e.base_url for e in self.endpoints)
+        urls = redact_url(", ".join(e.base_url for e in self.endpoints))
         return f"MiniMaxVLClient(base_url={urls!r}, model={self.settings.model!r})"
 
     # ------------------------------------------------------------------ properties

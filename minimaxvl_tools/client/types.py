@@ -6,7 +6,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
+
+from ..errors import redact_url
 
 ImageInput = Any  # ImageSource (path, URL, bytes, file, PIL image, ndarray) | EncodedImage
 
@@ -63,6 +65,11 @@ class HealthStatus(BaseModel):
     max_model_len: int | None = None
     error: str | None = None
     endpoints: list[HealthStatus] = []
+
+    @field_validator("base_url", "error")
+    @classmethod
+    def _redact(cls, v: str | None) -> str | None:
+        return redact_url(v) if v else v  # a base URL's user:password never reaches output
 
 
 @dataclass(frozen=True)

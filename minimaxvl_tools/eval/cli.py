@@ -104,6 +104,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         ("--model", {"default": None, "help": "served model name (default: MINIMAXVL_MODEL)"}),
         ("--api-key", {"default": None, "help": "bearer token (default: MINIMAXVL_API_KEY)"}),
         ("--json", {"action": "store_true", "help": "print the summaries as JSON"}),
+        (
+            "--allow-root",
+            {"action": "append", "metavar": "DIR", "help": "ocr-cer: also allow documents under DIR"},
+        ),
     ):
         with contextlib.suppress(argparse.ArgumentError):  # the parent CLI may define it already
             parser.add_argument(flag, **kw)  # type: ignore[arg-type]
@@ -194,6 +198,10 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "images_dir", None) is not None and task not in ("ocr-cer", "jsonl"):
         loader_kwargs["images_dir"] = args.images_dir
     try:
+        if task == "ocr-cer":  # a document path: the same input policy as every other command
+            from ..cli import _policy
+
+            _policy(args).check_path(args.data)
         items = load_task(
             task, args.data, limit=args.limit, sample_n=args.sample, seed=args.seed, **loader_kwargs
         )

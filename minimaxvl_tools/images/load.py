@@ -28,6 +28,7 @@ from ..errors import (
     ImageTooLargeError,
     InvalidInputError,
     UnsupportedImageError,
+    redact_url,
 )
 from .policy import InputPolicy, PinnedURL
 
@@ -65,8 +66,9 @@ def describe(source: Any) -> str:
     if isinstance(source, str):
         if source.startswith("data:"):
             return f"data URL ({source[:30].split(',', 1)[0]}, {len(source)} chars)"
-        if _SCHEME_RE.match(source):
-            return source if len(source) <= 120 else source[:117] + "..."
+        if _SCHEME_RE.match(source):  # userinfo (user:password@) is never shown
+            shown = redact_url(source)
+            return shown if len(shown) <= 120 else shown[:117] + "..."
         if len(source) > 200 and _B64_RE.match(source[:4096]):
             return f"base64 string ({len(source)} chars)"
         return source if len(source) <= 200 else source[:197] + "..."

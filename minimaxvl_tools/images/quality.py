@@ -39,8 +39,9 @@ RotationMethod = Literal["blank", "osd", "projection+ocr", "projection+layout", 
 class BlankCheck:
     """Result of :func:`is_blank`.
 
-    ``ink_fraction`` is the share (0-1) of the downscaled page, margins excluded, covered by marks that
-    stand out from the local background and are not isolated specks; ``reason`` says why in words.
+    ``ink_fraction`` is the share (0-1) of the downscaled page (of its inkiest band, on a long page),
+    margins excluded, covered by marks that stand out from the local background and are not isolated
+    specks; ``reason`` says why in words.
     """
 
     blank: bool
@@ -134,6 +135,31 @@ def _ink_mask(a: np.ndarray, ink_threshold: float, margin: float, min_neighbours
     return raw & (_neighbours(raw) >= min_neighbours)
 
 
+def _gray_for_blank(image: Image.Image, size: int, max_area: int) -> np.ndarray:
+    """Grayscale copy whose SHORT side is at most ``size`` px (area at most ``max_area``), so that a text
+    line keeps a few pixels of height however long or thin the page is (a 600x8000 receipt, a strip)."""
+    w, h = image.size
+    scale = min(1.0, size / min(w, h), (max_area / (w * h)) ** 0.5)
+    factor = int(1 / scale) // 2
+    if factor >= 2:  # integer box reduction first (fast, and still an area average), exact size after
+        image = image.reduce(factor)
+    gray = image if image.mode == "L" else image.convert("L")
+    new = (max(1, round(w * scale)), max(1, round(h * scale)))
+    if gray.size != new:
+        gray = gray.resize(new, Image.Resampling.BOX)
+    return np.asarray(gray, dtype=np.float32)
+
+
+def _band_fractions(mask: np.ndarray) -> list[float]:
+    """Ink share of each square-ish band along the long side of ``mask`` (one band for a normal page)."""
+    h, w = mask.shape
+    if not mask.size:
+        return [0.0]
+    axis, long, short = (0, h, w) if h >= w else (1, w, h)
+    bands = max(1, round(long / max(short, 1)))
+    return [float(b.mean()) for b in np.array_split(mask, bands, axis=axis) if b.size]
+
+
 def is_blank(
     image: Image.Image,
     *,
@@ -141,24 +167,30 @@ def is_blank(
     min_ink_fraction: float = 0.0005,
     size: int = 256,
     margin: float = 0.02,
+    max_area: int = 4_000_000,
 ) -> BlankCheck:
     """Say whether a page is blank or nearly so (white/gray/dark paper, scanner noise, dust, faint specks).
 
-    The page is downscaled to ``size`` px (area averaging removes single-pixel noise), compared with its
-    local background level, and isolated specks are ignored; the page is blank when the remaining ink
-    covers less than ``min_ink_fraction`` of it. A single short line of text covers roughly 0.2-1 % of
-    a page and is not blank. ``margin`` (share of each side) is ignored so that scanner-bed edges and
-    punch holes do not count as content.
+    The page is downscaled until its short side is ``size`` px (area averaging removes single-pixel
+    noise; at most ``max_area`` pixels are checked, so a long strip stays cheap), compared with its local
+    background level, and isolated specks are ignored. The long side is then cut into square bands and
+    the page is blank when no band has ink covering ``min_ink_fraction`` of it: a text line survives on
+    any aspect ratio (a 600x8000 receipt, a 50000x10 strip) and one line on a long page still counts.
+    A single short line of text covers roughly 0.2-1 % of a page and is not blank. ``margin`` (share of
+    each side) is ignored so that scanner-bed edges and punch holes do not count as content.
     """
     image = _check_image(image, "is_blank")
     if not 0 <= min_ink_fraction < 1:
         raise InvalidInputError(f"min_ink_fraction={min_ink_fraction} must be in [0, 1)")
     if ink_threshold <= 0:
         raise InvalidInputError(f"ink_threshold={ink_threshold} must be positive (gray levels, 0-255)")
-    a = _gray_small(image, size)
+    a = _gray_for_blank(image, size, max_area)
     level, spread = float(np.median(a)), float(np.percentile(a, 99.5) - np.percentile(a, 0.5))
-    mask = _ink_mask(a, ink_threshold, margin, 3)
-    fraction = float(mask.mean()) if mask.size else 0.0
+    m = int(min(a.shape) * margin)  # margins as wide as on a normal page, also along a long side
+    if min(a.shape) - 2 * m >= 8:
+        a = a[m : a.shape[0] - m, m : a.shape[1] - m]
+    mask = _ink_mask(a, ink_threshold, 0.0, 3)
+    fraction = max(_band_fractions(mask))
     tone = "dark" if level < 96 else "gray" if level < 235 else "white"
     if fraction < min_ink_fraction:
         if spread <= 12:

@@ -32,7 +32,7 @@ from typing import Any
 
 from ..profile import MINIMAX_VL_01, ModelProfile
 
-FAULT_KINDS = ("429", "500", "503", "drop", "malformed", "timeout")
+FAULT_KINDS = ("429", "500", "503", "drop", "partial", "malformed", "timeout")
 DEFAULT_TEXT = "This is a scripted answer from LocalVLLMServer."
 
 
@@ -278,7 +278,8 @@ class LocalVLLMServer:
         self._responder = fn
 
     def fail_next(self, kind: str, count: int = 1) -> None:
-        """Make the next ``count`` chat requests fail: 429, 500, 503, drop, malformed or timeout."""
+        """Make the next ``count`` chat requests fail: 429, 500, 503, drop (no response), partial (body cut
+        mid-response), malformed (a 200 whose JSON is invalid) or timeout."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"fault kind {kind!r} is unknown: use one of {', '.join(FAULT_KINDS)}")
         with self._lock:
@@ -688,6 +689,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(status, HTTPError(status, f"injected fault {kind}").body())
         elif kind == "malformed":
             self._send_raw(200, b'{"id": "chatcmpl-broken", "choices": [', "application/json")
+        elif kind == "partial":  # body dropped mid-response: headers promise more bytes than are sent
+            body = json.dumps({"id": "chatcmpl-cut", "object": "chat.completion", "choices": []}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body) * 2))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
         elif kind == "timeout":
             o._stop.wait(o.fault_delay)
             self.close_connection = True

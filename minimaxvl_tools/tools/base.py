@@ -17,7 +17,7 @@ from langchain_core.tools import BaseTool, ToolException
 from pydantic import ConfigDict, Field, model_validator
 
 from ..client import MiniMaxVLClient
-from ..errors import AccessDeniedError, InvalidInputError, MiniMaxVLError
+from ..errors import AccessDeniedError, InvalidInputError, MiniMaxVLError, redact_url
 from ..images.policy import InputPolicy
 from ..pages import PageImage, iter_pages
 from ..settings import Settings
@@ -42,10 +42,16 @@ class MiniMaxVLBaseTool(BaseTool):
         default=None, exclude=True, description="Shared client; built from Settings.from_env() when None."
     )
     settings: Settings | None = Field(default=None, exclude=True)
-    allowed_roots: list[Path] = Field(
-        default_factory=lambda: [Path.cwd()], description="Folders local files must be inside."
+    allowed_roots: list[Path] | None = Field(
+        default=None, description="Folders local files must be inside (default: settings, i.e. the cwd)."
     )
-    allow_urls: bool = Field(False, description="Allow http(s) URLs (public hosts only).")
+    allow_urls: bool | None = Field(None, description="Allow http(s) URLs (default: settings; off).")
+    allow_private_hosts: bool | None = Field(
+        None, description="Allow loopback/private URL hosts (default: settings; off). Trusted servers only."
+    )
+    input_policy: InputPolicy | None = Field(
+        default=None, exclude=True, description="A ready policy; overrides the four fields above when set."
+    )
     max_content_chars: int = Field(12_000, ge=200, description="Longest content returned to the agent.")
     dpi: int = Field(200, ge=50, le=600, description="PDF rendering resolution.")
     response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
@@ -57,6 +63,13 @@ class MiniMaxVLBaseTool(BaseTool):
             self.client = MiniMaxVLClient(self.settings or Settings.from_env())
         if self.settings is None:
             self.settings = self.client.settings
+        # what is not given here comes from the settings (so MINIMAXVL_ALLOWED_ROOTS etc. reach the tool)
+        if self.allowed_roots is None:
+            self.allowed_roots = list(self.settings.allowed_roots)
+        if self.allow_urls is None:
+            self.allow_urls = self.settings.allow_urls
+        if self.allow_private_hosts is None:
+            self.allow_private_hosts = self.settings.allow_private_hosts
         return self
 
     # ------------------------------------------------------------------ inputs
@@ -68,10 +81,16 @@ class MiniMaxVLBaseTool(BaseTool):
 
     @property
     def policy(self) -> InputPolicy:
-        """Input policy of this tool: its allowed_roots and allow_urls, the settings' URL allowlist."""
-        allowlist = list(self.settings.url_allowlist) if self.settings is not None else []
-        return InputPolicy(
-            allowed_roots=list(self.allowed_roots), allow_urls=self.allow_urls, url_allowlist=allowlist
+        """Input policy of this tool: ``input_policy`` when given, else the settings' policy with this
+        tool's allowed_roots, allow_urls and allow_private_hosts."""
+        if self.input_policy is not None:
+            return self.input_policy
+        assert self.settings is not None
+        return InputPolicy.from_settings(
+            self.settings,
+            allowed_roots=list(self.allowed_roots) if self.allowed_roots is not None else None,
+            allow_urls=self.allow_urls,
+            allow_private_hosts=self.allow_private_hosts,
         )
 
     def check_source(self, source: str) -> str:
@@ -121,7 +140,7 @@ class MiniMaxVLBaseTool(BaseTool):
         shown = (
             ", ".join(_short(s) for s in source) if isinstance(source, list | tuple) else _short(str(source))
         )
-        return ToolException(f"{self.name} failed for {shown!r}: {exc}")
+        return ToolException(redact_url(f"{self.name} failed for {shown!r}: {exc}"))
 
     def guard(self, source: Any, fn: Callable[[], T]) -> T:
         """Run ``fn``; our typed errors come back as ToolException naming ``source``."""

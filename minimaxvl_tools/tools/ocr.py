@@ -8,13 +8,47 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from ..errors import InvalidInputError, JobAbortedError, MiniMaxVLError
+from ..errors import (
+    InvalidInputError,
+    JobAbortedError,
+    MiniMaxVLError,
+    PDFError,
+    UnsupportedImageError,
+    redact_url,
+)
 from ..images.quality import correct_rotation
 from ..local_ocr import LocalOCREngine
 from ..pages import MIN_X_HEIGHT, PageImage, aocr_page, ocr_page, single_fit
 from ..pdf import text_layer_is_good
 from ..results import OCRPage, OCRResult
 from .base import MiniMaxVLBaseTool
+
+
+def common_error_type(names: list[str | None]) -> type[MiniMaxVLError]:
+    """The most specific :mod:`~minimaxvl_tools.errors` class that every named failure is an instance of.
+
+    Why: when every page failed for the same kind of reason (the server down, truncation each time), the
+    caller should be able to catch that kind (ServerUnavailableError, TruncatedOutputError, ...); pages
+    that failed differently share only a base class, down to MiniMaxVLError.
+    """
+    from .. import errors
+
+    classes: list[type[MiniMaxVLError]] = []
+    for name in names:
+        cls = getattr(errors, name or "", None)
+        if not (isinstance(cls, type) and issubclass(cls, MiniMaxVLError)):
+            return MiniMaxVLError
+        classes.append(cls)
+    if not classes:
+        return MiniMaxVLError
+    for base in classes[0].__mro__:
+        if (
+            isinstance(base, type)
+            and issubclass(base, MiniMaxVLError)
+            and all(issubclass(c, base) for c in classes)
+        ):
+            return base
+    return MiniMaxVLError  # pragma: no cover - MiniMaxVLError is in every MRO
 
 
 class OCRInput(BaseModel):
@@ -86,6 +120,11 @@ class OCRTool(MiniMaxVLBaseTool):
         fit = single_fit(self.tile, max_tokens=self.max_tokens)
         return self.load_pages(source, pages=[page.number], fit=fit)[0]
 
+    @staticmethod
+    def _unrendered(meta: PageImage, error: MiniMaxVLError) -> OCRPage:
+        """The failed result of a page that could not be rendered (damaged, over the pixel cap)."""
+        return OCRPage(page=meta.number, status="failed", error=str(error), error_type=type(error).__name__)
+
     def _ocr_kwargs(self, plain: bool) -> dict[str, Any]:
         return {
             "plain": plain,
@@ -150,10 +189,12 @@ class OCRTool(MiniMaxVLBaseTool):
 
     def _finish(self, source: str, pages: list[OCRPage]) -> tuple[str, OCRResult]:
         pages = sorted(pages, key=lambda p: p.page)
-        result = OCRResult(source=source if not source.startswith("data:") else "data URL", pages=pages)
+        shown = redact_url(source) if not source.startswith("data:") else "data URL"
+        result = OCRResult(source=shown, pages=pages)
         failed = [p for p in pages if p.status == "failed"]
         if failed and len(failed) == len(pages):
-            raise MiniMaxVLError(f"every page failed; page {failed[0].page}: {failed[0].error}")
+            cls = common_error_type([p.error_type for p in failed])
+            raise cls(f"every page failed; page {failed[0].page}: {failed[0].error}")
         body = result.to_markdown()
         notes = []
         if failed:
@@ -186,7 +227,12 @@ class OCRTool(MiniMaxVLBaseTool):
             done: list[OCRPage] = []
             selected = self._pages(source, pages)
             for meta in selected:
-                page = self._rendered(source, meta)
+                try:
+                    page = self._rendered(source, meta)
+                except (PDFError, UnsupportedImageError) as e:  # this page cannot be rendered: it fails alone
+                    done.append(self._unrendered(meta, e))
+                    self._check_failures(done, len(selected))
+                    continue
                 try:
                     ocr = ocr_page(self.vl_client, page, **self._ocr_kwargs(plain))
                     done.append(self._fallback(page, ocr))
@@ -214,7 +260,12 @@ class OCRTool(MiniMaxVLBaseTool):
 
         async def one(meta: PageImage, total: int) -> None:
             async with gate:
-                page = await loop.run_in_executor(render_pool, self._rendered, source, meta)
+                try:
+                    page = await loop.run_in_executor(render_pool, self._rendered, source, meta)
+                except (PDFError, UnsupportedImageError) as e:
+                    done.append(self._unrendered(meta, e))
+                    self._check_failures(done, total)
+                    return
                 try:
                     ocr = await aocr_page(self.vl_client, page, **self._ocr_kwargs(plain))
                     if ocr.status == "failed" and self.fallback:
@@ -245,4 +296,4 @@ class OCRTool(MiniMaxVLBaseTool):
             render_pool.shutdown(wait=False, cancel_futures=True)
 
 
-__all__ = ["OCRInput", "OCRTool"]
+__all__ = ["OCRInput", "OCRTool", "common_error_type"]

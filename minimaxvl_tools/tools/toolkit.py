@@ -8,6 +8,7 @@ from langchain_core.tools import BaseTool, BaseToolkit
 from pydantic import ConfigDict, Field, model_validator
 
 from ..client import MiniMaxVLClient
+from ..images.policy import InputPolicy
 from ..settings import Settings
 from .chart import ChartReaderTool
 from .diagram import DiagramReasoningTool
@@ -22,8 +23,10 @@ class MiniMaxVLToolkit(BaseToolkit):
 
     client: MiniMaxVLClient | None = Field(default=None, description="Built from settings/env when None.")
     settings: Settings | None = None
-    allowed_roots: list[Path] = Field(default_factory=lambda: [Path.cwd()])
-    allow_urls: bool = False
+    allowed_roots: list[Path] | None = Field(None, description="Default: the settings' (the cwd).")
+    allow_urls: bool | None = Field(None, description="Default: the settings' (off).")
+    allow_private_hosts: bool | None = Field(None, description="Default: the settings' (off).")
+    input_policy: InputPolicy | None = Field(None, description="A ready policy for every tool.")
 
     @model_validator(mode="after")
     def _build_client(self) -> MiniMaxVLToolkit:
@@ -38,8 +41,10 @@ class MiniMaxVLToolkit(BaseToolkit):
         common = {
             "client": self.client,
             "settings": self.settings,
-            "allowed_roots": list(self.allowed_roots),
+            "allowed_roots": list(self.allowed_roots) if self.allowed_roots is not None else None,
             "allow_urls": self.allow_urls,
+            "allow_private_hosts": self.allow_private_hosts,
+            "input_policy": self.input_policy,
         }
         return [
             ChartReaderTool(**common),

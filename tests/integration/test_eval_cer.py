@@ -58,7 +58,7 @@ def test_local_engine_offline_cer_is_low(tmp_path: Path) -> None:
 @needs_tesseract
 def test_module_entry_point_runs_offline(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "minimaxvl_tools.eval", "ocr-cer", str(PDF), "--engine", "local"]
-    cmd += ["--out", str(tmp_path / "r.jsonl"), "--json"]
+    cmd += ["--out", str(tmp_path / "r.jsonl"), "--json", "--allow-root", str(PDF.parent)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)["summaries"][0]
