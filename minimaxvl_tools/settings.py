@@ -41,6 +41,12 @@ class Settings(BaseModel):
     allow_urls: bool = False
     url_allowlist: list[str] = Field(default_factory=list, description="Hosts allowed when allow_urls.")
     cache_dir: Path = Field(default_factory=lambda: Path(".minimaxvl-cache"))
+    workers: int | None = Field(
+        None,
+        ge=0,
+        description="Page-work processes (render, checks, encode); 0 in-process; None from the cores "
+        "(in-process for jobs under 8 pages). See minimaxvl_tools.page_workers.",
+    )
 
     @field_validator("base_url")
     @classmethod
