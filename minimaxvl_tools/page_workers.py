@@ -286,8 +286,16 @@ def resolve_workers(workers: int | None, pages: int | None = None) -> int:
 
 
 def _context() -> multiprocessing.context.BaseContext:
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    """``forkserver`` (its server imports the page stack once; workers fork from it, ready) else ``spawn``.
+
+    Both start workers by importing the caller's main module, as ``multiprocessing`` always does without
+    ``fork``: a script that starts jobs must keep its top level under ``if __name__ == "__main__":``.
+    """
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["minimaxvl_tools.page_workers", "minimaxvl_tools.images.quality"])
+        return ctx
+    return multiprocessing.get_context("spawn")
 
 
 def _warm() -> int:
