@@ -69,6 +69,9 @@ if TYPE_CHECKING:  # pragma: no cover
 Box = tuple[int, int, int, int]
 SMALL_JOB_PAGES = 8
 """Below this many pages a job with ``workers=None`` runs in-process (worker start-up outweighs the work)."""
+auto_min_pages = SMALL_JOB_PAGES
+"""The threshold :func:`resolve_workers` applies; this repository's tests raise it (``tests/conftest.py``)
+so ``workers=None`` stays in-process there and the worker tests ask for workers explicitly."""
 
 __all__ = [
     "SMALL_JOB_PAGES",
@@ -273,14 +276,14 @@ def default_workers() -> int:
     return max(1, min(32, cores - 1))
 
 
-def resolve_workers(workers: int | None, pages: int | None = None) -> int:
+def resolve_workers(workers: int | None, pages: int | None = None, *, min_pages: int | None = None) -> int:
     """The worker count to use: an int as given (0 = in-process); None = :func:`default_workers`, or 0
-    when the job is known to have fewer than :data:`SMALL_JOB_PAGES` pages."""
+    when the job is known to have fewer than ``min_pages`` pages (default :data:`auto_min_pages`)."""
     if workers is not None:
         if workers < 0:
             raise InvalidInputError(f"workers={workers} must be 0 (in-process) or a positive number")
         return workers
-    if pages is not None and pages < SMALL_JOB_PAGES:
+    if pages is not None and pages < (auto_min_pages if min_pages is None else min_pages):
         return 0
     return default_workers()
 
