@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from fpdf import FPDF
 
 from minimaxvl_tools.client import MiniMaxVLClient
 from minimaxvl_tools.loaders import MiniMaxVLDocumentLoader
+from minimaxvl_tools.page_workers import shared_pool
 from minimaxvl_tools.results import OCRResult
 from minimaxvl_tools.settings import Settings
 from minimaxvl_tools.testing.server import LocalVLLMServer
@@ -110,3 +112,23 @@ def test_loader_workers_equal_in_process(vllm_server: LocalVLLMServer, tmp_path:
     assert out[0] == out[2]
     assert [m["status"] for _, m in out[2]] == ["ok", "blank", "ok", "ok", "failed"]
     assert "Read " in out[2][0][0] and out[2][2][1]["crops"] > 1
+
+
+def test_cli_ingest_workers_flag(
+    vllm_server: LocalVLLMServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from minimaxvl_tools.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MINIMAXVL_WORKERS", raising=False)
+    _pdf(tmp_path / "doc.pdf")
+    vllm_server.set_responder(_echo)
+    records = {}
+    for workers in ("0", "2"):
+        args = ["ingest", "doc.pdf", "--out", f"out{workers}", "--mode", "vlm", "--dpi", "72"]
+        args += ["--no-fallback", "--no-rotation", "--quiet", "--workers", workers]
+        assert main([*args, "--base-url", vllm_server.base_url, "--max-retries", "0"]) == 0
+        lines = (tmp_path / f"out{workers}" / "doc.pdf.jsonl").read_text().splitlines()
+        records[workers] = [(r["page"], r["text"], r["metadata"]["status"]) for r in map(json.loads, lines)]
+    assert records["0"] == records["2"] and len(records["2"]) == 4
+    assert shared_pool(2).pids()  # the pages went through the worker processes
