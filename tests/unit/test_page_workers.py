@@ -215,3 +215,35 @@ def test_unexpected_errors_become_typed(tmp_path: Path) -> None:
     assert isinstance(out.error, MiniMaxVLError) and out.page is None
     assert isinstance(pickle.loads(pickle.dumps(out)).error, MiniMaxVLError)
     assert isinstance(PreparedPage(1, 1, "x", (1, 1)).page_image().text_layer, str)
+
+
+class _Reply:
+    def __init__(self, text: str, finish_reason: str = "stop") -> None:
+        self.text, self.finish_reason = text, finish_reason
+
+
+class _FakeClient:
+    """Records the encoded images each request carries; the first reply is cut at max_tokens."""
+
+    def __init__(self) -> None:
+        self.sent: list[EncodedImage] = []
+        self.settings = None
+
+    def chat(self, prompt: str, images: list[EncodedImage], **kw: object) -> _Reply:
+        self.sent.extend(images)
+        if len(self.sent) == 1:
+            return _Reply("cut off mid", "length")
+        return _Reply(f"text of a {images[0].width}x{images[0].height} region")
+
+
+def test_ocr_prepared_sends_the_workers_string_and_retries_on_decoded_halves(doc: Path) -> None:
+    from minimaxvl_tools.page_workers import ocr_prepared
+
+    prepared = prepare_page(PageJob(path=str(doc), number=1, dpi=72, tile=False))
+    client = _FakeClient()
+    page = ocr_prepared(client, prepared)  # type: ignore[arg-type]
+    first = prepared.crops[0].image
+    assert client.sent[0] is first  # the request carries the worker's data URL itself: no copy, no re-encode
+    assert len(client.sent) == 3 and all(e.height < first.height for e in client.sent[1:])  # two halves
+    assert page.status == "ok" and page.attempts == 2 and page.requests == 3
+    assert page.image_tokens == first.tokens + sum(e.tokens for e in client.sent[1:])
