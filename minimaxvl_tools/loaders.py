@@ -728,7 +728,9 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         job = procs.submit(self._page_job(path, page))
         if pool is None:
             return self._job_pooled(procs, job, path, page, key)
-        return pool.submit(self._job_pooled, procs, job, path, page, key)
+        fut = pool.submit(self._job_pooled, procs, job, path, page, key)
+        fut.add_done_callback(lambda f: job.cancel() if f.cancelled() else None)  # a stop drops the page work
+        return fut
 
     def _job_pooled(self, procs: Any, job: Any, path: Path, page: Any, key: str) -> dict[str, Any]:
         """:meth:`_job_sync` for a page prepared by a worker process: this thread only sends the requests."""
