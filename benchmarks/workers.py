@@ -13,7 +13,8 @@ Three measurements, each with both settings in the same run:
   and a large-page PDF with ``workers=N``, each in a fresh process; peak RSS of the tree is the client's
   ``VmHWM`` plus each worker's. Target: large <= 1.5 x small.
 
-``N`` is :func:`minimaxvl_tools.page_workers.default_workers` (the cores less one) unless given.
+``N`` is :func:`minimaxvl_tools.page_workers.default_workers` (the cores less one; 1 on 2 cores, where the
+default itself is 0) unless given.
 """
 
 from __future__ import annotations
@@ -175,7 +176,7 @@ def run(
 
     logging.getLogger("minimaxvl_tools").setLevel(logging.ERROR)
     t0 = time.perf_counter()
-    n = workers or default_workers()
+    n = workers or max(1, default_workers())
     pages = pages or (64 if quick else 160)
     big_pages = big_pages or (256 if quick else 1280)
     memory_pages = memory_pages or (100 if quick else 500)

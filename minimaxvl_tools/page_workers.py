@@ -267,13 +267,15 @@ def _portable(e: MiniMaxVLError) -> MiniMaxVLError:
 
 # ---------------------------------------------------------------------------------------------- pool
 def default_workers() -> int:
-    """Worker processes for this machine: the usable cores less one (the sender's), at least 1, at most 32."""
+    """Worker processes for this machine: the usable cores less one (the sender's), at most 32; 0 (in-process)
+    with 2 cores or fewer, where one worker only adds pickling to the same two cores (on a loaded 2-core
+    machine it measured slower than in-process: ``benchmarks/results/workers.txt``)."""
     count = getattr(os, "process_cpu_count", None)  # Python 3.13+: the cores this process may use
     cores = count() if count else None
     if not cores and hasattr(os, "sched_getaffinity"):
         cores = len(os.sched_getaffinity(0))
     cores = cores or os.cpu_count() or 1
-    return max(1, min(32, cores - 1))
+    return 0 if cores <= 2 else min(32, cores - 1)
 
 
 def resolve_workers(workers: int | None, pages: int | None = None, *, min_pages: int | None = None) -> int:
