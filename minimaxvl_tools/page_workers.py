@@ -483,6 +483,11 @@ class _Pixels:
         return getattr(self._decoded(), name)
 
 
+def _pixels(enc: EncodedImage) -> Any:
+    """The stand-in for a region's pixels that the retry ladder splits (decoded only when it does)."""
+    return _Pixels(enc)
+
+
 @dataclass
 class _Send:
     job: _Job
@@ -557,7 +562,7 @@ def ocr_prepared(
         reads = []
         for i, crop in enumerate(prepared.crops):
             send.job.tokens += crop.image.tokens
-            pixels: Any = _Pixels(crop.image)
+            pixels = _pixels(crop.image)
             reads.append(_read_region(send.job, pixels, crop.image, crop.prompt, label=_label(prepared, i)))
             if reads[-1].failure:
                 break
@@ -589,7 +594,7 @@ async def aocr_prepared(
         send.job.tokens += prepared.image_tokens
         reads = await asyncio.gather(
             *(
-                _aread_region(send.job, _Pixels(c.image), c.image, c.prompt, label=_label(prepared, i))  # type: ignore[arg-type]
+                _aread_region(send.job, _pixels(c.image), c.image, c.prompt, label=_label(prepared, i))
                 for i, c in enumerate(prepared.crops)
             )
         )
