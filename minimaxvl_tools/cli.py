@@ -217,6 +217,7 @@ def _settings(args: argparse.Namespace) -> Any:
             timeout=getattr(args, "timeout", None),
             max_concurrency=getattr(args, "max_concurrency", None),
             max_retries=getattr(args, "max_retries", None),
+            workers=getattr(args, "workers", None),
             allowed_roots=_roots(args),
             allow_urls=getattr(args, "allow_urls", False) or None,
             allow_private_hosts=getattr(args, "allow_private_hosts", False) or None,
@@ -778,6 +779,16 @@ def _add_client(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-retries", type=int, help="retries on 429/5xx/connection errors")
 
 
+def _add_workers(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="processes for page work (render, checks, encode); 0 in-process; default from the cores "
+        "(MINIMAXVL_WORKERS)",
+    )
+
+
 def _add_inputs(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("inputs")
     g.add_argument(
@@ -858,6 +869,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pages", help="page range, e.g. 1-3,5 (default: all)")
     p.add_argument("--plain", action="store_true", help="plain text instead of markdown")
     p.add_argument("--out", metavar="FILE", help="write the transcription to FILE instead of stdout")
+    _add_workers(p)
 
     p = add("ask", "answer a question about a document (answer, pages, evidence)", cmd_ask)
     p.add_argument("sources", nargs="+", metavar="SOURCE", help="a document, or several files as its pages")
@@ -887,6 +899,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="FOLDER_OR_FILE")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--format", choices=["jsonl", "markdown"], default="jsonl")
+    _add_workers(p)
     p.add_argument(
         "--mode",
         choices=["vlm", "text-layer", "auto", "local"],

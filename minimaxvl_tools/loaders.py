@@ -125,6 +125,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         min_pages_before_abort: int = 5,
         policy: InputPolicy | None = None,
         local_engine: Any | None = None,
+        workers: int | None = None,
     ) -> None:
         if mode not in ("vlm", "text-layer", "auto", "local"):
             raise InvalidInputError(f"mode {mode!r} is not one of 'vlm', 'text-layer', 'auto', 'local'")
@@ -152,6 +153,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         self.min_pages_before_abort = min_pages_before_abort
         self.policy = policy if policy is not None else _configured_policy(client)
         self._local = local_engine
+        self.workers = workers  # page-work processes; None: the client's settings.workers (see page_workers)
         self.stats = JobStats()
 
     # ------------------------------------------------------------ discovery
@@ -422,10 +424,10 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         return rec.get("status") in ("ok", "blank")
 
     # ------------------------------------------------------------ documents
-    def _iter_source_pages(self, path: Path) -> Iterator[Any]:
+    def _iter_source_pages(self, path: Path, render: bool = True) -> Iterator[Any]:
         from .pages import iter_pages
 
-        render = self.mode != "text-layer"
+        render = render and self.mode != "text-layer"
         yield from iter_pages(
             path,
             pages=self.pages,
@@ -565,11 +567,18 @@ class MiniMaxVLDocumentLoader(BaseLoader):
                 self.stats.documents += 1
                 try:
                     digest = _file_digest(path)
-                    for page in self._iter_source_pages(path):
+                    procs = self._page_pool(path)  # page work in processes (see page_workers) or None
+                    for page in self._iter_source_pages(path, render=procs is None):
                         key = self._key(digest, page.number)
                         rec = self.cache.get(key) if self.cache else None
                         yield from self._drain_sync(pending, window - 1)  # room first: <= window pages
-                        if rec is None:
+                        if rec is None and procs is not None and self._needs_model(page):
+                            job = procs.submit(self._page_job(path, page))
+                            run = (self._job_pooled, procs, job, path, page, key)
+                            pending.append(
+                                (path, page, run[0](*run[1:]) if pool is None else pool.submit(*run), False)
+                            )
+                        elif rec is None:
                             pending.append((path, page, self._start_sync(pool, page, key), False))
                         else:
                             pending.append((path, page, rec, True))
@@ -622,14 +631,18 @@ class MiniMaxVLDocumentLoader(BaseLoader):
                 self.stats.documents += 1
                 try:
                     digest = await asyncio.to_thread(_file_digest, path)
-                    it = self._iter_source_pages(path)
+                    procs = await asyncio.to_thread(self._page_pool, path)
+                    it = self._iter_source_pages(path, render=procs is None)
                     while (page := await asyncio.to_thread(next, it, sentinel)) is not sentinel:
                         key = self._key(digest, page.number)
                         rec = self.cache.get(key) if self.cache else None
                         # make room first, so no more than ``window`` pages are ever held
                         async for d in self._drain(pending, window - 1):
                             yield d
-                        if rec is None:
+                        if rec is None and procs is not None and self._needs_model(page):
+                            job = self._ajob_pooled(procs, path, page, key)
+                            pending.append((path, page, asyncio.ensure_future(job), False))
+                        elif rec is None:
                             pending.append((path, page, asyncio.ensure_future(self._job(page, key)), False))
                         else:
                             pending.append((path, page, rec, True))
@@ -646,6 +659,136 @@ class MiniMaxVLDocumentLoader(BaseLoader):
                 if not isinstance(job, dict):
                     job.cancel()
             self.stats.seconds += time.perf_counter() - t0
+
+    # ------------------------------------------------------------ page work in processes
+    def _page_pool(self, path: Path) -> Any:
+        """The :class:`~.page_workers.PagePool` for ``path``'s pages, or None (in-process, as without it):
+        model modes only; with ``workers`` None (here and in the client's settings), from the cores once the
+        job reaches :data:`~.page_workers.SMALL_JOB_PAGES` pages (this file's count included)."""
+        from . import page_workers as pw
+
+        if self.mode not in ("vlm", "auto"):
+            return None
+        workers = self.workers
+        if workers is None:
+            workers = getattr(getattr(self.client, "settings", None), "workers", None)
+        pages = None
+        if workers is None:
+            pages = self.stats.pages + self._count(path)
+        count = pw.resolve_workers(workers, pages)
+        return pw.shared_pool(count) if count else None
+
+    def _count(self, path: Path) -> int:
+        """Pages of ``path`` (a PDF's count, 1 for an image), only to size the job; 1 when unreadable."""
+        from .pdf import is_pdf, pdf_page_count
+
+        try:
+            return pdf_page_count(path, password=self.password) if is_pdf(path) else 1
+        except MiniMaxVLError:
+            return 1
+
+    def _page_job(self, path: Path, page: Any) -> Any:
+        """The worker's order: the same render (full dpi), blank check, rotation and plan as in-process."""
+        from .page_workers import PageJob
+        from .pages import MIN_X_HEIGHT, _profile_of, _quality_of
+
+        return PageJob(
+            path=str(path),
+            number=page.number,
+            dpi=self.dpi,
+            password=self.password,
+            fit=False,
+            min_x_height=MIN_X_HEIGHT if self.min_x_height is None else self.min_x_height,
+            skip_blank=self.skip_blank,
+            blank_uses_text_layer=False,
+            fix_rotation=self.detect_rotation,
+            plain=self.plain,
+            profile=_profile_of(self.client),
+            quality=_quality_of(self.client),
+        )
+
+    def _pixels(self, path: Path, page: Any, turned: int) -> Any:
+        """The page rendered here (for the local fallback only), turned as the model saw it."""
+        from .images.quality import correct_rotation
+        from .pages import iter_pages
+
+        if "local" not in self.fallbacks:
+            return None
+        image = next(iter(iter_pages(path, pages=[page.number], dpi=self.dpi, password=self.password))).image
+        return correct_rotation(image, turned) if turned and image is not None else image
+
+    def _prepared_record(self, outcome: Any) -> tuple[dict[str, Any] | None, int]:
+        """(record, 0) for a page the worker could not prepare or found blank, else (None, its rotation)."""
+        if outcome.error is not None:  # a page we cannot even prepare fails alone
+            return self._failed_record(f"{type(outcome.error).__name__}: {outcome.error}"), 0
+        prepared = outcome.page
+        if prepared.blank:
+            note = prepared.blank_reason
+            return {
+                "content": "",
+                "status": "blank",
+                "engine": "none",
+                "extraction": "none",
+                "error": None,
+                "note": note,
+            }, 0
+        return None, prepared.rotation_applied
+
+    def _start_pooled(self, pool: _DaemonPool | None, procs: Any, path: Path, page: Any, key: str) -> Any:
+        """:meth:`_start_sync` with the page work sent to a worker process now, in page order."""
+        job = procs.submit(self._page_job(path, page))
+        if pool is None:
+            return self._job_pooled(procs, job, path, page, key)
+        fut = pool.submit(self._job_pooled, procs, job, path, page, key)
+        fut.add_done_callback(lambda f: job.cancel() if f.cancelled() else None)  # a stop drops the page work
+        return fut
+
+    def _job_pooled(self, procs: Any, job: Any, path: Path, page: Any, key: str) -> dict[str, Any]:
+        """:meth:`_job_sync` for a page prepared by a worker process: this thread only sends the requests."""
+        from .page_workers import ocr_prepared
+
+        outcome = procs.settle(job, self._page_job(path, page))
+        rec, rotation = self._prepared_record(outcome)
+        if rec is None:
+            try:
+                ocr = ocr_prepared(self.client, outcome.page, plain=self.plain)
+                rec = self._vlm_record(ocr)
+                if ocr.status == "failed":
+                    image = self._pixels(path, page, rotation)
+                    err = ocr.error or "model output failed"
+                    rec = self._spent(self._fallback(page, image, err), rec)
+            except Exception as e:
+                rec = self._fallback(page, self._pixels(path, page, rotation), f"{type(e).__name__}: {e}")
+            rec["rotation_corrected"] = rotation
+        if self.cache and self._cacheable(rec):
+            self._store(key, rec)
+        return rec
+
+    async def _ajob_pooled(self, procs: Any, path: Path, page: Any, key: str) -> dict[str, Any]:
+        """Async :meth:`_job_pooled`: the worker's result awaited, the requests sent on the loop."""
+        import asyncio
+
+        from .page_workers import aocr_prepared
+
+        outcome = await procs.aprepare(self._page_job(path, page))
+        rec, rotation = self._prepared_record(outcome)
+        if rec is None:
+            try:
+                ocr = await aocr_prepared(self.client, outcome.page, plain=self.plain)
+                rec = self._vlm_record(ocr)
+                if ocr.status == "failed":
+                    image = await asyncio.to_thread(self._pixels, path, page, rotation)
+                    err = ocr.error or "model output failed validation"
+                    rec = self._spent(await asyncio.to_thread(self._fallback, page, image, err), rec)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                image = await asyncio.to_thread(self._pixels, path, page, rotation)
+                rec = await asyncio.to_thread(self._fallback, page, image, f"{type(e).__name__}: {e}")
+            rec["rotation_corrected"] = rotation
+        if self.cache and self._cacheable(rec):
+            await asyncio.to_thread(self._store, key, rec)
+        return rec
 
 
 def _configured_policy(client: Any) -> InputPolicy | None:

@@ -57,6 +57,12 @@ class Settings(BaseModel):
         150_000_000, gt=0, description="Largest decoded image or rendered PDF page, in pixels."
     )
     cache_dir: Path = Field(default_factory=lambda: Path(".minimaxvl-cache"))
+    workers: int | None = Field(
+        None,
+        ge=0,
+        description="Page-work processes (render, checks, encode); 0 in-process; None from the cores "
+        "(in-process for jobs under 8 pages). See minimaxvl_tools.page_workers.",
+    )
 
     @field_validator("base_url")
     @classmethod

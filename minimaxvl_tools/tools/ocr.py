@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -18,7 +19,8 @@ from ..errors import (
 )
 from ..images.quality import correct_rotation
 from ..local_ocr import LocalOCREngine
-from ..pages import MIN_X_HEIGHT, PageImage, aocr_page, ocr_page, single_fit
+from ..page_workers import PageJob, PagePool, aocr_prepared, ocr_prepared, resolve_workers, shared_pool
+from ..pages import MIN_X_HEIGHT, PageImage, _profile_of, _quality_of, aocr_page, ocr_page, single_fit
 from ..pdf import text_layer_is_good
 from ..results import OCRPage, OCRResult
 from .base import MiniMaxVLBaseTool
@@ -125,6 +127,41 @@ class OCRTool(MiniMaxVLBaseTool):
         """The failed result of a page that could not be rendered (damaged, over the pixel cap)."""
         return OCRPage(page=meta.number, status="failed", error=str(error), error_type=type(error).__name__)
 
+    def _pool(self, source: str, count: int) -> PagePool | None:
+        """The worker-process pool for this job (``settings.workers``; see :mod:`..page_workers`), or None
+        for in-process page work: data URLs and URLs, and small jobs when ``workers`` is None."""
+        src = source.strip()
+        if src.startswith("data:") or "://" in src:
+            return None
+        workers = resolve_workers(self.settings.workers if self.settings else None, count)
+        return shared_pool(workers) if workers else None
+
+    def _page_job(self, source: str, meta: PageImage, plain: bool) -> PageJob:
+        """The worker's order for one page: the same render (fit), checks, plan and encode as in-process."""
+        return PageJob(
+            path=str(self.policy.check_path(source.strip())),
+            number=meta.number,
+            dpi=self.dpi,
+            tile=self.tile,
+            image_max_tokens=self.max_tokens,
+            min_x_height=self.min_x_height,
+            fix_rotation=self.fix_rotation,
+            plain=plain,
+            profile=_profile_of(self.vl_client),
+            quality=_quality_of(self.vl_client),
+        )
+
+    def _prepared_kwargs(self, plain: bool) -> dict[str, Any]:
+        return {"plain": plain, "max_tokens": self.max_tokens, "max_attempts": self.max_attempts}
+
+    def _fallback_page(self, source: str, meta: PageImage, page: PageImage, ocr: OCRPage) -> PageImage:
+        """The page a fallback reads: with its pixels (rendered again here) only when 'local' may run."""
+        if ocr.status == "failed" and "local" in self.fallback:
+            rendered = self._rendered(source, meta)
+            rendered.text_layer = page.text_layer
+            return rendered
+        return page
+
     def _ocr_kwargs(self, plain: bool) -> dict[str, Any]:
         return {
             "plain": plain,
@@ -226,6 +263,22 @@ class OCRTool(MiniMaxVLBaseTool):
         def go() -> tuple[str, OCRResult]:
             done: list[OCRPage] = []
             selected = self._pages(source, pages)
+            pool = self._pool(source, len(selected))
+            if pool is not None:  # page work in worker processes, requests from this thread
+                jobs = [self._page_job(source, m, plain) for m in selected]
+                with closing(pool.map(jobs)) as outcomes:
+                    for meta, outcome in zip(selected, outcomes, strict=True):
+                        try:
+                            prepared = outcome.unwrap()
+                        except (PDFError, UnsupportedImageError) as e:  # this page fails alone
+                            done.append(self._unrendered(meta, e))
+                            self._check_failures(done, len(selected))
+                            continue
+                        ocr = ocr_prepared(self.vl_client, prepared, **self._prepared_kwargs(plain))
+                        page = self._fallback_page(source, meta, prepared.page_image(), ocr)
+                        done.append(self._fallback(page, ocr))
+                        self._check_failures(done, len(selected))
+                return self._finish(source, done)
             for meta in selected:
                 try:
                     page = self._rendered(source, meta)
@@ -258,6 +311,22 @@ class OCRTool(MiniMaxVLBaseTool):
         render_pool = ThreadPoolExecutor(1, thread_name_prefix="minimaxvl-render")
         loop = asyncio.get_running_loop()
 
+        async def pooled(meta: PageImage, total: int, pool: PagePool) -> None:
+            async with gate:
+                try:
+                    prepared = (await pool.aprepare(self._page_job(source, meta, plain))).unwrap()
+                except (PDFError, UnsupportedImageError) as e:  # this page fails alone
+                    done.append(self._unrendered(meta, e))
+                    self._check_failures(done, total)
+                    return
+                ocr = await aocr_prepared(self.vl_client, prepared, **self._prepared_kwargs(plain))
+                if ocr.status == "failed" and self.fallback:
+                    page = prepared.page_image()
+                    page = await asyncio.to_thread(self._fallback_page, source, meta, page, ocr)
+                    ocr = await asyncio.to_thread(self._fallback, page, ocr)
+                done.append(ocr)
+            self._check_failures(done, total)
+
         async def one(meta: PageImage, total: int) -> None:
             async with gate:
                 try:
@@ -277,7 +346,11 @@ class OCRTool(MiniMaxVLBaseTool):
 
         async def go() -> tuple[str, OCRResult]:
             selected = await asyncio.to_thread(self._pages, source, pages)
-            tasks = [asyncio.create_task(one(p, len(selected))) for p in selected]
+            pool = self._pool(source, len(selected))
+            tasks = [
+                asyncio.create_task(one(p, len(selected)) if pool is None else pooled(p, len(selected), pool))
+                for p in selected
+            ]
             try:
                 finished, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
                 for task in finished:

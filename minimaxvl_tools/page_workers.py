@@ -1,0 +1,612 @@
+"""Page work in worker processes: render -> blank/rotation/print-size checks -> plan -> cut -> encode.
+
+One core under one GIL cannot feed a server that answers 32 or 256 requests at once: the page work
+(about 25-75 ms of CPU a page) has to leave the process that sends the requests. A :class:`PagePool`
+runs :func:`prepare_page` on a ``concurrent.futures.ProcessPoolExecutor`` (``forkserver`` where the
+platform has it, else ``spawn``; never ``fork`` from a process whose threads are running). Workers open
+the file themselves (jobs carry a path the caller's :class:`~.images.policy.InputPolicy` has already
+checked, never pixels) and hand back a :class:`PreparedPage`: the encoded crops as data URLs built once,
+their exact token costs, the plan's boxes, the text layer, flags and warnings; never PIL objects.
+
+:meth:`PagePool.map` (sync) and :meth:`PagePool.amap` (async) stream outcomes in page order with at most
+``window`` pages submitted ahead (memory stays flat), each page's failure captured as a typed error for
+that page alone. :func:`ocr_prepared` / :func:`aocr_prepared` send a prepared page with the same
+requests, retries and merge as :func:`~.pages.ocr_page`, so the caller's thread or event loop only sends
+and receives.
+
+``workers`` (``Settings.workers``, ``MINIMAXVL_WORKERS``, ``--workers``): an int is taken as it is (0 =
+in-process, the callers' own path); ``None`` means :func:`default_workers` for a job of at least
+:data:`SMALL_JOB_PAGES` pages and in-process below that (starting worker processes costs about 0.3 s,
+more than a few pages of work).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import base64
+import io
+import multiprocessing
+import os
+import pickle
+import threading
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from PIL import Image
+
+from .errors import InvalidInputError, MiniMaxVLError
+from .images.encode import EncodedImage
+from .pages import (
+    MIN_X_HEIGHT,
+    PageImage,
+    TileMode,
+    _blank,
+    _crop_requests,
+    _default_max_tokens,
+    _failed,
+    _Job,
+    _page_result,
+    _profile_of,
+    _quality_of,
+    _temperature_of,
+    _upright,
+    encode_page,
+    iter_pages,
+    plan_page_image,
+    single_fit,
+)
+from .profile import DEFAULT_PROFILE, ModelProfile
+from .prompts import ocr as ocr_prompts
+from .results import CropInfo, OCRPage
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .client import MiniMaxVLClient
+
+Box = tuple[int, int, int, int]
+SMALL_JOB_PAGES = 8
+"""Below this many pages a job with ``workers=None`` runs in-process (worker start-up outweighs the work)."""
+auto_min_pages = SMALL_JOB_PAGES
+"""The threshold :func:`resolve_workers` applies; this repository's tests raise it (``tests/conftest.py``)
+so ``workers=None`` stays in-process there and the worker tests ask for workers explicitly."""
+
+__all__ = [
+    "SMALL_JOB_PAGES",
+    "PageJob",
+    "PageOutcome",
+    "PagePool",
+    "PreparedCrop",
+    "PreparedPage",
+    "aocr_prepared",
+    "default_workers",
+    "ocr_prepared",
+    "prepare_page",
+    "resolve_workers",
+    "shared_pool",
+]
+
+
+# ---------------------------------------------------------------------------------------------- values
+@dataclass(frozen=True)
+class PageJob:
+    """One page's work order: a checked file path, the 1-based page and every option that shapes the result.
+
+    ``fit`` renders a page sent as one image straight at the size sent (as OCRTool does);
+    ``image_max_tokens`` is the image budget of that fit and of the plan. ``blank_uses_text_layer`` makes a
+    page whose text layer holds real text never blank (the pages pipeline's rule; the loader checks pixels
+    only). ``rotation_engine_default`` lets the worker use the local Tesseract engine for rotation checks.
+    """
+
+    path: str
+    number: int
+    dpi: int = 200
+    password: str | None = None
+    fit: bool = True
+    tile: TileMode = "auto"
+    image_max_tokens: int | None = None
+    min_x_height: float = MIN_X_HEIGHT
+    skip_blank: bool = True
+    blank_uses_text_layer: bool = True
+    fix_rotation: bool = False
+    plain: bool = False
+    profile: ModelProfile = DEFAULT_PROFILE
+    quality: int = 90
+
+
+@dataclass(frozen=True)
+class PreparedCrop:
+    """One image to send: the encoded image (data URL built once), its prompt, its box on the page."""
+
+    image: EncodedImage
+    prompt: str
+    box: Box
+
+
+@dataclass(frozen=True)
+class PreparedPage:
+    """A page ready to send: what :func:`ocr_prepared` needs and nothing heavier (no pixels)."""
+
+    number: int
+    page_count: int
+    source: str
+    size: tuple[int, int]
+    text_layer: str = ""
+    rotation: int = 0  # the page's own rotation plus any correction applied
+    rotation_applied: int = 0  # the clockwise correction the rotation check applied (0: none)
+    blank: bool = False
+    blank_reason: str = ""
+    mode: Literal["single", "tiles", "none"] = "single"
+    crops: tuple[PreparedCrop, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def boxes(self) -> tuple[Box, ...]:
+        """The plan's boxes, one per crop (the whole page for a single image)."""
+        return tuple(c.box for c in self.crops)
+
+    @property
+    def image_tokens(self) -> int:
+        """Exact image tokens of everything this page sends on its first try."""
+        return sum(c.image.tokens for c in self.crops)
+
+    @property
+    def nbytes(self) -> int:
+        """Encoded image bytes this page carries."""
+        return sum(c.image.nbytes for c in self.crops)
+
+    def page_image(self) -> PageImage:
+        """A :class:`~.pages.PageImage` without pixels (number, text layer, rotation) for the callers."""
+        return PageImage(self.number, self.page_count, None, self.text_layer, self.source, self.rotation)
+
+
+@dataclass(frozen=True)
+class PageOutcome:
+    """One page's result from the pool: ``page`` when the work succeeded, else ``error`` (typed)."""
+
+    number: int
+    page: PreparedPage | None = None
+    error: MiniMaxVLError | None = None
+
+    def unwrap(self) -> PreparedPage:
+        """The prepared page, or raise its error."""
+        if self.error is not None:
+            raise self.error
+        assert self.page is not None
+        return self.page
+
+
+# ---------------------------------------------------------------------------------------------- work
+def prepare_page(job: PageJob) -> PreparedPage:
+    """Do one page's client-side work (in whichever process calls it); errors are MiniMaxVLError."""
+    fit = single_fit(job.tile, max_tokens=job.image_max_tokens, profile=job.profile) if job.fit else None
+    pages = iter_pages(job.path, pages=[job.number], dpi=job.dpi, password=job.password, fit=fit)
+    page = next(iter(pages))
+    image = page.pixels()
+    common: dict[str, Any] = {
+        "number": page.number,
+        "page_count": page.page_count,
+        "source": page.source,
+        "text_layer": page.text_layer,
+    }
+    if job.skip_blank:
+        blank, reason = _blank_check(page, job.blank_uses_text_layer)
+        if blank:
+            return PreparedPage(
+                size=image.size,
+                rotation=page.rotation,
+                blank=True,
+                blank_reason=reason,
+                mode="none",
+                **common,
+            )
+    warnings: list[str] = []
+    applied = 0
+    if job.fix_rotation:
+        turned, warnings = _upright(page, None)
+        applied = (turned.rotation - page.rotation) % 360
+        page = turned
+    image = page.pixels()
+    plan = plan_page_image(image, tile=job.tile, min_x_height=job.min_x_height, profile=job.profile)
+    if plan.mode == "tiles":
+        reqs = _crop_requests(page, plan, job.plain, job.profile, job.quality)
+        crops = tuple(PreparedCrop(enc, prompt, plan.boxes[t.index]) for prompt, enc, t, _ in reqs)
+    else:
+        enc = encode_page(image, profile=job.profile, quality=job.quality)
+        crops = (PreparedCrop(enc, ocr_prompts.page_prompt(plain=job.plain), (0, 0, *image.size)),)
+    return PreparedPage(
+        size=image.size,
+        rotation=page.rotation,
+        rotation_applied=applied,
+        mode=plan.mode,
+        crops=crops,
+        warnings=tuple(warnings),
+        **common,
+    )
+
+
+def _blank_check(page: PageImage, use_text_layer: bool) -> tuple[bool, str]:
+    from .images.quality import is_blank
+
+    if use_text_layer:
+        blank = _blank(page)
+        return blank, "blank page" if blank else ""
+    chk = is_blank(page.pixels())
+    return bool(chk.blank), str(chk.reason)
+
+
+def _outcome(job: PageJob) -> PageOutcome:
+    """Run :func:`prepare_page`, any failure captured for this page (picklable: type name and message)."""
+    try:
+        return PageOutcome(job.number, page=prepare_page(job))
+    except MiniMaxVLError as e:
+        return PageOutcome(job.number, error=_portable(e))
+    except Exception as e:  # a library bug on one page must not lose the others
+        return PageOutcome(job.number, error=MiniMaxVLError(f"page {job.number} of {job.path}: {e!r}"))
+
+
+def _died(job: PageJob) -> MiniMaxVLError:
+    return MiniMaxVLError(
+        f"page {job.number} of {job.path}: the worker process died on it twice (a crash in the renderer?); "
+        "the other pages are kept; try workers=0 to see the error in-process"
+    )
+
+
+def _portable(e: MiniMaxVLError) -> MiniMaxVLError:
+    """``e`` as an error that survives pickling: its own class when it round-trips, else the nearest base
+    class that does (our errors with keyword-only arguments would not unpickle)."""
+    for cls in type(e).__mro__:
+        if not (isinstance(cls, type) and issubclass(cls, MiniMaxVLError)):
+            continue
+        try:
+            candidate = cls(str(e))
+            if type(pickle.loads(pickle.dumps(candidate))) is cls:
+                return candidate
+        except Exception:
+            continue
+    return MiniMaxVLError(str(e))  # pragma: no cover - MiniMaxVLError itself round-trips
+
+
+# ---------------------------------------------------------------------------------------------- pool
+def default_workers() -> int:
+    """Worker processes for this machine: the usable cores less one (the sender's), at most 32; 0 (in-process)
+    with 2 cores or fewer, where one worker only adds pickling to the same two cores (on a loaded 2-core
+    machine it measured slower than in-process: ``benchmarks/results/workers.txt``)."""
+    count = getattr(os, "process_cpu_count", None)  # Python 3.13+: the cores this process may use
+    cores = count() if count else None
+    if not cores and hasattr(os, "sched_getaffinity"):
+        cores = len(os.sched_getaffinity(0))
+    cores = cores or os.cpu_count() or 1
+    return 0 if cores <= 2 else min(32, cores - 1)
+
+
+def resolve_workers(workers: int | None, pages: int | None = None, *, min_pages: int | None = None) -> int:
+    """The worker count to use: an int as given (0 = in-process); None = :func:`default_workers`, or 0
+    when the job is known to have fewer than ``min_pages`` pages (default :data:`auto_min_pages`)."""
+    if workers is not None:
+        if workers < 0:
+            raise InvalidInputError(f"workers={workers} must be 0 (in-process) or a positive number")
+        return workers
+    if pages is not None and pages < (auto_min_pages if min_pages is None else min_pages):
+        return 0
+    return default_workers()
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """``forkserver`` (its server imports the page stack once; workers fork from it, ready) else ``spawn``.
+
+    Both start workers by importing the caller's main module, as ``multiprocessing`` always does without
+    ``fork``: a script that starts jobs must keep its top level under ``if __name__ == "__main__":``.
+    """
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["minimaxvl_tools.page_workers", "minimaxvl_tools.images.quality"])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+def _warm() -> int:
+    """Run in each worker at start: Ctrl-C is the parent's to handle (it shuts the pool down), and the
+    page stack is imported once, so the first page is not slower."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from .images import quality, sizing, tiling  # noqa: F401
+    from .pdf import iter_pdf_pages  # noqa: F401
+
+    return os.getpid()
+
+
+class PagePool:
+    """Worker processes for page work, with ordered, bounded streaming (sync and async).
+
+    Use as a context manager, or :func:`shared_pool` for one pool per process reused across calls.
+    ``window`` bounds the pages submitted and not yet consumed (default twice the workers).
+    """
+
+    def __init__(self, workers: int, *, window: int | None = None) -> None:
+        if workers < 1:
+            raise InvalidInputError(f"PagePool needs workers >= 1, got {workers}")
+        self.workers = workers
+        self.window = max(1, window if window is not None else 2 * workers)
+        self._executor: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> PagePool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    @property
+    def executor(self) -> ProcessPoolExecutor:
+        """The process pool, started on first use."""
+        with self._lock:
+            if self._executor is None:
+                self._executor = ProcessPoolExecutor(self.workers, mp_context=_context(), initializer=_warm)
+            return self._executor
+
+    def pids(self) -> list[int]:
+        """Process ids of the running workers (empty before the first job)."""
+        ex = self._executor
+        procs = getattr(ex, "_processes", None) or {}
+        return [p.pid for p in procs.values() if p.pid is not None]
+
+    def submit(self, job: PageJob) -> Future[PageOutcome]:
+        """Start one page; the Future's result is a :class:`PageOutcome` (it never raises for the page)."""
+        try:
+            return self.executor.submit(_outcome, job)
+        except BrokenProcessPool:  # a worker died earlier: start fresh ones
+            self.shutdown(wait=False)
+            return self.executor.submit(_outcome, job)
+
+    def settle(self, fut: Future[PageOutcome], job: PageJob) -> PageOutcome:
+        """``fut``'s outcome; if a worker process died (a crash in a native library takes the whole pool),
+        the page is retried once on fresh workers, and only a page that kills them again is failed."""
+        try:
+            return fut.result()
+        except BrokenProcessPool:
+            try:
+                return self.submit(job).result()
+            except BrokenProcessPool:
+                self.shutdown(wait=False)
+                return PageOutcome(job.number, error=_died(job))
+
+    async def aprepare(self, job: PageJob) -> PageOutcome:
+        """Await one page's outcome on the running loop; cancelling the await cancels the page if queued."""
+        fut = self.submit(job)
+        try:
+            return await asyncio.wrap_future(fut)
+        except BrokenProcessPool:
+            return await asyncio.to_thread(self.settle, fut, job)
+        finally:
+            fut.cancel()
+
+    def map(self, jobs: Iterable[PageJob], *, window: int | None = None) -> Iterator[PageOutcome]:
+        """Outcomes in job order, at most ``window`` submitted ahead of the consumer.
+
+        Closing the iterator cancels the pages not started; a KeyboardInterrupt also shuts the workers down.
+        """
+        win = window or self.window
+        pending: deque[tuple[Future[PageOutcome], PageJob]] = deque()
+        it = iter(jobs)
+        try:
+            while True:
+                while len(pending) < win and (job := next(it, None)) is not None:
+                    pending.append((self.submit(job), job))
+                if not pending:
+                    return
+                yield self.settle(*pending.popleft())
+        except KeyboardInterrupt:
+            self.shutdown()
+            raise
+        finally:
+            for fut, _ in pending:
+                fut.cancel()
+
+    async def amap(self, jobs: Iterable[PageJob], *, window: int | None = None) -> AsyncIterator[PageOutcome]:
+        """Async :meth:`map`: outcomes in order; cancellation (or closing) cancels the pages not started."""
+        win = window or self.window
+        pending: deque[tuple[Future[PageOutcome], PageJob]] = deque()
+        it = iter(jobs)
+        try:
+            while True:
+                while len(pending) < win and (job := next(it, None)) is not None:
+                    pending.append((self.submit(job), job))
+                if not pending:
+                    return
+                fut, job = pending[0]
+                try:
+                    outcome = await asyncio.wrap_future(fut)
+                except BrokenProcessPool:
+                    outcome = await asyncio.to_thread(self.settle, fut, job)
+                pending.popleft()
+                yield outcome
+        finally:
+            for fut, _ in pending:
+                fut.cancel()
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop the workers: queued pages are cancelled, running ones finish; a later job starts new ones."""
+        with self._lock:
+            ex, self._executor = self._executor, None
+        if ex is not None:
+            ex.shutdown(wait=wait, cancel_futures=True)
+
+
+_SHARED: dict[int, PagePool] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_pool(workers: int) -> PagePool:
+    """One :class:`PagePool` per worker count for this process, reused across calls, stopped at exit."""
+    with _SHARED_LOCK:
+        pool = _SHARED.get(workers)
+        if pool is None:
+            pool = _SHARED[workers] = PagePool(workers)
+        return pool
+
+
+@atexit.register
+def _stop_shared() -> None:
+    for pool in list(_SHARED.values()):
+        pool.shutdown(wait=False)
+
+
+# ---------------------------------------------------------------------------------------------- send
+class _Pixels:
+    """The pixels of an encoded image, decoded only if a retry splits the region (rare): stands in for the
+    PIL image :func:`~.pages.ocr_page`'s retry ladder halves. The halves are cut from the decoded JPEG."""
+
+    def __init__(self, enc: EncodedImage) -> None:
+        self._enc = enc
+        self._image: Image.Image | None = None
+
+    def _decoded(self) -> Image.Image:
+        if self._image is None:
+            raw = base64.b64decode(self._enc.data_url.split(",", 1)[1])
+            self._image = Image.open(io.BytesIO(raw))
+            self._image.load()
+        return self._image
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return (self._enc.width, self._enc.height)
+
+    @property
+    def width(self) -> int:
+        return self._enc.width
+
+    @property
+    def height(self) -> int:
+        return self._enc.height
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._decoded(), name)
+
+
+def _pixels(enc: EncodedImage) -> Any:
+    """The stand-in for a region's pixels that the retry ladder splits (decoded only when it does)."""
+    return _Pixels(enc)
+
+
+@dataclass
+class _Send:
+    job: _Job
+    page: PageImage
+    warnings: list[str] = field(default_factory=list)
+
+
+def _start(
+    client: MiniMaxVLClient, prepared: PreparedPage, *, plain: bool, max_tokens: int | None, max_attempts: int
+) -> tuple[_Send, OCRPage | None]:
+    """The request context of a prepared page (the same as :func:`~.pages.ocr_page` builds), or the early
+    result of a blank page."""
+    page = prepared.page_image()
+    if prepared.blank:
+        return _Send(_dummy_job(), page), OCRPage(
+            page=page.number, status="blank", rotation=page.rotation, attempts=0
+        )
+    from .output_checks import temperature_schedule
+
+    if not isinstance(max_attempts, int) or max_attempts < 1:
+        raise InvalidInputError(f"max_attempts={max_attempts!r} must be a positive integer")
+    job = _Job(
+        client=client,
+        system=ocr_prompts.system_prompt(plain=plain),
+        budget=_default_max_tokens(client, max_tokens),
+        temperatures=temperature_schedule(_temperature_of(client), max_attempts),
+        plain=plain,
+        profile=_profile_of(client),
+        quality=_quality_of(client),
+    )
+    return _Send(job, page, list(prepared.warnings)), None
+
+
+def _dummy_job() -> _Job:
+    return _Job(None, "", 1, [0.0], False, DEFAULT_PROFILE, 90)
+
+
+def _label(prepared: PreparedPage, i: int) -> str:
+    return f"crop {i + 1}/{len(prepared.crops)}: " if prepared.mode == "tiles" else ""
+
+
+def _result(prepared: PreparedPage, send: _Send, plain: bool, reads: list[Any]) -> OCRPage:
+    texts = [(r.text, c.box) for r, c in zip(reads, prepared.crops, strict=False)]
+    crops = (
+        [CropInfo(box=c.box, tokens=c.image.tokens) for c in prepared.crops[: len(reads)]]
+        if prepared.mode == "tiles"
+        else []
+    )
+    return _page_result(send.page, plain, texts, crops, reads, send.job, send.warnings)
+
+
+def ocr_prepared(
+    client: MiniMaxVLClient,
+    prepared: PreparedPage,
+    *,
+    plain: bool = False,
+    max_tokens: int | None = None,
+    raise_errors: bool = False,
+    max_attempts: int = 3,
+) -> OCRPage:
+    """:func:`~.pages.ocr_page` for a page a worker prepared: the same requests, retries and merge.
+
+    ``plain`` must match the job's (the prompts were built with it). Crops go one after another and a
+    crop that fails for good stops the page, as in ``ocr_page``.
+    """
+    from .pages import _read_region
+
+    send, early = _start(client, prepared, plain=plain, max_tokens=max_tokens, max_attempts=max_attempts)
+    if early is not None:
+        return early
+    try:
+        reads = []
+        for i, crop in enumerate(prepared.crops):
+            send.job.tokens += crop.image.tokens
+            pixels = _pixels(crop.image)
+            reads.append(_read_region(send.job, pixels, crop.image, crop.prompt, label=_label(prepared, i)))
+            if reads[-1].failure:
+                break
+        return _result(prepared, send, plain, reads)
+    except InvalidInputError:
+        raise
+    except MiniMaxVLError as e:
+        if raise_errors:
+            raise
+        return _failed(send.page, e, send.job, send.warnings)
+
+
+async def aocr_prepared(
+    client: MiniMaxVLClient,
+    prepared: PreparedPage,
+    *,
+    plain: bool = False,
+    max_tokens: int | None = None,
+    raise_errors: bool = False,
+    max_attempts: int = 3,
+) -> OCRPage:
+    """Async :func:`ocr_prepared`: crops (and retried halves) are sent concurrently, as in ``aocr_page``."""
+    from .pages import _aread_region
+
+    send, early = _start(client, prepared, plain=plain, max_tokens=max_tokens, max_attempts=max_attempts)
+    if early is not None:
+        return early
+    try:
+        send.job.tokens += prepared.image_tokens
+        reads = await asyncio.gather(
+            *(
+                _aread_region(send.job, _pixels(c.image), c.image, c.prompt, label=_label(prepared, i))
+                for i, c in enumerate(prepared.crops)
+            )
+        )
+        return _result(prepared, send, plain, list(reads))
+    except InvalidInputError:
+        raise
+    except MiniMaxVLError as e:
+        if raise_errors:
+            raise
+        return _failed(send.page, e, send.job, send.warnings)
