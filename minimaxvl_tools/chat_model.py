@@ -441,7 +441,7 @@ class ChatMiniMaxVL(BaseChatModel):
 
     @model_validator(mode="after")
     def _endpoint_from_env(self) -> ChatMiniMaxVL:
-        """Fill ``base_url`` / ``model`` / ``api_key`` from the client or ``MINIMAXVL_*`` now, not at call time."""
+        """Fill ``base_url`` / ``model`` / ``api_key`` from the client or ``MINIMAXVL_*`` at construction."""
         if self.base_url and self.model and self.api_key is not None:
             return self
         settings = self.client.settings if self.client is not None else Settings.from_env()
