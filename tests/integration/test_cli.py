@@ -158,7 +158,7 @@ def test_progress_bar_tty_and_plain_lines() -> None:
     lines = plain.getvalue().splitlines()
     assert "\r" not in plain.getvalue()
     assert 5 <= len(lines) <= 12  # periodic, not one per page
-    assert lines[-1] == "minimaxvl: 40/40 pages"
+    assert lines[-1].startswith("minimaxvl: 40/40 pages (100%)")  # then rate and ETA
 
 
 # ------------------------------------------------------------------ the four tools
