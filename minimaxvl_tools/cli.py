@@ -497,7 +497,7 @@ def _page_record(doc: Any) -> dict[str, Any]:
     meta = dict(doc.metadata)
     return {
         "source": meta.pop("source", None),
-        "page": meta.pop("page", None),
+        "page": meta.pop("page_number", None),  # 1-based (the loader's "page" is 0-based)
         "text": doc.page_content,
         "metadata": meta,
     }

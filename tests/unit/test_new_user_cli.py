@@ -84,7 +84,9 @@ def test_json_errors_print_one_json_document(
 def test_json_error_for_a_server_that_is_down(capsys: pytest.CaptureFixture[str]) -> None:
     text_image(Path("p.png"))
     url = f"http://127.0.0.1:{free_port()}/v1"
-    code, out, _ = run(capsys, "ask", "p.png", "-q", "What?", "--json", "--base-url", url, "--max-retries", "0")
+    code, out, _ = run(
+        capsys, "ask", "p.png", "-q", "What?", "--json", "--base-url", url, "--max-retries", "0"
+    )
     assert code == 3
     assert json.loads(out)["error"]["exit_code"] == 3
 
@@ -229,7 +231,7 @@ def test_ingest_mode_local_without_tesseract_says_so_on_stderr(
     Path("docs").mkdir()
     text_image(Path("docs/p.png"))
     monkeypatch.setattr(LocalOCREngine, "available", staticmethod(lambda: False))
-    code, out, err = run(capsys, "ingest", "docs", "--out", "o", "--mode", "local")
+    code, _out, err = run(capsys, "ingest", "docs", "--out", "o", "--mode", "local")
     assert code == 2
     assert "Tesseract is not installed" in err and "--mode local" in err
     assert not Path("o").exists()

@@ -87,4 +87,3 @@ def test_upright_call_site_skips_tesseract_on_upright_pages() -> None:
     fixed, notes = _upright(turned, engine)
     assert fixed.rotation == 180 and engine.calls == 1
     assert "osd" in notes[0]
-
