@@ -113,8 +113,8 @@ def _cause(exc: BaseException) -> BaseException:
 
 # ---------------------------------------------------------------------------------------------- output
 class Progress:
-    """A tiny stderr progress bar with rate and ETA: ``\r[####    ] 12/40 pages 3.1 pages/s ETA 9s`` on a
-    TTY; without one, a plain line at every 10% of the total (and at the end), so logs of non-interactive
+    """A tiny stderr progress bar with rate and ETA: ``\\r[####    ] 12/40 pages 3.10 pages/s, ETA 9s`` on
+    a TTY; without one, a plain line at every 10% of the total (and at the end), so logs of non-interactive
     runs (CI, nohup) stay short and regular instead of filling with carriage returns.
     """
 
