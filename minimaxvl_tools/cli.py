@@ -488,9 +488,10 @@ class _Manifest:
 
 def _page_record(doc: Any) -> dict[str, Any]:
     meta = dict(doc.metadata)
+    meta.pop("page", None)  # the loader's 0-based index; records number pages from 1
     return {
         "source": meta.pop("source", None),
-        "page": meta.pop("page_number", None),  # 1-based (the loader's "page" is 0-based)
+        "page": meta.pop("page_number", None),
         "text": doc.page_content,
         "metadata": meta,
     }
