@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -87,3 +88,22 @@ def test_upright_call_site_skips_tesseract_on_upright_pages() -> None:
     fixed, notes = _upright(turned, engine)
     assert fixed.rotation == 180 and engine.calls == 1
     assert "osd" in notes[0]
+
+
+# a third-party PDF from a Debian package (libtasn1-doc 4.19.0, installed by scripts/setup.sh)
+LIBTASN1_PDF = Path("/usr/share/doc/libtasn1-doc/libtasn1.pdf")
+
+
+@needs_tesseract
+@pytest.mark.skipif(not LIBTASN1_PDF.exists(), reason="apt-get install libtasn1-doc")
+def test_real_pdf_pages_upright_skip_tesseract_and_turned_ones_are_found() -> None:
+    from minimaxvl_tools.pdf import iter_pdf_pages
+
+    engine = CountingEngine()
+    pages = [p.image.convert("RGB") for p in iter_pdf_pages(LIBTASN1_PDF, pages="3-5", dpi=100) if p.image]
+    assert len(pages) == 3
+    for img in pages:
+        assert detect_rotation(img, engine=engine).angle == 0
+    assert engine.calls == 0  # every upright page answered by the image-only check
+    turned = detect_rotation(pages[0].rotate(-90, expand=True), engine=engine)
+    assert turned.angle == 270 and turned.method == "osd" and engine.calls == 1
