@@ -120,7 +120,7 @@ def run(
 ) -> RAGAnswer:
     """Answer ``question`` over ``paths``; ``mode`` 'auto' uses the endpoint when it is up, else offline.
 
-    ``detect_rotation=False`` skips the per-page orientation check (Tesseract, about a second a page) for
+    ``detect_rotation=False`` skips the per-page orientation check (Tesseract only on suspect pages) for
     documents known to be scanned upright.
     """
     client = client or MiniMaxVLClient()
@@ -146,7 +146,7 @@ def run(
         from minimaxvl_tools import DocumentVQATool
 
         src = hits[0].metadata["source"]
-        cand = sorted({d.metadata["page"] for d in hits if d.metadata["source"] == src})
+        cand = sorted({d.metadata["page_number"] for d in hits if d.metadata["source"] == src})
         tool = DocumentVQATool(client=client, allowed_roots=[Path(src).resolve().parent])
         msg = tool.invoke(
             {
@@ -166,7 +166,7 @@ def run(
             pages_indexed=len(pages),
         )
     line, doc = best_sentence(question, hits)
-    cites = [{"source": doc.metadata["source"], "page": doc.metadata["page"]}] if doc else []
+    cites = [{"source": doc.metadata["source"], "page": doc.metadata["page_number"]}] if doc else []
     engine = f"offline: {doc.metadata.get('engine') if doc else 'local OCR'} + BM25 extractive answer"
     return RAGAnswer(
         question, line or "No answer found.", cites, engine=engine, evidence=line, pages_indexed=len(pages)

@@ -2,8 +2,9 @@
 
 Every number in the table is measured in this run. Raw output goes to ``benchmarks/results/<name>.txt``
 and the combined report (table, raw sections, machine, load, command, wall time) to
-``benchmarks/results/latest.md``. ``--only`` accepts render, overhead, memory, tokens, loader (repeatable or
-comma-separated); ``backpressure`` runs ``benchmarks.backpressure.main()`` when asked for by name.
+``benchmarks/results/latest.md``. ``--only`` accepts render, overhead, memory, tokens, loader, rotation
+(repeatable or comma-separated); ``backpressure`` runs ``benchmarks.backpressure.main()`` when asked for
+by name.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Callable, Sequence
 
 from .common import RESULTS_DIR, BenchResult, Row, format_table, write_result
 
-NAMES = ("render", "overhead", "memory", "tokens", "loader", "workers")
+NAMES = ("render", "overhead", "memory", "tokens", "loader", "workers", "rotation")
 OPTIONAL = ("backpressure",)
 
 
@@ -45,7 +46,7 @@ def _backpressure(quick: bool) -> BenchResult:
 
 def runners() -> dict[str, Callable[[bool], BenchResult]]:
     """Benchmark name -> ``run(quick)``."""
-    from . import loader, memory, overhead, render, tokens, workers
+    from . import loader, memory, overhead, render, rotation, tokens, workers
 
     return {
         "render": render.run,
@@ -54,6 +55,7 @@ def runners() -> dict[str, Callable[[bool], BenchResult]]:
         "tokens": tokens.run,
         "loader": loader.run,
         "workers": workers.run,
+        "rotation": rotation.run,
         "backpressure": _backpressure,
     }
 

@@ -6,8 +6,9 @@ running in a CHILD process (so its CPU is not the client's) with a fixed 1.0 s p
 Each page is one request (``tile=False``; checked with :func:`pages.plan_page`), so the ideal is 32
 pages/s; the ratio is pages / wall time over that. Target >= 0.95.
 
-For information: the same tool with ``fix_rotation=True`` (its default: a Tesseract orientation check per
-page) on fewer pages, and the same number of requests carrying one pre-encoded page image through
+For information: the same tool with ``fix_rotation=True`` (its default: an image-only check per page,
+Tesseract only on suspect pages; see ``benchmarks/rotation.py``) on fewer pages, and the same number of
+requests carrying one pre-encoded page image through
 ``achat`` (transport and test-double cost without any page work).
 
 CPU: :func:`time.process_time` over a synchronous pass without network, per page: render
@@ -200,7 +201,7 @@ def run(
             f"same {pages} requests with a blank 336x336 image (~2 KB: client + test double, no payload): "
             f"wall {floor_wall:.2f} s -> {pages / floor_wall:.2f} req/s "
             f"= {pages / floor_wall / ideal:.3f} of ideal",
-            f"OCRTool with fix_rotation=True (the tool's default: Tesseract OSD per page), {rotation_pages} "
+            f"OCRTool with fix_rotation=True (default: Tesseract on suspect pages), {rotation_pages} "
             f"pages: wall {rot_wall:.2f} s -> {rotation_pages / rot_wall if rot_wall else 0:.2f} pages/s",
             f"client CPU per page over {n} pages (render+plan+encode_page+build_messages): "
             f"{cpu_single * 1000:.1f} ms = " + " + ".join(f"{k} {v * 1000:.1f}" for k, v in stages.items()),

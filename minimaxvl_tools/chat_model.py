@@ -18,6 +18,7 @@ class translates in both directions (see :mod:`minimaxvl_tools.tool_format`):
 from __future__ import annotations
 
 import asyncio
+import difflib
 import json
 import re
 import uuid
@@ -48,6 +49,7 @@ from .client import MiniMaxVLClient, Usage
 from .errors import InvalidInputError
 from .images.encode import EncodedImage
 from .profile import MINIMAX_SYSTEM_PROMPT
+from .settings import Settings
 from .tool_format import (
     InvalidCall,
     ParsedCall,
@@ -305,6 +307,81 @@ def _is_pydantic_v1(schema: Any) -> bool:
     return isinstance(schema, type) and issubclass(schema, V1BaseModel)
 
 
+# ---------------------------------------------------------------------------------------------- arguments
+# Names langchain-openai's ChatOpenAI declares (field name or alias) that mean the same thing here.
+_OPENAI_ALIASES: dict[str, str] = {
+    "model_name": "model",
+    "openai_api_key": "api_key",
+    "openai_api_base": "base_url",
+    "request_timeout": "timeout",
+    "max_completion_tokens": "max_tokens",
+    "stop_sequences": "stop",
+}
+# ChatOpenAI sampling fields vLLM reads as request-body fields: sent through ``extra_body``.
+_BODY_FIELDS = ("top_p", "seed", "presence_penalty", "frequency_penalty", "logit_bias")
+# Other ChatOpenAI options, refused with a reason rather than silently ignored.
+_UNSUPPORTED: dict[str, str] = {
+    "n": "one completion per call is supported (n=1)",
+    "openai_organization": "vLLM has no organizations",
+    "organization": "vLLM has no organizations",
+    "openai_proxy": "give a proxy through the HTTPS_PROXY environment variable",
+    "default_headers": "custom headers are not supported",
+    "default_query": "custom query parameters are not supported",
+    "http_client": "pass a MiniMaxVLClient as client= instead",
+    "http_async_client": "pass a MiniMaxVLClient as client= instead",
+    "logprobs": "log-probabilities are not returned",
+    "top_logprobs": "log-probabilities are not returned",
+    "reasoning_effort": "MiniMax-VL-01 is not a reasoning model",
+    "reasoning": "MiniMax-VL-01 is not a reasoning model",
+    "use_responses_api": "vLLM serves the chat completions API only",
+    "tiktoken_model_name": "token counts come from the MiniMax-VL-01 tokenizer profile",
+}
+
+
+def _normalize_init_args(cls: type[BaseModel], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Constructor arguments with ChatOpenAI aliases mapped; unknown or unsupported names refused.
+
+    ``model_name=``, ``openai_api_key=``, ``openai_api_base=``, ``request_timeout=``,
+    ``max_completion_tokens=`` and ``stop_sequences=`` mean ``model``, ``api_key``, ``base_url``,
+    ``timeout``, ``max_tokens`` and ``stop``; ``top_p``, ``seed``, ``presence_penalty``,
+    ``frequency_penalty``, ``logit_bias`` and ``model_kwargs`` go into ``extra_body``.
+    """
+    out: dict[str, Any] = {}
+    body: dict[str, Any] = {}
+    known = set(cls.model_fields)
+    for key, value in kwargs.items():
+        target = _OPENAI_ALIASES.get(key, key)
+        if target in out:
+            raise InvalidInputError(
+                f"ChatMiniMaxVL got {target!r} twice (as {key!r} and as {target!r}): give it once"
+            )
+        if key in _BODY_FIELDS:
+            if value is not None:
+                body[key] = value
+        elif key == "model_kwargs":
+            if not isinstance(value, Mapping):
+                raise InvalidInputError("model_kwargs must be a dict of request-body fields")
+            body.update(value)
+        elif key == "n" and value in (None, 1):
+            continue
+        elif key in _UNSUPPORTED and target not in known:
+            raise InvalidInputError(f"ChatMiniMaxVL does not support {key}=: {_UNSUPPORTED[key]}")
+        elif target not in known:
+            close = difflib.get_close_matches(key, sorted(known | set(_OPENAI_ALIASES)), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise InvalidInputError(
+                f"ChatMiniMaxVL got an unknown argument {key!r}{hint} (vLLM request fields go in "
+                "extra_body={...})"
+            )
+        else:
+            out[target] = value
+    if body:
+        merged = dict(body)
+        merged.update(out.get("extra_body") or {})
+        out["extra_body"] = merged
+    return out
+
+
 # ---------------------------------------------------------------------------------------------- model
 class ChatMiniMaxVL(BaseChatModel):
     """MiniMax-VL-01 on vLLM as a LangChain chat model, with the model's native tool-call format.
@@ -321,9 +398,16 @@ class ChatMiniMaxVL(BaseChatModel):
     ``tools`` with ``tool_choice="none"`` so vLLM's chat template renders its ``function_setting`` turns.
     ``quote_tool_results`` wraps tool results as quoted document data (True: every tool; a collection of
     names: only those tools; False: none), so OCR output and text layers are never read as instructions.
+
+    ``base_url``, ``model`` and ``api_key`` not given are read at construction from ``client`` when given,
+    else from the ``MINIMAXVL_*`` environment. The names langchain-openai's ``ChatOpenAI`` uses are
+    accepted (``model_name``, ``openai_api_key``, ``openai_api_base``, ``request_timeout``,
+    ``max_completion_tokens``, ``stop_sequences``, ``streaming``; ``top_p``, ``seed``, penalties and
+    ``model_kwargs`` go into ``extra_body``); any other unknown argument raises
+    :class:`~minimaxvl_tools.errors.InvalidInputError`.
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)
+    model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True, extra="forbid")
 
     client: Any = Field(default=None, exclude=True)
     """A :class:`MiniMaxVLClient`; built lazily from the fields below when None."""
@@ -347,8 +431,28 @@ class ChatMiniMaxVL(BaseChatModel):
     quote_tool_results: bool | list[str] = True
     extra_body: dict[str, Any] | None = None
     """Extra vLLM request fields (``top_p``, ``repetition_penalty``, ``stop_token_ids`` ...)."""
+    streaming: bool = False
+    """``invoke`` streams internally (as ``ChatOpenAI(streaming=True)``), so callbacks see each token."""
 
     _client: MiniMaxVLClient | None = PrivateAttr(default=None)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**_normalize_init_args(type(self), kwargs))
+
+    @model_validator(mode="after")
+    def _endpoint_from_env(self) -> ChatMiniMaxVL:
+        """Fill ``base_url`` / ``model`` / ``api_key`` from the client or ``MINIMAXVL_*`` at construction."""
+        if self.base_url and self.model and self.api_key is not None:
+            return self
+        settings = self.client.settings if self.client is not None else Settings.from_env()
+        if not self.base_url:
+            self.base_url = settings.endpoints[0]
+        if not self.model:
+            self.model = settings.model
+        if self.api_key is None:
+            key = settings.api_key
+            self.api_key = key if isinstance(key, SecretStr) else SecretStr(str(key))
+        return self
 
     # ------------------------------------------------------------------ identity
     @property

@@ -113,10 +113,9 @@ def _cause(exc: BaseException) -> BaseException:
 
 # ---------------------------------------------------------------------------------------------- output
 class Progress:
-    """A tiny stderr progress bar: ``\\r[####    ] 12/40 pages`` on a TTY, plain periodic lines otherwise.
-
-    Written here because tqdm is not a dependency; plain lines (about every 10% or 5 s) keep logs of
-    non-interactive runs (CI, nohup) readable instead of filling them with carriage returns.
+    """Progress on stderr with rate and ETA: a tqdm bar on a TTY; without one, a plain line at every 10% of
+    the total and at the end (``minimaxvl: 12/40 pages (30%), 3.10 pages/s, ETA 9s``), so logs of
+    non-interactive runs (CI, nohup) stay short and regular (tqdm redraws with carriage returns).
     """
 
     def __init__(
@@ -125,53 +124,98 @@ class Progress:
         *,
         label: str = "pages",
         stream: TextIO | None = None,
-        width: int = 24,
         enabled: bool = True,
-        interval: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.total = max(0, total)
         self.done = 0
         self.label = label
         self.stream = stream if stream is not None else sys.stderr
-        self.width = width
         self.enabled = enabled
-        self.interval = interval
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self._last_line = -1.0
-        self._last_step = -1
+        self._clock = clock
+        self._start = clock()
+        self._last_step = 0
+        self._bar: Any = None
+        if enabled and self.tty:
+            from tqdm import tqdm
 
-    def bar(self) -> str:
-        """The bar text for the current count, e.g. ``[####    ] 12/40 pages``."""
-        total = max(self.total, self.done, 1)
-        filled = round(self.width * self.done / total)
-        shown = max(self.total, self.done)
-        return f"[{'#' * filled}{' ' * (self.width - filled)}] {self.done}/{shown} {self.label}"
+            self._bar = tqdm(total=self.total, unit=f" {label}", file=self.stream, ncols=100, leave=True)
+
+    def rate(self) -> float:
+        """Items finished per second since the bar was made (0 before the first one)."""
+        elapsed = self._clock() - self._start
+        return self.done / elapsed if self.done and elapsed > 0 else 0.0
+
+    def eta(self) -> str:
+        """Time left at the current rate, e.g. ``1m05s``; ``?`` before the first item, ``0s`` when done."""
+        left = max(self.total - self.done, 0)
+        if not left:
+            return "0s"
+        rate = self.rate()
+        if rate <= 0:
+            return "?"
+        secs = round(left / rate)
+        if secs >= 3600:
+            return f"{secs // 3600}h{secs % 3600 // 60:02d}m"
+        return f"{secs // 60}m{secs % 60:02d}s" if secs >= 60 else f"{secs}s"
+
+    def _stats(self) -> str:
+        return f"{self.rate():.2f} {self.label}/s, ETA {self.eta()}"
 
     def update(self, n: int = 1) -> None:
-        """Count ``n`` more finished items and redraw (TTY) or maybe print a line (not a TTY)."""
+        """Count ``n`` more finished items: advance the bar (TTY) or print a line at each 10% step."""
         self.done += n
         if not self.enabled:
             return
-        if self.tty:
-            self.stream.write("\r" + self.bar())
-            self.stream.flush()
+        if self._bar is not None:
+            self._bar.update(n)
             return
         step = (10 * self.done) // max(self.total, 1)
-        now = time.monotonic()
-        if step != self._last_step or now - self._last_line >= self.interval or self.done == self.total:
-            self._last_step, self._last_line = step, now
-            self.stream.write(f"{PROG}: {self.done}/{max(self.total, self.done)} {self.label}\n")
+        if step > self._last_step or self.done == self.total:
+            self._last_step = step
+            shown = max(self.total, self.done)
+            pct = 100 * self.done // max(shown, 1)
+            self.stream.write(f"{PROG}: {self.done}/{shown} {self.label} ({pct}%), {self._stats()}\n")
             self.stream.flush()
 
     def close(self) -> None:
-        """End the bar's line on a TTY."""
-        if self.enabled and self.tty and self.done:
-            self.stream.write("\n")
-            self.stream.flush()
+        """Finish the bar on a TTY (its last state stays on screen)."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+_json_emitted: list[bool] = [False]  # whether this main() call printed its JSON document yet
 
 
 def _emit_json(data: Any, out: IO[str] | None = None) -> None:
     (out or sys.stdout).write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    _json_emitted[0] = True
+
+
+def _json_error(message: str, code: int, kind: str) -> None:
+    """With ``--json``, the one JSON document on stdout for a failed command (unless one was printed)."""
+    if not _json_emitted[0]:
+        _emit_json({"error": {"type": kind, "message": message, "exit_code": code}})
+
+
+class _UsageError(SystemExit):
+    """argparse's usage error, keeping its message for the ``--json`` error document."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(EXIT_USAGE)
+        self.message = message
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """ArgumentParser whose usage errors keep their message (printed to stderr as usual)."""
+
+    def error(self, message: str) -> Any:
+        self.print_usage(sys.stderr)
+        text = f"{self.prog}: error: {message}"
+        sys.stderr.write(text + "\n")
+        raise _UsageError(text)
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -348,7 +392,11 @@ def cmd_chart(args: argparse.Namespace) -> int:
     elif args.csv:
         sys.stdout.write(data.to_csv().rstrip("\n") + "\n")
     elif args.markdown:
-        print(data.to_markdown())
+        table = [line for line in data.to_markdown().splitlines() if line.startswith("|")]
+        if table:
+            print("\n".join(table))
+        else:
+            print(f"{PROG}: warning: {_show_source(args.source)}: no data series read", file=sys.stderr)
     else:
         print(content)
     return EXIT_OK
@@ -444,9 +492,10 @@ class _Manifest:
 
 def _page_record(doc: Any) -> dict[str, Any]:
     meta = dict(doc.metadata)
+    meta.pop("page", None)  # the loader's 0-based index; records number pages from 1
     return {
         "source": meta.pop("source", None),
-        "page": meta.pop("page", None),
+        "page": meta.pop("page_number", None),
         "text": doc.page_content,
         "metadata": meta,
     }
@@ -676,12 +725,25 @@ def cmd_health(args: argparse.Namespace) -> int:
     ok = status.ok and status.model_served
     if args.json:
         _emit_json({**status.model_dump(mode="json"), "model": model, "healthy": ok})
-    elif ok:
-        print(f"ok: {status.base_url} serves {model} (max_model_len {status.max_model_len})")
+        return EXIT_OK if ok else EXIT_SERVER
+    dead = [e for e in status.endpoints if not (e.ok and e.model_served)]
+    if ok:
+        line = f"ok: {status.base_url} serves {model} (max_model_len {status.max_model_len})"
+        if status.endpoints:
+            up = len(status.endpoints) - len(dead)
+            line = f"ok: {model} served by {up} of {len(status.endpoints)} replicas "
+            line += f"(max_model_len {status.max_model_len})"
+        print(line)
     else:
         print(f"{PROG}: error: {status.base_url}: unhealthy: {status.error}", file=sys.stderr)
         if status.models:
             print(f"served models: {', '.join(status.models)}", file=sys.stderr)
+    for e in status.endpoints:
+        state = "up" if e.ok and e.model_served else "DOWN"
+        why = "" if state == "up" else f": {e.error or 'does not serve ' + model}"
+        print(f"  {state:<4} {e.base_url}{why}", file=sys.stdout if ok and state == "up" else sys.stderr)
+    if ok and dead:
+        print(f"{PROG}: warning: {len(dead)} replica(s) down (listed above)", file=sys.stderr)
     return EXIT_OK if ok else EXIT_SERVER
 
 
@@ -746,27 +808,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return EXIT_USAGE
     if args.dry_run:
         return serve.launch(plan, dry_run=True, force=args.force, echo=print)
-    code = serve.launch(plan, force=args.force, echo=lambda s: print(s, file=sys.stderr))
-    if code == EXIT_USAGE and not args.force:
-        print(f"{PROG}: error: serve: a check failed (above); fix it, or pass --force", file=sys.stderr)
-    return code
+    return serve.launch(
+        plan, force=args.force, force_option="--force", echo=lambda s: print(s, file=sys.stderr)
+    )
 
 
 # ---------------------------------------------------------------------------------------------- parser
 def _add_output(p: argparse.ArgumentParser, suppress: bool) -> None:
-    """--json/-v/--quiet, accepted before and after the subcommand.
+    """--json/-v, accepted before and after the subcommand.
 
     On subparsers they store under ``*_sub`` names, merged in :func:`main`, so that a subparser's
-    defaults never reset a value given before the subcommand.
+    defaults never reset a value given before the subcommand. ``--quiet`` is added only to the commands
+    that draw a progress bar (``ocr``, ``ingest``).
     """
     sfx = "_sub" if suppress else ""
     p.add_argument(
-        "--json", action="store_true", dest="json" + sfx, help="machine output: one JSON document on stdout"
+        "--json",
+        action="store_true",
+        dest="json" + sfx,
+        help="machine output: one JSON document on stdout (errors too)",
     )
     p.add_argument(
         "-v", "--verbose", action="count", default=0, dest="verbose" + sfx, help="log to stderr (-vv debug)"
     )
-    p.add_argument("--quiet", action="store_true", dest="quiet" + sfx, help="no progress bar")
+
+
+def _add_quiet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
 
 
 def _add_client(p: argparse.ArgumentParser) -> None:
@@ -824,9 +892,14 @@ def _eval_module() -> tuple[Any | None, str]:
     return eval_cli, ""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``minimaxvl`` argument parser (subcommands, options, exit codes in the epilog)."""
-    parser = argparse.ArgumentParser(
+def build_parser(*, load_eval: bool = True) -> argparse.ArgumentParser:
+    """The ``minimaxvl`` argument parser (subcommands, options, exit codes in the epilog).
+
+    ``load_eval=False`` leaves :mod:`minimaxvl_tools.eval.cli` (which imports every tool) unimported and
+    registers ``eval`` as a placeholder: :func:`main` does so unless the command line names ``eval``,
+    which keeps ``--help`` and the other commands fast to start.
+    """
+    parser = _ArgumentParser(
         prog=PROG,
         description="MiniMax-VL-01 tools from the shell: OCR, document QA, charts, diagrams, batch "
         "ingest, cost planning and the vLLM server.",
@@ -835,7 +908,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     _add_output(parser, suppress=False)
-    out_parent = argparse.ArgumentParser(add_help=False)
+    out_parent = _ArgumentParser(add_help=False)
     _add_output(out_parent, suppress=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -865,6 +938,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add("ocr", "transcribe an image or PDF (markdown, or plain text)", cmd_ocr)
+    _add_quiet(p)
     p.add_argument("source", help="image or PDF (path, or URL with --allow-urls)")
     p.add_argument("--pages", help="page range, e.g. 1-3,5 (default: all)")
     p.add_argument("--plain", action="store_true", help="plain text instead of markdown")
@@ -873,21 +947,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("ask", "answer a question about a document (answer, pages, evidence)", cmd_ask)
     p.add_argument("sources", nargs="+", metavar="SOURCE", help="a document, or several files as its pages")
-    p.add_argument("-q", "--question", required=True)
+    p.add_argument("-q", "--question", required=True, help="the question to answer from the document")
     p.add_argument("--pages", help="page range to search")
     p.add_argument("--short", action="store_true", help="the exact words from the document only")
 
     p = add("chart", "extract a chart's data as a table, optionally answering a question", cmd_chart)
-    p.add_argument("source")
-    p.add_argument("-q", "--question")
+    p.add_argument("source", help="chart image or PDF (path, or URL with --allow-urls)")
+    p.add_argument("-q", "--question", help="a question to answer from the chart's data (optional)")
     p.add_argument("--pages", help="PDF page(s) holding the chart (default: 1)")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--csv", action="store_true", help="print the data as CSV")
-    fmt.add_argument("--markdown", action="store_true", help="print the data as a markdown table")
+    fmt.add_argument("--markdown", action="store_true", help="print only the data as a markdown table")
 
     p = add("diagram", "reason over a diagram (science figure, flowchart, ...)", cmd_diagram)
-    p.add_argument("source")
-    p.add_argument("-q", "--question", required=True)
+    p.add_argument("source", help="diagram image or PDF (path, or URL with --allow-urls)")
+    p.add_argument("-q", "--question", required=True, help="the question about the diagram")
     p.add_argument(
         "--option",
         action="append",
@@ -896,9 +970,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = add("ingest", "PDFs/images -> JSONL or markdown per document (cached, resumable)", cmd_ingest)
-    p.add_argument("inputs", nargs="+", metavar="FOLDER_OR_FILE")
+    _add_quiet(p)
+    p.add_argument(
+        "inputs", nargs="+", metavar="FOLDER_OR_FILE", help="folders (searched) and files to ingest"
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--format", choices=["jsonl", "markdown"], default="jsonl")
+    p.add_argument(
+        "--format",
+        choices=["jsonl", "markdown"],
+        default="jsonl",
+        help="one JSONL record per page, or one markdown file per document (default: jsonl)",
+    )
     _add_workers(p)
     p.add_argument(
         "--mode",
@@ -929,7 +1011,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_plan,
         client=False,
     )
-    p.add_argument("sources", nargs="+", metavar="SOURCE")
+    p.add_argument("sources", nargs="+", metavar="SOURCE", help="images or PDFs to plan")
     p.add_argument("--pages", help="page range (applies to every source)")
     p.add_argument("--dpi", type=int, default=200, help="PDF rendering resolution (default: 200)")
 
@@ -947,19 +1029,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto (bf16 when it fits, else experts_int8), none, experts_int8, ...",
     )
     p.add_argument("--max-model-len", type=int, help="context length (default: fits the images)")
-    p.add_argument("--images-per-prompt", type=int, default=4)
-    p.add_argument("--gpu-memory-utilization", type=float, default=0.9)
-    p.add_argument("--max-num-seqs", type=int)
-    p.add_argument("--enforce-eager", action="store_true")
+    p.add_argument(
+        "--images-per-prompt", type=int, default=4, help="images one request may carry (default: 4)"
+    )
+    p.add_argument(
+        "--gpu-memory-utilization",
+        type=float,
+        default=0.9,
+        help="share of each GPU's memory vLLM may use (default: 0.9)",
+    )
+    p.add_argument("--max-num-seqs", type=int, help="requests vLLM runs at once (default: vLLM's)")
+    p.add_argument("--enforce-eager", action="store_true", help="no CUDA graphs (less memory, slower)")
     p.add_argument(
         "--structured-outputs-compact",
         action="store_true",
         help="xgrammar with disable_any_whitespace (vLLM >= 0.11)",
     )
     p.add_argument("--model", help="model to serve (default: MiniMaxAI/MiniMax-VL-01)")
-    p.add_argument("--served-model-name")
-    p.add_argument("--host")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--served-model-name", help="name the server answers to (default: the model)")
+    p.add_argument("--host", help="address to listen on (default: vLLM's)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
     p.add_argument(
         "--vllm-executable",
         help="how to run vLLM's CLI (default: vllm), e.g. 'python3 -m vllm.entrypoints.cli.main'",
@@ -968,12 +1057,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="launch even when a check fails")
     p.add_argument("vllm_args", nargs=argparse.REMAINDER, help="after --: extra arguments for vllm serve")
 
-    eval_cli, reason = _eval_module()
+    eval_cli, reason = _eval_module() if load_eval else (None, "")
     # no shared parents here: eval's configure_parser adds options of its own, and an option clash must
     # not touch the action objects the other subcommands share
     p = sub.add_parser(
         "eval",
-        help="score the model on a dataset" + ("" if eval_cli else " (unavailable)"),
+        help="score the model on a dataset" + ("" if eval_cli or not load_eval else " (unavailable)"),
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -989,6 +1078,8 @@ def build_parser() -> argparse.ArgumentParser:
     if eval_cli is None:
         p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
         p.set_defaults(func=lambda _a: _unavailable("eval", reason))
+    if not load_eval:
+        p.description = "score the model on a dataset (minimaxvl eval --help lists its options)"
     return parser
 
 
@@ -1020,16 +1111,33 @@ def _logging(verbosity: int) -> Iterator[None]:
         pkg.setLevel(old_level)
 
 
+def _preflight(args: argparse.Namespace) -> None:
+    """Checks that fail a command before any work: ``--mode local`` needs the Tesseract binary."""
+    if getattr(args, "mode", None) == "local":
+        from .local_ocr import LocalOCREngine
+
+        if not LocalOCREngine.available():
+            raise CLIError(
+                f"{args.command} --mode local: Tesseract is not installed (no tesseract binary on PATH): "
+                "install it (apt-get install tesseract-ocr) or use --mode vlm / --mode auto"
+            )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``minimaxvl`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
-    parser = build_parser()
     args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(load_eval="eval" in args_list)
+    _json_emitted[0] = False
     try:
         args = parser.parse_args(args_list)
-    except SystemExit as e:  # --help/--version exit 0, usage errors 2
+    except _UsageError as e:
+        if "--json" in args_list:
+            _json_error(e.message, EXIT_USAGE, "UsageError")
+        return EXIT_USAGE
+    except SystemExit as e:  # --help/--version exit 0
         return int(e.code or 0) if not isinstance(e.code, str) else EXIT_USAGE
     args.json = bool(args.json or getattr(args, "json_sub", False))
-    args.quiet = bool(args.quiet or getattr(args, "quiet_sub", False))
+    args.quiet = bool(getattr(args, "quiet", False))
     args.verbose = int(args.verbose) + int(getattr(args, "verbose_sub", 0) or 0)
     if getattr(args, "vllm_args", None) and args.vllm_args[0] == "--":
         args.vllm_args = args.vllm_args[1:]
@@ -1039,17 +1147,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         with _logging(args.verbose):
+            _preflight(args)
             return int(func(args) or 0)
     except CLIError as e:
         from .errors import redact_url
 
         print(f"{PROG}: error: {redact_url(str(e))}", file=sys.stderr)
+        if args.json:
+            _json_error(
+                redact_url(str(e)), e.code, type(_cause(e.__cause__)).__name__ if e.__cause__ else "CLIError"
+            )
         return e.code
     except MiniMaxVLError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
+        if args.json:
+            _json_error(str(e), exit_code_for(e), type(e).__name__)
         return exit_code_for(e)
     except KeyboardInterrupt:
         print(f"\n{PROG}: interrupted", file=sys.stderr)
+        if args.json:
+            _json_error("interrupted", EXIT_INTERRUPTED, "KeyboardInterrupt")
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # e.g. `minimaxvl ocr x.pdf | head`
         with contextlib.suppress(Exception):

@@ -100,13 +100,43 @@ class PageCache:
         os.replace(tmp, p)
 
 
+def _page_keys(path: Path, number: int, count: int) -> dict[str, Any]:
+    """LangChain's PDF-loader page keys (``PyPDFLoader``): ``source``, 0-based ``page``, ``page_label``,
+    ``total_pages``; plus ``page_number``, the 1-based number people, citations and ``pages=`` use."""
+    return {
+        "source": str(path),
+        "page": number - 1,
+        "page_label": str(number),
+        "page_number": number,
+        "total_pages": count,
+    }
+
+
+def _no_none(meta: dict[str, Any]) -> dict[str, Any]:
+    """``meta`` without None values: vector stores such as Chroma refuse them, so absent means unset."""
+    return {k: v for k, v in meta.items() if v is not None}
+
+
 class MiniMaxVLDocumentLoader(BaseLoader):
-    """Load files or folders of PDFs and images as one ``Document`` per page (lazy, cached, resumable)."""
+    """Load files or folders of PDFs and images as one ``Document`` per page (lazy, cached, resumable).
+
+    ``file_path`` (as LangChain's PDF loaders name it) or ``paths``: one file or folder, or a list.
+
+    Page metadata follows LangChain's PDF loaders (``PyPDFLoader``, ``PyMuPDFLoader``): ``source`` (the
+    file), ``page`` (**0-based** index), ``page_label`` (the page number as text) and ``total_pages``,
+    plus ``page_number`` (1-based, as the tools' ``pages=`` and citations count), ``status`` (``ok``,
+    ``blank``, ``fallback``, ``failed``), ``engine``, ``extraction``, ``image_tokens``, ``requests``,
+    ``crops``, ``rotation`` (the PDF's own), ``rotation_corrected``, ``cached``, and when they apply
+    ``error`` and ``fallback``. A key that does not apply is left out, never None (vector stores such as
+    Chroma refuse None values). A file that cannot be opened yields one ``failed`` Document with
+    ``source`` and ``error`` but no page keys.
+    """
 
     def __init__(
         self,
-        paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+        paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
         *,
+        file_path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
         mode: LoaderMode = "auto",
         client: Any | None = None,
         pages: str | Sequence[int] | None = None,
@@ -129,6 +159,14 @@ class MiniMaxVLDocumentLoader(BaseLoader):
     ) -> None:
         if mode not in ("vlm", "text-layer", "auto", "local"):
             raise InvalidInputError(f"mode {mode!r} is not one of 'vlm', 'text-layer', 'auto', 'local'")
+        if (paths is None) == (file_path is None):
+            raise InvalidInputError(
+                "give the documents as file_path= (or paths=): one file or folder, or a list of them"
+                if paths is None
+                else "give either paths or file_path, not both"
+            )
+        paths = paths if paths is not None else file_path
+        assert paths is not None
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
         self.paths = [Path(p) for p in paths]
@@ -440,9 +478,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
 
     def _document(self, path: Path, page: Any, rec: dict[str, Any], cached: bool) -> Document:
         meta: dict[str, Any] = {
-            "source": str(path),
-            "page": page.number,
-            "page_count": page.page_count,
+            **_page_keys(path, page.number, page.page_count),
             "engine": rec.get("engine"),
             "extraction": rec.get("extraction"),
             "status": rec.get("status"),
@@ -458,7 +494,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
             meta["fallback"] = rec["fallback"]
         if getattr(page, "warnings", None):  # e.g. rendered at a lower dpi to stay under max_pixels
             meta["render_note"] = "; ".join(page.warnings)
-        return Document(page_content=rec.get("content", "") or "", metadata=meta)
+        return Document(page_content=rec.get("content", "") or "", metadata=_no_none(meta))
 
     def _account(self, rec: dict[str, Any], cached: bool) -> None:
         s = self.stats
@@ -490,10 +526,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
             page_content="",
             metadata={
                 "source": str(path),
-                "page": None,
-                "page_count": None,
                 "status": "failed",
-                "engine": None,
                 "extraction": "none",
                 "error": f"{type(error).__name__}: {error}",
                 "cached": False,

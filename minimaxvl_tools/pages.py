@@ -750,17 +750,21 @@ def _blank(page: PageImage) -> bool:
     return bool(is_blank(page.pixels()).blank)
 
 
-def _upright(page: PageImage, engine: LocalOCREngine | None) -> tuple[PageImage, list[str]]:
-    """``page`` turned upright by :func:`~.images.quality.detect_rotation` (Tesseract OSD when installed).
+def _upright(
+    page: PageImage, engine: LocalOCREngine | None, *, precheck: bool = True
+) -> tuple[PageImage, list[str]]:
+    """``page`` turned upright by :func:`~.images.quality.detect_rotation`.
 
-    Why: a sideways or upside-down scan is read far worse by the model. The returned copy's ``rotation``
+    Its image-only pre-check answers pages it finds upright; only suspect pages cost a Tesseract OSD run
+    (when installed); ``precheck=False`` asks Tesseract about every page. Why: a sideways or upside-down
+    scan is read far worse by the model. The returned copy's ``rotation``
     adds the clockwise correction to the page's own (PDF ``/Rotate``) rotation; the caller's page is left
     untouched. Detection errors never stop the page: it is sent as it is, with a warning.
     """
     from .images.quality import correct_rotation, detect_rotation
 
     try:
-        chk = detect_rotation(page.pixels(), engine=engine)
+        chk = detect_rotation(page.pixels(), engine=engine, precheck=precheck)
     except InvalidInputError:
         raise
     except MiniMaxVLError as e:  # e.g. Tesseract crashed: send the page as it is

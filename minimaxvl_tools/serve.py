@@ -780,6 +780,7 @@ def launch(
     force: bool = False,
     inspect: Inspect | None = None,
     echo: Callable[[str], None] = print,
+    force_option: str = "force=True",
 ) -> int:
     """Print, check and run the server for ``plan``; returns the exit code.
 
@@ -787,7 +788,8 @@ def launch(
     comments, runs nothing and returns 0. Otherwise an error-level check stops the launch (exit 2) unless
     ``force``; vLLM then runs in the foreground with ``plan.env`` added to the environment (127 when the
     ``vllm`` executable is missing, 130 on Ctrl-C). On several nodes this starts only the head's server:
-    the Ray cluster must be up (see :func:`render_multinode`).
+    the Ray cluster must be up (see :func:`render_multinode`). ``force_option`` is how the refusal names
+    the override (the CLI passes ``--force``).
     """
     argv = build_command(plan)
     checks = run_checks(plan, inspect) if check else []
@@ -801,7 +803,7 @@ def launch(
             echo(str(c))
     errors = failed(checks)
     if errors and not force:
-        echo(f"refusing to launch: {len(errors)} check(s) failed at error level (force=True overrides)")
+        echo(f"refusing to launch: {len(errors)} check(s) failed at error level ({force_option} overrides)")
         return 2
     echo(format_command(argv, plan.env))
     try:

@@ -1,6 +1,5 @@
-"""Shared test configuration: the LocalVLLMServer fixtures (``vllm_server``, ``vllm_server_session``)."""
-
-pytest_plugins = ["minimaxvl_tools.testing.pytest_plugin"]
+"""Shared test configuration. The LocalVLLMServer fixtures (``vllm_server``, ``vllm_server_session``) come
+from the package's pytest plugin, registered by the ``pytest11`` entry point when it is installed."""
 
 
 def pytest_configure(config: object) -> None:

@@ -5,9 +5,9 @@ text; a page scanned sideways or upside down is read far worse than an upright o
 catch locally before a request is planned.
 
 How: every check works on a small grayscale copy of the page (a few hundred pixels on the long side),
-so it costs milliseconds; only the 0-vs-180 (and 90-vs-270) decision of :func:`detect_rotation` may
-start Tesseract (OSD when its ``osd`` data is installed, else two small OCR runs), and only when the
-caller allows it.
+so it costs milliseconds; only a page that :func:`detect_rotation`'s image-only check does not find
+upright may start Tesseract (OSD when its ``osd`` data is installed, else two small OCR runs), and only
+when the caller allows it.
 """
 
 from __future__ import annotations
@@ -420,11 +420,18 @@ def detect_rotation(
     engine: LocalOCREngine | None = None,
     use_ocr: bool = True,
     use_osd: bool = True,
+    precheck: bool = True,
+    upright_confidence: float = 0.5,
     min_confidence: float = 0.15,
     size: int = 512,
     ocr_long_side: int = 800,
 ) -> RotationCheck:
     """Find the clockwise rotation (0/90/180/270) that makes a scanned page upright.
+
+    With ``precheck`` (the default) the image-only check runs first (tens of milliseconds) and a page it
+    finds upright with confidence >= ``upright_confidence`` is answered without Tesseract; only suspect
+    pages (turned, unsure, or without text lines) go on to OSD / OCR, which costs about a second of CPU
+    per page. ``precheck=False`` asks Tesseract about every page.
 
     Steps, cheapest first:
 
@@ -446,6 +453,8 @@ def detect_rotation(
         engine=engine,
         use_ocr=use_ocr,
         use_osd=use_osd,
+        precheck=precheck,
+        upright_confidence=upright_confidence,
         size=size,
         ocr_long_side=ocr_long_side,
     )
@@ -460,6 +469,8 @@ def _detect_rotation(
     engine: LocalOCREngine | None,
     use_ocr: bool,
     use_osd: bool,
+    precheck: bool,
+    upright_confidence: float,
     size: int,
     ocr_long_side: int,
 ) -> RotationCheck:
@@ -473,6 +484,11 @@ def _detect_rotation(
 
     if use_ocr and engine is None and LocalOCREngine.available():
         engine = LocalOCREngine()
+    layout: RotationCheck | None = None
+    if use_ocr and engine is not None and precheck:
+        layout = _layout_check(image, mask, horizontal, candidates, axis_conf, size)
+        if layout.angle == 0 and layout.confidence >= upright_confidence:
+            return layout  # confidently upright: no Tesseract run for this page
     if use_ocr and engine is not None:
         try:
             osd = engine.orientation_details(image) if use_osd and engine.osd_available() else None
@@ -496,7 +512,21 @@ def _detect_rotation(
             return RotationCheck(best, round(axis_conf * min(1.0, 0.3 + margin), 3), "projection+ocr")
         except LocalOCRError:
             pass  # fall through to the image-only heuristic
-    # image only: rotate the mask so candidate[0] is upright, then read ascender/descender asymmetry
+    if layout is not None:
+        return layout
+    return _layout_check(image, mask, horizontal, candidates, axis_conf, size)
+
+
+def _layout_check(
+    image: Image.Image,
+    mask: np.ndarray,
+    horizontal: bool,
+    candidates: tuple[int, int],
+    axis_conf: float,
+    size: int,
+) -> RotationCheck:
+    """Image-only direction along the text-line axis, from the ascender/descender asymmetry."""
+    # rotate the mask so candidate[0] is upright, then read ascender/descender asymmetry
     upright = mask if horizontal else np.rot90(mask, k=-1)  # k=-1: 90 degrees clockwise
     # ~1024 px so that ascenders and descenders are a few pixels tall. (A median filter against scan noise
     # was tried and rejected: it erases the 1-px ascender stems of small text and then answers wrongly.)

@@ -131,7 +131,7 @@ def test_loader_fails_only_the_page_that_cannot_fit_the_cap(
     policy = InputPolicy(allowed_roots=[tmp_path], max_pixels=200)  # the letter pages fit at ~1 dpi
     common: dict[str, Any] = {"mode": "vlm", "use_cache": False, "detect_rotation": False, "policy": policy}
     docs = MiniMaxVLDocumentLoader([pdf], client=_client(vllm_server), fallbacks=(), **common).load()
-    assert [d.metadata["page"] for d in docs] == [1, 2, 3]
+    assert [d.metadata["page_number"] for d in docs] == [1, 2, 3]
     assert docs[1].metadata["status"] == "failed" and "ImageTooLargeError" in docs[1].metadata["error"]
     assert docs[0].metadata["status"] != "failed" and docs[2].metadata["status"] != "failed"
     docs = MiniMaxVLDocumentLoader(

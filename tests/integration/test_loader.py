@@ -143,14 +143,16 @@ def test_vlm_mode_scripted_markdown_and_metadata(vllm_server: LocalVLLMServer, t
     ld = loader(pdf, tmp_path, mode="vlm", client=client_for(vllm_server))
     docs = ld.load()
 
-    assert [d.metadata["page"] for d in docs] == [1, 2, 3]
+    assert [d.metadata["page_number"] for d in docs] == [1, 2, 3]
     for n, d in enumerate(docs, start=1):
         assert d.page_content == f"# Page {n}\n\nScripted **text** of page {n}."
         m = d.metadata
         assert m["source"] == str(pdf)
-        assert m["page_count"] == 3
+        assert m["total_pages"] == 3
         assert m["engine"] == "minimax-vl-01"
-        assert (m["extraction"], m["status"], m["error"]) == ("ocr", "ok", None)
+        assert (m["extraction"], m["status"], m.get("error")) == ("ocr", "ok", None)
+        assert "error" not in m and None not in m.values()  # vector stores refuse None values
+        assert (m["page"], m["page_label"]) == (n - 1, str(n))  # LangChain PDF loaders: 0-based page
         assert (m["requests"], m["crops"], m["cached"]) == (1, 0, False)
     # the image tokens we report are the ones the server counted for the images it received
     served = {page_of(b): vllm_server.count_prompt(b["messages"])[1] for b in vllm_server.requests}
@@ -174,7 +176,7 @@ def test_text_layer_mode_reads_born_digital_pdf_without_the_model(
 ) -> None:
     ld = loader(SAMPLES / "born_digital.pdf", tmp_path, mode="text-layer", client=client_for(vllm_server))
     docs = ld.load()
-    assert [d.metadata["page"] for d in docs] == [1, 2]
+    assert [d.metadata["page_number"] for d in docs] == [1, 2]
     assert "Maintenance report" in docs[0].page_content
     assert "312 days" in docs[0].page_content
     assert {d.metadata["extraction"] for d in docs} == {"text-layer"}
@@ -314,7 +316,7 @@ def test_lazy_load_one_page_at_a_time_when_max_concurrency_is_1(
     docs = ld.load()
     assert vllm_server.max_running == 1
     assert requested_pages(vllm_server) == [1, 2, 3, 4, 5, 6]  # strictly in order
-    assert [d.metadata["page"] for d in docs] == [1, 1, 1, 2, 1, 1]
+    assert [d.metadata["page_number"] for d in docs] == [1, 1, 1, 2, 1, 1]
 
 
 def test_lazy_load_break_keeps_pages_finished_in_flight(
@@ -324,7 +326,7 @@ def test_lazy_load_break_keeps_pages_finished_in_flight(
     vllm_server.set_responder(markdown_responder(delay=lambda n: 0.6 if n == 1 else 0.0))
     client = client_for(vllm_server, max_concurrency=3)
     for d in loader(scans, tmp_path, mode="vlm", client=client).lazy_load():
-        assert d.metadata["page"] == 1
+        assert d.metadata["page_number"] == 1
         break
     assert sorted(requested_pages(vllm_server)) == [1, 2, 3]  # window of 3: pages 4, 5 never started
 
@@ -430,7 +432,7 @@ async def test_alazy_load_keeps_page_order_and_bounds_concurrency(
     vllm_server.set_responder(markdown_responder(delay=lambda n: 0.05 * (6 - n)))
     ld = loader(scans, tmp_path, mode="vlm", client=client_for(vllm_server, max_concurrency=2))
     docs = [d async for d in ld.alazy_load()]
-    assert [d.metadata["page"] for d in docs] == [1, 2, 3, 4, 5]
+    assert [d.metadata["page_number"] for d in docs] == [1, 2, 3, 4, 5]
     assert [d.page_content.splitlines()[0] for d in docs] == [f"# Page {n}" for n in range(1, 6)]
     assert vllm_server.max_running == 2  # concurrent, and never more than max_concurrency
     assert sorted(requested_pages(vllm_server)) == [1, 2, 3, 4, 5]
@@ -484,7 +486,7 @@ def test_resume_after_keyboard_interrupt(vllm_server: LocalVLLMServer, scans: Pa
     client = client_for(vllm_server, max_concurrency=1)
     with pytest.raises(KeyboardInterrupt):
         for d in loader(scans, tmp_path, mode="vlm", client=client).lazy_load():
-            if d.metadata["page"] == 3:
+            if d.metadata["page_number"] == 3:
                 raise KeyboardInterrupt
     vllm_server.reset()
     vllm_server.set_responder(markdown_responder())
@@ -506,7 +508,7 @@ def test_resume_after_killed_process(vllm_server: LocalVLLMServer, scans: Path, 
         ld = MiniMaxVLDocumentLoader({str(scans)!r}, mode="vlm", client=client, dpi=100,
                                      detect_rotation=False, cache_dir={str(tmp_path / "cache")!r})
         for d in ld.lazy_load():
-            print("done", d.metadata["page"], flush=True)
+            print("done", d.metadata["page_number"], flush=True)
         """
     )
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
@@ -542,7 +544,7 @@ async def test_async_resume_keeps_pages_finished_out_of_order(
     first = loader(scans, tmp_path, mode="vlm", client=client)
     agen = first.alazy_load()
     doc = await agen.__anext__()
-    assert doc.metadata["page"] == 1
+    assert doc.metadata["page_number"] == 1
     await agen.aclose()  # cancels whatever is still in flight
     finished = {1, 2, 3}
     assert set(requested_pages(vllm_server)) == finished  # window of 3: pages 4, 5 never started
@@ -553,7 +555,7 @@ async def test_async_resume_keeps_pages_finished_out_of_order(
     docs = [d async for d in second.alazy_load()]
     assert sorted(requested_pages(vllm_server)) == [4, 5]
     assert second.stats.cached == 3
-    assert [d.metadata["page"] for d in docs] == [1, 2, 3, 4, 5]
+    assert [d.metadata["page_number"] for d in docs] == [1, 2, 3, 4, 5]
 
 
 def test_cache_key_changes_with_settings(vllm_server: LocalVLLMServer, scans: Path, tmp_path: Path) -> None:
@@ -583,7 +585,7 @@ def test_one_failed_page_does_not_stop_the_others(
     docs = ld.load()
     assert [d.metadata["status"] for d in docs] == ["ok", "failed", "ok", "ok", "ok"]
     assert docs[1].page_content == "" and docs[1].metadata["error"]
-    assert all(d.metadata["error"] is None for i, d in enumerate(docs) if i != 1)
+    assert all("error" not in d.metadata for i, d in enumerate(docs) if i != 1)
     assert (ld.stats.failed, ld.stats.ok) == (1, 4)
 
     # the failed page is not cached: a rerun against a healthy server retries it, and only it
@@ -638,7 +640,7 @@ def test_failure_rate_abort(vllm_server: LocalVLLMServer, tmp_path: Path) -> Non
     seen = []
     with pytest.raises(JobAbortedError, match="max_failure_rate"):
         for d in ld.lazy_load():
-            seen.append(d.metadata["page"])
+            seen.append(d.metadata["page_number"])
     # page 1 ok, page 2 failed (1/2 = 50%, not over), page 3 failed -> 2/3 over 50% after 3 pages: stop
     assert seen == [1, 2]
     assert sorted(requested_pages(vllm_server)) == [1, 2, 3]

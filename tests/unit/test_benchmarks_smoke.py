@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,15 @@ from PIL import Image
 
 from benchmarks import loader, memory, overhead, render, tokens
 from benchmarks.common import BenchResult, Row, format_table, make_text_pdf
+
+
+@pytest.fixture(autouse=True)
+def _package_log_level() -> Iterator[None]:
+    """The benchmarks quiet the package's logger for their own output; later tests expect it untouched."""
+    log = logging.getLogger("minimaxvl_tools")
+    level = log.level
+    yield
+    log.setLevel(level)
 
 
 def _check(result: BenchResult, name: str, n_rows: int) -> None:

@@ -56,9 +56,13 @@ class TestChatMiniMaxVLUnit(ChatModelUnitTests):
     @property
     def init_from_env_params(self) -> tuple[dict[str, str], dict[str, Any], dict[str, Any]]:
         return (
-            {"MINIMAXVL_BASE_URL": "http://env-host:8000/v1", "MINIMAXVL_API_KEY": "env-key"},
+            {
+                "MINIMAXVL_BASE_URL": "http://env-host:8000/v1",
+                "MINIMAXVL_API_KEY": "env-key",
+                "MINIMAXVL_MODEL": "env-model",
+            },
             {},
-            {},
+            {"base_url": "http://env-host:8000/v1", "api_key": "env-key", "model": "env-model"},
         )
 
 
