@@ -47,9 +47,11 @@ Box = tuple[int, int, int, int]
 
 @dataclass
 class Page:
-    """A rendered page: its image, each text line's text and ink box (after skew), figure boxes."""
+    """A rendered page: its image, each text line's text and ink box (after skew), figure boxes, and a label
+    image whose pixel value is 1 + the index of the line whose ink is there (0: no text)."""
 
     image: Image.Image
+    labels: Image.Image
     lines: list[str]
     boxes: list[Box]
     figures: list[Box]
@@ -68,6 +70,7 @@ def make_page(
     seed: int = 0,
     line_gap: float = 1.5,
     paragraphs: bool = True,
+    title: str = "",
 ) -> Page:
     """A white page of random-word lines in ``columns`` columns, optionally with a figure block, skewed by
     ``skew`` degrees, speckled with ``noise`` (fraction of pixels) and a dark scan border."""
@@ -75,6 +78,7 @@ def make_page(
     font = ImageFont.truetype(DEJAVU, font_px)
     img = Image.new("L", (width, height), 255)
     draw = ImageDraw.Draw(img)
+    labels = Image.new("L", (width, height), 0)
     margin = width // 12
     gutter = width // 20
     col_w = (width - 2 * margin - (columns - 1) * gutter) // columns
@@ -82,9 +86,18 @@ def make_page(
     lines: list[str] = []
     boxes: list[Box] = []
     figures: list[Box] = []
+    top = margin
+    if title:  # a heading across all columns
+        tfont = ImageFont.truetype(DEJAVU, font_px * 2)
+        draw.text((margin, margin), title, font=tfont, fill=0)
+        bb = draw.textbbox((margin, margin), title, font=tfont)
+        _label(labels, draw, (margin, margin), title, tfont, 1, bb)
+        lines.append(title)
+        boxes.append((bb[0], bb[1], bb[2], bb[3]))
+        top = bb[3] + 2 * pitch
     for c in range(columns):
         x0 = margin + c * (col_w + gutter)
-        y = margin
+        y = top
         fig_at = rng.randint(3, 8) if figure and c == 0 else -1
         n = 0
         while y + pitch < height - margin:
@@ -110,11 +123,13 @@ def make_page(
                 text = " ".join(text.split()[: max(1, len(text.split()) // 3)])
             draw.text((x0, y), text, font=font, fill=0)
             bb = draw.textbbox((x0, y), text, font=font)
+            _label(labels, draw, (x0, y), text, font, len(lines) + 1, bb)
             lines.append(text)
             boxes.append((bb[0], bb[1], bb[2], bb[3]))
             y += pitch * (2 if paragraphs and rng.random() < 0.1 else 1)
     if skew:
         img = img.rotate(skew, resample=Image.Resampling.BICUBIC, fillcolor=255)
+        labels = labels.rotate(skew, resample=Image.Resampling.NEAREST, fillcolor=0)
         boxes = [_rotate_box(b, skew, width, height) for b in boxes]
         figures = [_rotate_box(b, skew, width, height) for b in figures]
     if noise:
@@ -125,7 +140,22 @@ def make_page(
         d = ImageDraw.Draw(img)
         d.rectangle((0, 0, width - 1, 14), fill=30)
         d.rectangle((0, 0, 12, height - 1), fill=30)
-    return Page(img, lines, boxes, figures)
+    return Page(img, labels, lines, boxes, figures)
+
+
+def _label(
+    labels: Image.Image,
+    draw: ImageDraw.ImageDraw,
+    at: tuple[int, int],
+    text: str,
+    font: ImageFont.FreeTypeFont,
+    value: int,
+    bb: tuple[int, int, int, int],
+) -> None:
+    """Mark the ink of one line in ``labels`` with ``value``."""
+    glyphs = Image.new("L", (bb[2] - bb[0] + 2, bb[3] - bb[1] + 2), 0)
+    ImageDraw.Draw(glyphs).text((at[0] - bb[0] + 1, at[1] - bb[1] + 1), text, font=font, fill=255)
+    labels.paste(min(255, value), (bb[0] - 1, bb[1] - 1), glyphs.point(lambda v: 255 if v > 100 else 0))
 
 
 def _rotate_box(box: Box, angle: float, width: int, height: int) -> Box:
