@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 
 from minimaxvl_tools import cli, serve
 from minimaxvl_tools.cli import Progress, main
-from minimaxvl_tools.pages import plan_page
+from minimaxvl_tools.pages import iter_pages, plan_page_image
 from minimaxvl_tools.profile import image_tokens
 from minimaxvl_tools.testing.server import LocalVLLMServer, Reply
 
@@ -59,11 +59,11 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def text_image(
-    path: Path, size: tuple[int, int] = (800, 600), colour: tuple[int, int, int] = (255,) * 3
+    path: Path, size: tuple[int, int] = (800, 600), colour: tuple[int, int, int] = (255,) * 3, lines: int = 8
 ) -> Path:
     img = Image.new("RGB", size, colour)
     d = ImageDraw.Draw(img)
-    for i in range(8):
+    for i in range(lines):
         d.text((30, 30 + i * 40), f"Line {i}: printed words for the model", fill="black")
     img.save(path)
     return path
@@ -308,7 +308,7 @@ def test_health_up_down_wrong_model(vllm_server: LocalVLLMServer, capsys: pytest
 # ------------------------------------------------------------------ plan (no server)
 def test_plan_matches_plan_page(capsys: pytest.CaptureFixture[str]) -> None:
     text_image(Path("small.png"), (800, 600))
-    text_image(Path("dense.png"), (2480, 3508))  # an A4 scan at 300 dpi: crops
+    text_image(Path("dense.png"), (2480, 3508), lines=80)  # an A4 scan at 300 dpi full of small print
     coloured_pdf(Path("doc.pdf"), COLOURS[:3])
     code, out, err = run(capsys, "plan", "small.png", "dense.png", "doc.pdf", "--dpi", "100", "--json")
     assert code == 0, err
@@ -321,8 +321,9 @@ def test_plan_matches_plan_page(capsys: pytest.CaptureFixture[str]) -> None:
         ("doc.pdf", 2),
         ("doc.pdf", 3),
     ]
-    for r in rows:
-        expect = plan_page(r["width"], r["height"])
+    pages = [p for src in ("small.png", "dense.png", "doc.pdf") for p in iter_pages(src, dpi=100)]
+    for r, page in zip(rows, pages, strict=True):
+        expect = plan_page_image(page.pixels())  # the CLI plans as the OCR tool does: print measured
         assert (r["mode"], r["image_tokens"], r["requests"], r["crops"]) == (
             expect.mode,
             expect.tokens,
