@@ -2,8 +2,8 @@
 
 Every number in the table is measured in this run. Raw output goes to ``benchmarks/results/<name>.txt``
 and the combined report (table, raw sections, machine, load, command, wall time) to
-``benchmarks/results/latest.md``. ``--only`` accepts render, overhead, memory, tokens, loader (repeatable or
-comma-separated); ``backpressure`` runs ``benchmarks.backpressure.main()`` when asked for by name.
+``benchmarks/results/latest.md``. ``--only`` accepts render, overhead, memory, tokens, loader, tiling
+(repeatable or comma-separated); ``backpressure`` runs ``benchmarks.backpressure.main()`` when named.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 from .common import RESULTS_DIR, BenchResult, Row, format_table, write_result
 
-NAMES = ("render", "overhead", "memory", "tokens", "loader")
+NAMES = ("render", "overhead", "memory", "tokens", "loader", "tiling")
 OPTIONAL = ("backpressure",)
 
 
@@ -45,7 +45,7 @@ def _backpressure(quick: bool) -> BenchResult:
 
 def runners() -> dict[str, Callable[[bool], BenchResult]]:
     """Benchmark name -> ``run(quick)``."""
-    from . import loader, memory, overhead, render, tokens
+    from . import loader, memory, overhead, render, tiling, tokens
 
     return {
         "render": render.run,
@@ -53,6 +53,7 @@ def runners() -> dict[str, Callable[[bool], BenchResult]]:
         "memory": memory.run,
         "tokens": tokens.run,
         "loader": loader.run,
+        "tiling": tiling.run,
         "backpressure": _backpressure,
     }
 
