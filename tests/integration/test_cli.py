@@ -333,6 +333,9 @@ def test_plan_matches_plan_page(capsys: pytest.CaptureFixture[str]) -> None:
     small, dense = rows[0], rows[1]
     assert small["mode"] == "single" and small["image_tokens"] == image_tokens(800, 600)
     assert dense["mode"] == "tiles" and dense["crops"] > 1 and dense["requests"] == dense["crops"]
+    assert dense["cut"] == "whitespace" and len(dense["cuts"]) == dense["crops"]
+    assert dense["legibility_gain"] > 1.5 and dense["x_height_shown"] > dense["x_height"] * 0.9
+    assert small["cuts"] == [] and small["cut"] == "none"
     assert abs(rows[2]["width"] - 200 / 25.4 * 100) <= 1 and abs(rows[2]["height"] - 150 / 25.4 * 100) <= 1
     assert data["totals"]["image_tokens"] == sum(r["image_tokens"] for r in rows)
     assert data["totals"]["requests"] == sum(r["requests"] for r in rows)
@@ -342,6 +345,8 @@ def test_plan_matches_plan_page(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and lines[0].split()[:3] == ["source", "page", "size"]
     assert "800x600" in lines[1] and "single" in lines[1] and "tiles" in lines[2]
     assert lines[-1].startswith("total: 2 page(s), 1 tiled")
+    assert "whitespace" in lines[2] and lines[2].rstrip().endswith("x")  # the expected legibility gain
+    assert sum(ln.strip().startswith("cut ") for ln in lines) == dense["crops"]
 
 
 def test_plan_bad_input_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
