@@ -25,7 +25,7 @@ from .errors import AspectRatioError, InvalidInputError, MiniMaxVLError
 from .images.encode import EncodedImage, encode_image
 from .profile import DEFAULT_PROFILE, ModelProfile
 from .prompts import ocr as ocr_prompts
-from .results import CropInfo, OCRPage, markdown_to_text
+from .results import CropInfo, OCRPage, TextBlock, markdown_to_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from .client import ChatResult, MiniMaxVLClient
@@ -71,6 +71,7 @@ class PageImage:
     text_layer: str = ""
     source: str = ""
     rotation: int = 0
+    pdf_size: tuple[float, float] | None = None  # page size in PDF points as displayed (PDF pages only)
 
     @property
     def has_text_layer(self) -> bool:
@@ -182,6 +183,7 @@ def _pdf_pages(iter_pdf_pages: Any, src: Any, name: str, **kw: Any) -> Iterator[
             text_layer=p.text or "",
             source=name,
             rotation=p.rotation,
+            pdf_size=(p.width_pt, p.height_pt),
         )
 
 
@@ -954,6 +956,7 @@ def _page_result(
     }
     if failure is not None:
         return OCRPage(status="failed", error=failure, **common)
+    blocks: Any = None
     if crops and job.regions:
         blocks = merge_crops([clean_transcription(t) for t, _ in texts], job.regions[: len(texts)])
         body = merged_text(blocks)
@@ -961,11 +964,58 @@ def _page_result(
         body = merge_overlapping([(clean_transcription(t), b) for t, b in texts])
     else:
         body = clean_transcription(texts[0][0]) if texts else ""
+    blocks = _text_blocks(page, blocks if crops and job.regions else None, body)
     return OCRPage(
         markdown=body,
         text=body if plain else markdown_to_text(body),
         status="ok" if body.strip() else "blank",
+        blocks=blocks,
         **common,
+    )
+
+
+def _text_blocks(page: PageImage, parts: list[tuple[str, Region]] | None, body: str) -> list[TextBlock]:
+    """Boxes of what was read: per region of a whitespace plan (else the page's text area), split into
+    one box per line when the region's text lines (ink rows) and the transcription's lines agree."""
+    from .images.cutting import Region, line_boxes
+
+    image = page.pixels()
+    if parts is None:
+        if not body.strip():
+            return []
+        parts = [(body, Region((0, 0, image.width, image.height)))]
+    scale = None
+    if page.pdf_size is not None and image.width and image.height:
+        sx, sy = page.pdf_size[0] / image.width, page.pdf_size[1] / image.height
+        if abs(sx - sy) <= 0.02 * max(sx, sy):  # same orientation as the PDF page
+            scale = (sx, sy)
+    out = []
+    for text, region in parts:
+        text = text.strip("\n")
+        if not text.strip():
+            continue
+        lines = [ln for ln in text.splitlines() if ln.strip()]
+        boxes = line_boxes(image, region)
+        if boxes and len(boxes) == len(lines):
+            pairs = [(ln, b, "line") for ln, b in zip(lines, boxes, strict=True)]
+        else:
+            pairs = [(text, _union(boxes) if boxes else region.box, "block")]
+        for t, b, kind in pairs:
+            pdf = (
+                None
+                if scale is None
+                else (b[0] * scale[0], b[1] * scale[1], b[2] * scale[0], b[3] * scale[1])
+            )
+            out.append(TextBlock(text=t, box=b, pdf_box=pdf, kind=kind))
+    return out
+
+
+def _union(boxes: Sequence[Box]) -> Box:
+    return (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
     )
 
 
@@ -1003,7 +1053,10 @@ def _upright(page: PageImage, engine: LocalOCREngine | None) -> tuple[PageImage,
     if not chk.angle:
         return page, []
     fixed = replace(
-        page, image=correct_rotation(page.pixels(), chk), rotation=(page.rotation + chk.angle) % 360
+        page,
+        image=correct_rotation(page.pixels(), chk),
+        rotation=(page.rotation + chk.angle) % 360,
+        pdf_size=None,  # pixel boxes of the turned image no longer map onto the PDF page
     )
     note = f"rotated {chk.angle} degrees clockwise to upright ({chk.method}, confidence {chk.confidence:.2f})"
     return fixed, [note]

@@ -27,7 +27,7 @@ from ..errors import InvalidInputError
 Box = tuple[int, int, int, int]
 Seam = tuple[int, ...]  # y (page px) at x = left, left + step, ... across a region
 
-__all__ = ["Layout", "Region", "cut_regions", "find_layout", "region_image"]
+__all__ = ["Layout", "Region", "cut_regions", "find_layout", "line_boxes", "region_image"]
 
 
 @dataclass(frozen=True)
@@ -363,3 +363,32 @@ def region_image(image: Image.Image, region: Region, fill: int = 255) -> Image.I
         outside |= rows > _seam_y(region.bottom, region.box[0], region.step, w)[None, :]
     arr[outside] = fill
     return Image.fromarray(arr, mode=crop.mode)
+
+
+def line_boxes(image: Image.Image, region: Region, *, ink_delta: int = 80) -> list[Box]:
+    """Page-pixel boxes of the text lines inside ``region`` (ink rows between seams), top to bottom.
+
+    Rows are lines where their ink is over 2 % of the region's densest row; lines closer than a third of
+    the typical line height are one line (accents, dots). Boxes span the line's own ink horizontally.
+    """
+    crop = region_image(image.convert("L") if image.mode != "L" else image, region)
+    ink = _ink(crop, ink_delta)
+    rows = ink.sum(axis=1)
+    if rows.max(initial=0) == 0:
+        return []
+    runs = [(a, b) for a, b in _runs(rows > 0.02 * rows.max()) if b - a >= 3]
+    if not runs:
+        return []
+    typical = float(np.median([b - a for a, b in runs]))
+    merged: list[tuple[int, int]] = []
+    for a, b in runs:
+        if merged and a - merged[-1][1] < typical / 3:
+            merged[-1] = (merged[-1][0], b)
+        else:
+            merged.append((a, b))
+    out = []
+    left, top = region.box[0], region.box[1]
+    for a, b in merged:
+        cols = np.flatnonzero(ink[a:b].any(axis=0))
+        out.append((left + int(cols[0]), top + a, left + int(cols[-1]) + 1, top + b))
+    return out
