@@ -1,10 +1,11 @@
 """The per-page pipeline shared by tools, loader, CLI and eval: source -> pages -> plan -> requests.
 
 :func:`iter_pages` turns any input (image, multi-page TIFF, PDF) into :class:`PageImage` objects;
-:func:`plan_page` decides, without a server, whether a page goes in one fitted image or in overlapping
-crops; :func:`ocr_page` / :func:`aocr_page` run that plan against a
-:class:`~minimaxvl_tools.client.MiniMaxVLClient` and merge crop transcriptions with
-:func:`merge_overlapping` so the overlap is not duplicated.
+:func:`plan_page` decides, without a server, whether a page goes in one fitted image or in crops, and
+:func:`plan_page_image` refines that from the pixels (print size measured, crops cut in whitespace);
+:func:`ocr_page` / :func:`aocr_page` run the plan against a :class:`~minimaxvl_tools.client.MiniMaxVLClient`
+and merge crop transcriptions (:func:`merge_crops` for whitespace cuts, :func:`merge_overlapping` for
+overlapping strips) so no line is lost or repeated; each page keeps its text blocks' boxes.
 """
 
 from __future__ import annotations
