@@ -413,6 +413,15 @@ class LocalVLLMServer:
             return Reply(text="{}")
         return Reply(text=DEFAULT_TEXT)
 
+    def read_request(self, body: dict[str, Any]) -> str:
+        """The reader's answer for a chat request body (for responders that read some requests and script
+        others); needs ``reader`` set."""
+        if self._reader_engine is None:
+            from ..errors import InvalidInputError
+
+            raise InvalidInputError("read_request() needs LocalVLLMServer(reader='tesseract')")
+        return self.read_images(_request_images(body.get("messages")))
+
     def read_images(self, images: list[Any]) -> str:
         """The reader's answer for ``images`` (PIL images as received): each resized into its best canvas
         (:func:`canvas_view`) and read by Tesseract; texts joined by a blank line."""

@@ -90,3 +90,11 @@ def test_cli_entry_rejects_an_unknown_reader(capsys: pytest.CaptureFixture[str])
     with pytest.raises(SystemExit) as exc:
         double_main(["--reader", "nope"])
     assert exc.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def test_a_responder_can_read_some_requests(vllm_reader_server: LocalVLLMServer) -> None:
+    vllm_reader_server.set_responder(lambda body: "read: " + vllm_reader_server.read_request(body))
+    text = _chat(vllm_reader_server, _text_image("Quartz river", (400, 100), 40)).json()["choices"][0]
+    assert text["message"]["content"].startswith("read: Quartz river")
+    with pytest.raises(InvalidInputError, match="reader='tesseract'"):
+        LocalVLLMServer().read_request({"messages": []})
