@@ -79,3 +79,17 @@ def test_a_table_cut_between_crops_is_one_table() -> None:
     assert join_tables("text", "| a |") is None
     regions = [Region((0, 0, 1, 1)), Region((0, 1, 1, 2))]
     assert merged_text(merge_crops([first, repeated], regions)).count("|---|---|") == 1
+
+
+def test_bad_input_keeps_typed_errors() -> None:
+    import pytest
+    from PIL import Image
+
+    from minimaxvl_tools.errors import AspectRatioError, InvalidInputError
+    from minimaxvl_tools.pages import plan_page, plan_page_image
+
+    with pytest.raises(InvalidInputError, match="one text per region"):
+        merge_crops(["a"], [])
+    with pytest.raises(AspectRatioError):  # one image of a strip beyond 6:1 cannot be sent
+        plan_page(200, 5000, tile=False)
+    assert plan_page_image(Image.new("L", (200, 5000), 255)).requests > 1  # as pieces it can
