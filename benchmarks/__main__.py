@@ -2,9 +2,8 @@
 
 Every number in the table is measured in this run. Raw output goes to ``benchmarks/results/<name>.txt``
 and the combined report (table, raw sections, machine, load, command, wall time) to
-``benchmarks/results/latest.md``. ``--only`` accepts render, overhead, memory, tokens, loader, rotation
-(repeatable or comma-separated); ``backpressure`` runs ``benchmarks.backpressure.main()`` when asked for
-by name.
+``benchmarks/results/latest.md``. ``--only`` accepts render, overhead, memory, tokens, loader, tiling,
+workers, rotation (repeatable or comma-separated); ``backpressure`` and ``ray_ingest`` run when named.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 from .common import RESULTS_DIR, BenchResult, Row, format_table, write_result
 
-NAMES = ("render", "overhead", "memory", "tokens", "loader", "workers", "rotation")
+NAMES = ("render", "overhead", "memory", "tokens", "loader", "tiling", "workers", "rotation")
 OPTIONAL = ("backpressure",)
 
 
@@ -46,7 +45,7 @@ def _backpressure(quick: bool) -> BenchResult:
 
 def runners() -> dict[str, Callable[[bool], BenchResult]]:
     """Benchmark name -> ``run(quick)``."""
-    from . import loader, memory, overhead, render, rotation, tokens, workers
+    from . import loader, memory, overhead, render, rotation, tiling, tokens, workers
 
     return {
         "render": render.run,
@@ -56,6 +55,7 @@ def runners() -> dict[str, Callable[[bool], BenchResult]]:
         "loader": loader.run,
         "workers": workers.run,
         "rotation": rotation.run,
+        "tiling": tiling.run,
         "backpressure": _backpressure,
     }
 

@@ -674,6 +674,11 @@ def _plan_rows(source: str, args: argparse.Namespace) -> Iterator[dict[str, Any]
             "canvases": [list(c) for c in canvases],
             "image_tokens": plan.tokens,
             "requests": plan.requests,
+            "cut": plan.cut or "none",  # whitespace, whitespace+overlap, grid (overlapping strips), none
+            "cuts": [list(b) for b in plan.boxes] if plan.mode == "tiles" else [],
+            "x_height": plan.x_height,  # the small print, page px (None: no text measured)
+            "x_height_shown": plan.shown_x_height,  # ... as the server sees it in the images sent
+            "legibility_gain": None if plan.legibility_gain is None else round(plan.legibility_gain, 3),
         }
 
 
@@ -696,7 +701,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         _emit_json({"dpi": args.dpi, "pages": rows, "totals": totals})
         return EXIT_OK
     head = f"{'source':<24} {'page':>4} {'size':>11} {'mode':<6} {'crops':>5} {'canvases':<22} "
-    head += f"{'tokens':>7} {'requests':>8}"
+    head += f"{'tokens':>7} {'requests':>8} {'cut':<10} {'gain':>5}"
     print(head)
     for r in rows:
         size = f"{r['width']}x{r['height']}"
@@ -704,8 +709,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
         name = r["source"] if len(r["source"]) <= 24 else "..." + r["source"][-21:]
         print(
             f"{name:<24} {r['page']:>4} {size:>11} {r['mode']:<6} {r['crops']:>5} {canv:<22} "
-            f"{r['image_tokens']:>7} {r['requests']:>8}"
+            f"{r['image_tokens']:>7} {r['requests']:>8} {r['cut']:<10} "
+            + (f"{r['legibility_gain']:>4.2f}x" if r["legibility_gain"] else f"{'-':>5}")
         )
+        for box in r["cuts"]:
+            print(f"{'':<29} cut {box[0]},{box[1]} - {box[2]},{box[3]}")
     print(
         f"total: {totals['pages']} page(s), {totals['tiled_pages']} tiled ({totals['crops']} crops), "
         f"{totals['image_tokens']} image tokens, {totals['requests']} request(s) at {args.dpi} dpi"

@@ -325,6 +325,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
             "image_tokens": ocr.image_tokens,
             "requests": ocr.requests,
             "crops": len(ocr.crops),
+            "blocks": _block_meta(ocr, content),
         }
 
     def _fallback(self, page: Any, image: Any, error: str) -> dict[str, Any]:
@@ -361,7 +362,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
     def _failed_record(error: str) -> dict[str, Any]:
         return {"content": "", "status": "failed", "engine": "none", "extraction": "none", "error": error}
 
-    def _page_image(self, page: Any, image: Any) -> Any:
+    def _page_image(self, page: Any, image: Any, turned: int = 0) -> Any:
         from .pages import PageImage
 
         return PageImage(
@@ -372,6 +373,9 @@ class MiniMaxVLDocumentLoader(BaseLoader):
             source=page.source,
             rotation=page.rotation,
             warnings=list(getattr(page, "warnings", [])),
+            pdf_size=None
+            if turned
+            else getattr(page, "pdf_size", None),  # boxes of a turned image: no PDF map
         )
 
     def _early(self, page: Any) -> tuple[Any, int, dict[str, Any] | None]:
@@ -407,7 +411,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
 
                 ocr = ocr_page(
                     self.client,
-                    self._page_image(page, image),
+                    self._page_image(page, image, rotation),
                     plain=self.plain,
                     skip_blank=False,  # the loader checked (see _early): once a page
                     **self._plan_kwargs(),
@@ -439,7 +443,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         try:
             ocr = await aocr_page(
                 self.client,
-                self._page_image(page, image),
+                self._page_image(page, image, rotation),
                 plain=self.plain,
                 skip_blank=False,  # the loader checked (see _early): once a page
                 **self._plan_kwargs(),
@@ -494,6 +498,8 @@ class MiniMaxVLDocumentLoader(BaseLoader):
             meta["fallback"] = rec["fallback"]
         if getattr(page, "warnings", None):  # e.g. rendered at a lower dpi to stay under max_pixels
             meta["render_note"] = "; ".join(page.warnings)
+        if rec.get("blocks"):  # [{"box", "kind", "pdf_box"?, "span"?}]: where each block was read
+            meta["blocks"] = rec["blocks"]
         return Document(page_content=rec.get("content", "") or "", metadata=_no_none(meta))
 
     def _account(self, rec: dict[str, Any], cached: bool) -> None:
@@ -890,3 +896,19 @@ def load_documents(paths: Iterable[str | os.PathLike[str]], **kwargs: Any) -> li
 
 
 __all__ = ["JobStats", "LoaderMode", "MiniMaxVLDocumentLoader", "PageCache", "load_documents"]
+
+
+def _block_meta(ocr: OCRPage, content: str) -> list[dict[str, Any]]:
+    """Compact, JSON-ready boxes of the page's text blocks; ``span`` is [start, end) of the block's text
+    in the Document's ``page_content`` when it is found there verbatim (no None values)."""
+    out = []
+    cursor = 0
+    for block in ocr.blocks:
+        item = block.compact()
+        needle = block.text.strip()
+        at = content.find(needle, cursor) if needle else -1
+        if at >= 0:
+            item["span"] = [at, at + len(needle)]
+            cursor = at + len(needle)
+        out.append(item)
+    return out

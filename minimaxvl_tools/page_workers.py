@@ -40,9 +40,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from PIL import Image
 
 from .errors import InvalidInputError, MiniMaxVLError
+from .images.cutting import Region
 from .images.encode import EncodedImage
 from .pages import (
     MIN_X_HEIGHT,
+    BlockGeometry,
     PageImage,
     TileMode,
     _blank,
@@ -55,6 +57,7 @@ from .pages import (
     _quality_of,
     _temperature_of,
     _upright,
+    block_geometry,
     encode_page,
     iter_pages,
     plan_page_image,
@@ -142,6 +145,8 @@ class PreparedPage:
     mode: Literal["single", "tiles", "none"] = "single"
     crops: tuple[PreparedCrop, ...] = ()
     warnings: tuple[str, ...] = ()
+    regions: tuple[Region, ...] = ()  # the plan's whitespace cuts (merge and block boxes)
+    geometry: BlockGeometry | None = None  # what the block boxes need of the pixels
 
     @property
     def boxes(self) -> tuple[Box, ...]:
@@ -224,6 +229,8 @@ def prepare_page(job: PageJob) -> PreparedPage:
         mode=plan.mode,
         crops=crops,
         warnings=tuple(warnings),
+        regions=tuple(plan.regions),
+        geometry=block_geometry(page, plan.regions if plan.mode == "tiles" else ()),
         **common,
     )
 
@@ -522,6 +529,8 @@ def _start(
         plain=plain,
         profile=_profile_of(client),
         quality=_quality_of(client),
+        regions=prepared.regions,
+        geometry=prepared.geometry,
     )
     return _Send(job, page, list(prepared.warnings)), None
 

@@ -1,16 +1,18 @@
 """The per-page pipeline shared by tools, loader, CLI and eval: source -> pages -> plan -> requests.
 
 :func:`iter_pages` turns any input (image, multi-page TIFF, PDF) into :class:`PageImage` objects;
-:func:`plan_page` decides, without a server, whether a page goes in one fitted image or in overlapping
-crops; :func:`ocr_page` / :func:`aocr_page` run that plan against a
-:class:`~minimaxvl_tools.client.MiniMaxVLClient` and merge crop transcriptions with
-:func:`merge_overlapping` so the overlap is not duplicated.
+:func:`plan_page` decides, without a server, whether a page goes in one fitted image or in crops, and
+:func:`plan_page_image` refines that from the pixels (print size measured, crops cut in whitespace);
+:func:`ocr_page` / :func:`aocr_page` run the plan against a :class:`~minimaxvl_tools.client.MiniMaxVLClient`
+and merge crop transcriptions (:func:`merge_crops` for whitespace cuts, :func:`merge_overlapping` for
+overlapping strips) so no line is lost or repeated; each page keeps its text blocks' boxes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import difflib
+import math
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -20,14 +22,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from PIL import Image
 
-from .errors import InvalidInputError, MiniMaxVLError
+from .errors import AspectRatioError, InvalidInputError, MiniMaxVLError
 from .images.encode import EncodedImage, encode_image
 from .profile import DEFAULT_PROFILE, ModelProfile
 from .prompts import ocr as ocr_prompts
-from .results import CropInfo, OCRPage, markdown_to_text
+from .results import CropInfo, OCRPage, TextBlock, markdown_to_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from .client import ChatResult, MiniMaxVLClient
+    from .images.cutting import Region
     from .images.policy import InputPolicy
     from .images.sizing import SizePlan
     from .images.tiling import Tile, TilePlan
@@ -47,7 +50,10 @@ __all__ = [
     "encode_page",
     "iter_pages",
     "join_overlap",
+    "join_tables",
+    "merge_crops",
     "merge_overlapping",
+    "merged_text",
     "ocr_page",
     "plan_page",
     "plan_page_image",
@@ -68,6 +74,7 @@ class PageImage:
     rotation: int = 0
     warnings: list[str] = field(default_factory=list)  # how it was rendered (e.g. dpi lowered for the cap)
     error: MiniMaxVLError | None = None  # why a page iterated with page_errors=True has no image
+    pdf_size: tuple[float, float] | None = None  # page size in PDF points as displayed (PDF pages only)
 
     @property
     def has_text_layer(self) -> bool:
@@ -186,6 +193,7 @@ def _pdf_pages(iter_pdf_pages: Any, src: Any, name: str, **kw: Any) -> Iterator[
             rotation=p.rotation,
             warnings=list(p.warnings),
             error=p.error,
+            pdf_size=(p.width_pt, p.height_pt),
         )
 
 
@@ -213,6 +221,17 @@ class PagePlan:
     boxes: tuple[Box, ...] = field(default_factory=tuple)
     scale: float = 1.0
     x_height: float | None = None  # the small print's x-height (px) the plan was sized for, if measured
+    regions: tuple[Region, ...] = ()  # whitespace cuts (reading order), when the page's pixels were laid out
+    cut: str = ""  # "whitespace", "whitespace+overlap" (no gap somewhere), "grid" (overlapping strips) or ""
+    shown_x_height: float | None = None  # the small print's x-height in the images sent (px)
+    single_x_height: float | None = None  # ... had the whole page gone as one image
+
+    @property
+    def legibility_gain(self) -> float | None:
+        """How much larger the small print is shown than in one image of the page (1.0: no gain)."""
+        if self.shown_x_height is None or not self.single_x_height:
+            return None
+        return self.shown_x_height / self.single_x_height
 
     @property
     def tiled_size(self) -> tuple[int, int]:
@@ -229,8 +248,10 @@ def _tile_plan(width: int, height: int, profile: ModelProfile) -> TilePlan:
     """Crops of full page width when a canvas is that wide (text lines stay whole), else the cheapest grid."""
     from .images.tiling import plan_tiles
 
-    full_width = [c for c in profile.canvases if c[0] >= width]
-    return plan_tiles(width, height, profile=profile, candidates=full_width or None)
+    limit = profile.max_aspect_ratio
+    shaped = [c for c in profile.canvases if c[1] <= limit * width and c[0] <= limit * height]
+    full_width = [c for c in shaped if c[0] >= width]
+    return plan_tiles(width, height, profile=profile, candidates=full_width or shaped or None)
 
 
 def _unscale(box: tuple[int, ...], scale: float) -> Box:
@@ -274,8 +295,15 @@ def plan_page(
     if x_height is not None and not (x_height > 0 and min_x_height > 0):
         raise InvalidInputError(f"x_height={x_height} and min_x_height={min_x_height} must be positive")
     need = 1.0 if x_height is None else min(1.0, min_x_height / x_height)  # scale the print needs
-    sp = plan_size(width, height, max_tokens=max_tokens, profile=profile)
-    if tile == "auto":
+    try:
+        sp: SizePlan | None = plan_size(width, height, max_tokens=max_tokens, profile=profile)
+    except AspectRatioError:
+        if tile is False:
+            raise
+        sp = None  # a strip beyond the model's aspect limit: only pieces can be sent
+    if sp is None:
+        use_tiles = True
+    elif tile == "auto":
         # with the print measured: tiles only when the one image actually sent would show it too small
         use_tiles = needs_tiling(width, height, profile=profile) if x_height is None else sp.scale < need
     else:
@@ -285,6 +313,8 @@ def plan_page(
         for scale in _tile_scales(width, need, profile):
             sw, sh = max(1, round(width * scale)), max(1, round(height * scale))
             plans.append((scale, _tile_plan(sw, sh, profile)))
+        if sp is None:  # a strip must go in pieces: never at a scale that leaves one
+            plans = [p for p in plans if len(p[1].tiles) > 1] or [(1.0, _tile_plan(width, height, profile))]
         scale, tp = min(plans, key=lambda p: (p[1].total_tokens, len(p[1].tiles), -p[0]))
         if len(tp.tiles) > 1:
             return PagePlan(
@@ -298,6 +328,7 @@ def plan_page(
                 scale=scale,
                 x_height=x_height,
             )
+    assert sp is not None  # an extreme strip always gives more than one piece
     return PagePlan(width, height, "single", tokens=sp.tokens, requests=1, size=sp, x_height=x_height)
 
 
@@ -323,17 +354,19 @@ def plan_page_image(
     profile: ModelProfile = DEFAULT_PROFILE,
 ) -> PagePlan:
     """:func:`plan_page` for a page you have the pixels of: a page that might need crops has its small
-    print measured first (:func:`~.images.quality.estimate_x_height`), so large print goes as one image and
-    fine print is cut at the resolution it needs rather than at the render's."""
+    print measured first (:func:`~.images.quality.estimate_x_height`); it goes as one image when that print
+    stays legible there (``min_x_height`` px), else as the cheapest set of crops cut in its whitespace
+    (:mod:`~.images.cutting`: between text lines, at column gutters, margins left out) that shows it at
+    ``min_x_height``. Pages without measurable text (figures, photos) keep the size-only plan."""
     plan = plan_page(image.width, image.height, tile=tile, max_tokens=max_tokens, profile=profile)
     if plan.mode != "tiles" or tile is False:
         return plan
     from .images.quality import estimate_x_height
 
     x = estimate_x_height(image)
-    if x is None:  # no text lines found (a figure, a photo): keep the render's resolution
-        return plan
-    return plan_page(
+    if x is None or x > min(image.size) / 4:  # no text lines (a figure, a photo): the render's resolution
+        return replace(plan, cut="grid")
+    sized = plan_page(
         image.width,
         image.height,
         tile=tile,
@@ -341,6 +374,110 @@ def plan_page_image(
         x_height=x,
         min_x_height=min_x_height,
         profile=profile,
+    )
+    single_x = x * _fit_scale(image.width, image.height, profile)
+    if sized.mode != "tiles":
+        return replace(sized, shown_x_height=single_x, single_x_height=single_x)
+    cut = _whitespace_plan(image, x, min_x_height, profile)
+    if cut is None:
+        return replace(sized, cut="grid", shown_x_height=x * sized.scale, single_x_height=single_x)
+    return replace(cut, single_x_height=single_x)
+
+
+def _fit_scale(width: int, height: int, profile: ModelProfile) -> float:
+    """Scale at which the server shows a ``width`` x ``height`` image (in its best canvas; may be > 1)."""
+    cw, ch = profile.best_canvas(width, height)
+    return min(cw / width, ch / height)
+
+
+def _whitespace_plan(
+    image: Image.Image, x_height: float, min_x_height: float, profile: ModelProfile
+) -> PagePlan | None:
+    """The cheapest whitespace-cut plan that shows print of ``x_height`` at ``min_x_height`` px: the
+    content box as one image when that suffices, else crops cut between lines and at gutters, tried at
+    the lowest legible scale and at the scales that make the text columns exactly a canvas wide."""
+    from .images.cutting import Region, cut_regions, find_layout
+    from .images.tiling import Tile, TilePlan
+
+    layout = find_layout(image, x_height=x_height)
+    if layout.content is None:
+        return None
+    need = min(1.0, min_x_height / x_height)
+    widest = max(c[0] for c in profile.canvases)
+    line = max(8, round(3 * x_height))
+    options: list[tuple[int, int, float, list[Region], list[float]]] = []
+    content = Region(layout.content)
+    fit = _fit_scale(content.width, content.height, profile)
+    if x_height * min(1.0, fit) >= min_x_height:  # the text block alone, as one image, is legible
+        s = min(1.0, fit)
+        options.append((_region_tokens([content], [s], profile), 1, s, [content], [s]))
+    scales = {need}
+    for band in layout.bands:
+        for cw in {c[0] for c in profile.canvases}:
+            if need < cw / band.width <= 1.0:
+                scales.add(cw / band.width)
+    for s in sorted(scales):
+        band_scales = [min(s, widest / b.width) for b in layout.bands]
+        limits = []
+        for b, sb in zip(layout.bands, band_scales, strict=True):
+            sw = max(1, round(b.width * sb))
+            tallest = max(ch for cw, ch in profile.canvases if cw >= sw)
+            limits.append(max(16, min(int(tallest / sb), int(profile.max_aspect_ratio * b.width))))
+        regions = cut_regions(layout, limits, line=line)
+        index = {b.band * 1000 + b.column: sb for b, sb in zip(layout.bands, band_scales, strict=True)}
+        rscales = [index[r.band * 1000 + r.column] for r in regions]
+        options.append((_region_tokens(regions, rscales, profile), len(regions), s, regions, rscales))
+    tokens, _count, scale, regions, rscales = min(options, key=lambda o: (o[0], o[1], -o[2]))
+    tiles = []
+    for i, (r, sb) in enumerate(zip(regions, rscales, strict=True)):
+        size = (max(1, round(r.width * sb)), max(1, round(r.height * sb)))
+        left, top = round(r.box[0] * sb), round(r.box[1] * sb)
+        tiles.append(
+            Tile(
+                i,
+                (left, top, left + size[0], top + size[1]),
+                size,
+                profile.best_canvas(*size),
+                profile.image_tokens(*size),
+            )
+        )
+    page = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    columns = max((r.column for r in regions), default=0) + 1
+    tp = TilePlan(page, tuple(tiles), None, tokens, (columns, max(1, len(regions) // columns)))
+    overlap = any(r.overlap for r in regions)
+    return PagePlan(
+        image.width,
+        image.height,
+        "tiles",
+        tokens=tokens,
+        requests=len(regions),
+        tiles=tp,
+        boxes=tuple(r.box for r in regions),
+        scale=scale,
+        x_height=x_height,
+        regions=tuple(regions),
+        cut="whitespace+overlap" if overlap else "whitespace",
+        shown_x_height=x_height * min(rscales),
+    )
+
+
+def _padded(size: tuple[int, int], max_aspect: float) -> tuple[int, int]:
+    """``size`` with its short side padded so the image stays within the model's aspect limit (a one-line
+    band would otherwise go as a degenerate strip); the padding is white and carries no text."""
+    w, h = size
+    if w > max_aspect * h:
+        return w, math.ceil(w / max_aspect)
+    if h > max_aspect * w:
+        return math.ceil(h / max_aspect), h
+    return size
+
+
+def _region_tokens(regions: Sequence[Region], scales: Sequence[float], profile: ModelProfile) -> int:
+    return sum(
+        profile.image_tokens(
+            *_padded((max(1, round(r.width * s)), max(1, round(r.height * s))), profile.max_aspect_ratio)
+        )
+        for r, s in zip(regions, scales, strict=True)
     )
 
 
@@ -416,6 +553,24 @@ def join_overlap(
         return second.strip("\n")
     if not b_lines or not "".join(b_lines).strip():
         return first.rstrip()
+    hit = _overlap_at(a_lines, b_lines, min_ratio=min_ratio, max_lines=max_lines, max_skip=max_skip)
+    if hit is None:
+        return first.rstrip() + "\n" + second.strip("\n")
+    a_end, rest_at, gap = hit
+    joined = a_lines[: a_end + 1]
+    rest = b_lines[rest_at:] if rest_at is not None else []
+    if rest:
+        # keep one blank line if the second text had one right after the overlap
+        joined += ([""] if gap else []) + rest
+    return "\n".join(joined)
+
+
+def _overlap_at(
+    a_lines: list[str], b_lines: list[str], *, min_ratio: float, max_lines: int, max_skip: int
+) -> tuple[int, int | None, bool] | None:
+    """Where two line lists overlap: (last line of ``a`` kept, first line of ``b`` after the overlap or
+    None, whether ``b`` has a blank line right after it), from the longest fuzzy match of ``a``'s end with
+    ``b``'s start, skipping up to ``max_skip`` partial lines at either cut edge; None without a match."""
     a_idx = [i for i, ln in enumerate(a_lines) if ln.strip()]
     b_idx = [i for i, ln in enumerate(b_lines) if ln.strip()]
     a_norm = [_norm_line(a_lines[i]) for i in a_idx]
@@ -432,14 +587,10 @@ def join_overlap(
                     continue
                 if all(_similar(x, y, min_ratio) for x, y in zip(a_seg, b_seg, strict=True)):
                     a_end = a_idx[na - sa - 1]
-                    rest = b_lines[b_idx[sb + k] :] if sb + k < nb else []
-                    joined = a_lines[: a_end + 1]
-                    if rest:
-                        # keep one blank line if the second text had one right after the overlap
-                        gap = b_idx[sb + k] - b_idx[sb + k - 1] > 1
-                        joined += ([""] if gap else []) + rest
-                    return "\n".join(joined)
-    return first.rstrip() + "\n" + second.strip("\n")
+                    if sb + k < nb:
+                        return a_end, b_idx[sb + k], b_idx[sb + k] - b_idx[sb + k - 1] > 1
+                    return a_end, None, False
+    return None
 
 
 def merge_overlapping(
@@ -475,6 +626,106 @@ def merge_overlapping(
     return out.strip()
 
 
+_TABLE_SEP = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")
+
+
+def _is_row(line: str) -> bool:
+    return line.lstrip().startswith("|")
+
+
+def join_tables(first: str, second: str) -> str | None:
+    """``first`` + ``second`` as one text when ``first`` ends in a markdown table and ``second`` starts
+    with one (a table cut between two crops): the second part's repeated header, or the separator it was
+    given under its first row, is dropped; None when the texts do not meet inside a table."""
+    a = first.rstrip().splitlines()
+    b = second.strip("\n").splitlines()
+    while b and not b[0].strip():
+        b.pop(0)
+    if not a or not b or not _is_row(a[-1]) or not _is_row(b[0]):
+        return None
+    start = len(a) - 1
+    while start > 0 and _is_row(a[start - 1]):
+        start -= 1
+    header = _norm_line(a[start])
+    if len(b) > 1 and _TABLE_SEP.match(b[1]):
+        b = b[2:] if _norm_line(b[0]) == header else b[:1] + b[2:]
+    return "\n".join(a + b)
+
+
+def merge_crops(
+    texts: Sequence[str], regions: Sequence[Region], *, min_ratio: float = 0.85
+) -> list[tuple[str, Region]]:
+    """Crop transcriptions of a whitespace plan, in its reading order, as (new text, region) parts.
+
+    Crops of one column cut in whitespace share no line: they are joined as they are (a table cut
+    between them is joined back, :func:`join_tables`); after an overlapping straight cut the next crop's
+    repeated lines are dropped by fuzzy line alignment (:func:`join_overlap`, tolerant of the partial
+    lines at the cut). Each part is the text a region added; ``"\n\n".join`` of the column/band groups
+    is the page (see :func:`merged_text`).
+    """
+    if len(texts) != len(regions):
+        raise InvalidInputError(f"{len(texts)} texts for {len(regions)} regions: pass one text per region")
+    parts: list[tuple[str, Region]] = []
+    acc = ""
+    prev: Region | None = None
+    for text, region in zip(texts, regions, strict=True):
+        text = text.strip("\n")
+        same = prev is not None and (prev.band, prev.column) == (region.band, region.column)
+        if not same or not acc.strip():
+            parts.append((text, region))
+            acc = text
+        elif region.overlap:
+            a_lines = acc.rstrip().splitlines()
+            b_lines = text.splitlines()
+            hit = _overlap_at(a_lines, b_lines, min_ratio=min_ratio, max_lines=40, max_skip=1)
+            if hit is None:
+                parts.append((text, region))
+                acc = acc.rstrip() + "\n" + text
+            else:
+                a_end, rest_at, _ = hit
+                drop = len(a_lines) - (a_end + 1)  # a partial last line of the previous crop goes
+                if drop:
+                    _drop_tail(parts, drop)
+                added = "\n".join(b_lines[rest_at:]) if rest_at is not None else ""
+                parts.append((added, region))
+                acc = "\n".join(a_lines[: a_end + 1] + ([added] if added else []))
+        else:
+            tables = join_tables(acc, text)
+            if tables is not None:
+                added = tables[len(acc.rstrip()) :].strip("\n")
+                parts.append((added, region))
+                acc = tables
+            else:
+                parts.append((text, region))
+                acc = acc.rstrip() + "\n" + text
+        prev = region
+    return parts
+
+
+def _drop_tail(parts: list[tuple[str, Region]], n: int) -> None:
+    """Remove the last ``n`` lines of the latest part's text (a partial line at the previous cut)."""
+    text, region = parts[-1]
+    lines = text.rstrip().splitlines()
+    parts[-1] = ("\n".join(lines[: max(0, len(lines) - n)]), region)
+
+
+def merged_text(parts: Sequence[tuple[str, Region]]) -> str:
+    """Page text from :func:`merge_crops` parts: crops of one column joined by a line break, column and
+    band groups by a blank line (reading order: bands top to bottom, columns left to right)."""
+    out: list[str] = []
+    prev: Region | None = None
+    for text, region in parts:
+        if not text.strip():
+            prev = prev or region
+            continue
+        if out:
+            same = prev is not None and (prev.band, prev.column) == (region.band, region.column)
+            out.append("\n" if same else "\n\n")
+        out.append(text.strip("\n"))
+        prev = region
+    return "".join(out).strip()
+
+
 # ---------------------------------------------------------------------------------------------- OCR
 _FENCE = re.compile(r"^\s*```[a-zA-Z]*\s*\n(?P<body>.*?)\n\s*```\s*$", re.S)
 
@@ -497,8 +748,9 @@ def _default_max_tokens(client: MiniMaxVLClient, max_tokens: int | None) -> int:
 
 
 def cut_page(image: Image.Image, plan: PagePlan) -> list[tuple[Image.Image, Tile]]:
-    """The crops of a tiled ``plan`` from the page's pixels: the page scaled to the plan first (Lanczos,
-    sharpest for small print), then cut; in plan order."""
+    """The crops of a tiled ``plan`` from the page's pixels, in plan order: whitespace regions cut from the
+    page (ink beyond their seams whitened) and scaled to their tile size; or, for a grid plan, the page
+    scaled to the plan first (Lanczos, sharpest for small print), then cut."""
     from .images.tiling import cut_tiles
 
     if plan.tiles is None:
@@ -507,6 +759,21 @@ def cut_page(image: Image.Image, plan: PagePlan) -> list[tuple[Image.Image, Tile
         raise InvalidInputError(
             f"image is {image.width}x{image.height} but the plan is for a {plan.width}x{plan.height} page"
         )
+    if plan.regions:
+        from .images.cutting import region_image
+
+        out = []
+        for region, t in zip(plan.regions, plan.tiles.tiles, strict=True):
+            crop = region_image(image, region)
+            scaled = (t.box[2] - t.box[0], t.box[3] - t.box[1])
+            if crop.size != scaled:
+                crop = crop.resize(scaled, Image.Resampling.LANCZOS)
+            if scaled != t.size:  # a thin band padded to the aspect limit, centred on white
+                canvas = Image.new(crop.mode, t.size, "white")
+                canvas.paste(crop, ((t.size[0] - scaled[0]) // 2, (t.size[1] - scaled[1]) // 2))
+                crop = canvas
+            out.append((crop, t))
+        return out
     if image.size != plan.tiles.page:
         image = image.resize(plan.tiles.page, Image.Resampling.LANCZOS)
     return cut_tiles(image, plan.tiles)
@@ -551,6 +818,8 @@ class _Job:
     quality: int
     requests: int = 0
     tokens: int = 0
+    regions: tuple[Region, ...] = ()  # the plan's whitespace cuts, for the merge and the block boxes
+    geometry: BlockGeometry | None = None  # block geometry computed beforehand (page work in a worker)
 
     @property
     def max_attempts(self) -> int:
@@ -719,18 +988,96 @@ def _page_result(
     }
     if failed is not None:
         return OCRPage(status="failed", error=failed.failure, error_type=failed.failure_type, **common)
-    if crops:
+    blocks: Any = None
+    if crops and job.regions:
+        blocks = merge_crops([clean_transcription(t) for t, _ in texts], job.regions[: len(texts)])
+        body = merged_text(blocks)
+    elif crops:
         body = merge_overlapping([(clean_transcription(t), b) for t, b in texts])
     else:
         body = clean_transcription(texts[0][0]) if texts else ""
     if not body.strip() and not any(r.said_blank for r in reads):
         error = f"empty reply for a page judged non-blank after {attempts} attempts"
         return OCRPage(status="failed", error=error, error_type="EmptyOutputError", **common)
+    geometry = job.geometry or block_geometry(page, job.regions if crops else ())
+    blocks = _text_blocks(geometry, blocks if crops and job.regions else None, body)
     return OCRPage(
         markdown=body,
         text=body if plain else markdown_to_text(body),
         status="ok" if body.strip() else "blank",
+        blocks=blocks,
         **common,
+    )
+
+
+@dataclass(frozen=True)
+class BlockGeometry:
+    """What block boxes need of a page's pixels, small and picklable (a worker computes it beside the
+    crops): the image size, the PDF page size in points, and the text-line boxes of each region."""
+
+    size: tuple[int, int]
+    pdf_size: tuple[float, float] | None = None
+    lines: tuple[tuple[Box, tuple[Box, ...]], ...] = ()
+
+    def lines_of(self, box: Box) -> list[Box]:
+        """The line boxes found in the region with this box (none when unknown)."""
+        return next((list(ls) for b, ls in self.lines if b == box), [])
+
+
+def block_geometry(page: PageImage, regions: Sequence[Region] = ()) -> BlockGeometry:
+    """The :class:`BlockGeometry` of a rendered page for its plan's ``regions`` (else the whole page)."""
+    from .images.cutting import Region, line_boxes
+
+    image = page.pixels()
+    parts = list(regions) or [Region((0, 0, image.width, image.height))]
+    lines = tuple((r.box, tuple(line_boxes(image, r))) for r in parts)
+    return BlockGeometry(image.size, page.pdf_size, lines)
+
+
+def _text_blocks(
+    geometry: BlockGeometry, parts: list[tuple[str, Region]] | None, body: str
+) -> list[TextBlock]:
+    """Boxes of what was read: per region of a whitespace plan (else the page's text area), split into
+    one box per line when the region's text lines (ink rows) and the transcription's lines agree."""
+    from .images.cutting import Region
+
+    width, height = geometry.size
+    if parts is None:
+        if not body.strip():
+            return []
+        parts = [(body, Region((0, 0, width, height)))]
+    scale = None
+    if geometry.pdf_size is not None and width and height:
+        sx, sy = geometry.pdf_size[0] / width, geometry.pdf_size[1] / height
+        if abs(sx - sy) <= 0.02 * max(sx, sy):  # same orientation as the PDF page
+            scale = (sx, sy)
+    out = []
+    for text, region in parts:
+        text = text.strip("\n")
+        if not text.strip():
+            continue
+        lines = [ln for ln in text.splitlines() if ln.strip()]
+        boxes = geometry.lines_of(region.box)
+        if boxes and len(boxes) == len(lines):
+            pairs = [(ln, b, "line") for ln, b in zip(lines, boxes, strict=True)]
+        else:
+            pairs = [(text, _union(boxes) if boxes else region.box, "block")]
+        for t, b, kind in pairs:
+            pdf = (
+                None
+                if scale is None
+                else (b[0] * scale[0], b[1] * scale[1], b[2] * scale[0], b[3] * scale[1])
+            )
+            out.append(TextBlock(text=t, box=b, pdf_box=pdf, kind=kind))
+    return out
+
+
+def _union(boxes: Sequence[Box]) -> Box:
+    return (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
     )
 
 
@@ -772,7 +1119,10 @@ def _upright(
     if not chk.angle:
         return page, []
     fixed = replace(
-        page, image=correct_rotation(page.pixels(), chk), rotation=(page.rotation + chk.angle) % 360
+        page,
+        image=correct_rotation(page.pixels(), chk),
+        rotation=(page.rotation + chk.angle) % 360,
+        pdf_size=None,  # pixel boxes of the turned image no longer map onto the PDF page
     )
     note = f"rotated {chk.angle} degrees clockwise to upright ({chk.method}, confidence {chk.confidence:.2f})"
     return fixed, [note]
@@ -849,6 +1199,7 @@ def _prepare(
         page, turned = _upright(page, rotation_engine)
         warnings += turned
     plan = plan_page_image(page.pixels(), tile=tile, min_x_height=min_x_height, profile=profile)
+    job.regions = plan.regions
     return page, None, job, plan, warnings
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "OCRResult",
     "OCRStatus",
     "Series",
+    "TextBlock",
     "markdown_to_text",
     "parse_choice",
 ]
@@ -151,6 +152,28 @@ class CropInfo(BaseModel):
     tokens: int = 0
 
 
+class TextBlock(BaseModel):
+    """Where on the page a transcribed line or block was read, so an answer can cite a region.
+
+    ``box`` is in pixels of the page image as read (after any rotation correction); ``pdf_box`` is the
+    same region in PDF points from the top-left corner of the page as displayed (PDF pages only).
+    """
+
+    text: str
+    box: tuple[int, int, int, int] = Field(description="(left, top, right, bottom) in page pixels.")
+    pdf_box: tuple[float, float, float, float] | None = Field(
+        None, description="(left, top, right, bottom) in PDF points, top-left origin; None off PDFs."
+    )
+    kind: Literal["line", "block"] = Field("block", description="One text line, or a block of lines.")
+
+    def compact(self) -> dict[str, object]:
+        """JSON-ready dict without None values (for Document metadata)."""
+        out: dict[str, object] = {"box": list(self.box), "kind": self.kind}
+        if self.pdf_box is not None:
+            out["pdf_box"] = [round(v, 2) for v in self.pdf_box]
+        return out
+
+
 class OCRPage(BaseModel):
     """The transcription of one page and what it cost; ``status`` says whether it can be trusted."""
 
@@ -172,6 +195,9 @@ class OCRPage(BaseModel):
     )
     warnings: list[str] = Field(
         default_factory=list, description="Retries, rotation and fallback notes, in order."
+    )
+    blocks: list[TextBlock] = Field(
+        default_factory=list, description="The transcription's lines or blocks with their page boxes."
     )
 
 
@@ -195,6 +221,11 @@ class OCRResult(BaseModel):
     def text(self) -> str:
         """Same as :meth:`to_text`."""
         return self.to_text()
+
+    @property
+    def blocks(self) -> list[tuple[int, TextBlock]]:
+        """Every page's text blocks as (page number, block), in reading order."""
+        return [(p.page, b) for p in self.pages for b in p.blocks]
 
     @property
     def image_tokens(self) -> int:

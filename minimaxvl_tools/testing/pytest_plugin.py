@@ -1,4 +1,5 @@
-"""Pytest fixtures: ``vllm_server`` (fresh per test) and ``vllm_server_session`` (one per session, reset).
+"""Pytest fixtures: ``vllm_server`` (fresh per test), ``vllm_server_session`` (one per session, reset) and
+``vllm_reader_server`` (the double in Tesseract reader mode: a legibility proxy, not a model).
 
 Registered through the ``pytest11`` entry point, so installing minimaxvl-tools makes them available to any
 test suite; the test double's module is imported only when a test asks for one of them.
@@ -30,4 +31,18 @@ def vllm_server_session() -> Iterator[LocalVLLMServer]:
     from .server import LocalVLLMServer
 
     with LocalVLLMServer(fault_delay=3.0) as server:
+        yield server
+
+
+@pytest.fixture
+def vllm_reader_server() -> Iterator[LocalVLLMServer]:
+    """A :class:`LocalVLLMServer` with ``reader="tesseract"``: image requests are answered with Tesseract's
+    reading of each image resized into its canvas. Skips the test when Tesseract is not installed."""
+    from ..local_ocr import LocalOCREngine
+
+    if not LocalOCREngine.available():
+        pytest.skip("reader mode needs the tesseract binary (apt-get install tesseract-ocr)")
+    from .server import LocalVLLMServer
+
+    with LocalVLLMServer(fault_delay=3.0, reader="tesseract") as server:
         yield server

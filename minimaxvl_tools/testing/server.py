@@ -7,6 +7,9 @@ the exact anyres image token count, vLLM's error messages and status codes for b
 unloadable URLs (500), context-overflow and too-many-images refusals, and ``json_schema`` outputs.
 Answers are scripted (:meth:`LocalVLLMServer.queue`, :meth:`LocalVLLMServer.set_responder`) and faults
 injected (:meth:`LocalVLLMServer.fail_next`), so client code can be tested over the wire, offline.
+``reader="tesseract"`` answers requests that carry images with Tesseract's reading of each image as the
+model would receive it (resized into its best canvas): a LEGIBILITY PROXY for what the pixels let a
+reader see, not a model (it follows no prompt, reads no charts, answers no questions).
 It is NOT a model server: never deploy it. It uses only the standard library (plus Pillow).
 """
 
@@ -33,6 +36,7 @@ from typing import Any
 from ..profile import MINIMAX_VL_01, ModelProfile
 
 FAULT_KINDS = ("429", "500", "503", "drop", "partial", "malformed", "timeout")
+READERS = ("tesseract",)
 DEFAULT_TEXT = "This is a scripted answer from LocalVLLMServer."
 
 
@@ -166,6 +170,11 @@ class LocalVLLMServer:
     how many running requests fill the KV cache (``vllm:kv_cache_usage_perc`` = running / kv_capacity,
     capped at 1; default 1.25 x slots, i.e. 0.8 when every slot runs). :meth:`stop` drops open
     connections too, like a crashed server, so clients see connection errors, not late answers.
+
+    ``reader="tesseract"`` (see :func:`canvas_view`) answers chat requests carrying images, when no
+    queued reply or responder applies and no JSON output is asked for, with Tesseract's text of each image
+    after the server-side resize into its best canvas (images joined by a blank line); ``reader_views``
+    records (received size, canvas, size read) per image. A legibility proxy, not a model.
     """
 
     def __init__(
@@ -183,7 +192,22 @@ class LocalVLLMServer:
         metrics: bool = True,
         kv_capacity: float | None = None,
         tokenize: bool = True,
+        reader: str | None = None,
+        reader_lang: str = "eng",
     ) -> None:
+        if reader is not None and reader not in READERS:
+            from ..errors import InvalidInputError
+
+            raise InvalidInputError(f"reader={reader!r} is unknown: use None or one of {', '.join(READERS)}")
+        self.reader = reader
+        self._reader_engine: Any = None
+        if reader == "tesseract":
+            from ..local_ocr import LocalOCREngine
+
+            engine = LocalOCREngine(lang=reader_lang, psm=3)
+            engine._require_binary()  # TesseractNotFoundError now, not on the first request
+            self._reader_engine = engine
+        self.reader_views: list[tuple[tuple[int, int], tuple[int, int], tuple[int, int]]] = []
         self.model = model
         self.max_model_len = max_model_len
         self.max_images = max_images
@@ -290,6 +314,7 @@ class LocalVLLMServer:
         with self._lock:
             self.requests.clear()
             self.tokenize_requests.clear()
+            self.reader_views.clear()
             self._replies.clear()
             self._faults.clear()
             self.max_running = 0
@@ -378,12 +403,36 @@ class LocalVLLMServer:
         if self._responder is not None:
             return Reply.coerce(self._responder(body))
         rf = body.get("response_format")
+        if self._reader_engine is not None and not isinstance(rf, dict):
+            images = _request_images(body.get("messages"))
+            if images:
+                return Reply(text=self.read_images(images))
         if isinstance(rf, dict) and rf.get("type") == "json_schema":
             schema = (rf.get("json_schema") or {}).get("schema") or {}
             return Reply(text=json.dumps(schema_instance(schema)))
         if isinstance(rf, dict) and rf.get("type") == "json_object":
             return Reply(text="{}")
         return Reply(text=DEFAULT_TEXT)
+
+    def read_request(self, body: dict[str, Any]) -> str:
+        """The reader's answer for a chat request body (for responders that read some requests and script
+        others); needs ``reader`` set."""
+        if self._reader_engine is None:
+            from ..errors import InvalidInputError
+
+            raise InvalidInputError("read_request() needs LocalVLLMServer(reader='tesseract')")
+        return self.read_images(_request_images(body.get("messages")))
+
+    def read_images(self, images: list[Any]) -> str:
+        """The reader's answer for ``images`` (PIL images as received): each resized into its best canvas
+        (:func:`canvas_view`) and read by Tesseract; texts joined by a blank line."""
+        texts = []
+        for img in images:
+            view = canvas_view(img, self.profile)
+            with self._lock:
+                self.reader_views.append((img.size, self.profile.best_canvas(*img.size), view.size))
+            texts.append(self._reader_engine.ocr(view).text.strip())
+        return "\n\n".join(t for t in texts if t)
 
     def _take_fault(self) -> str | None:
         with self._lock:
@@ -448,6 +497,37 @@ class LocalVLLMServer:
                 }
             ],
         }
+
+
+def canvas_view(image: Any, profile: ModelProfile = MINIMAX_VL_01) -> Any:
+    """``image`` as MiniMax-VL-01's server resizes it before its vision tower: aspect-preserving bicubic
+    into the best canvas (scale = min(cw/W, ch/H), size (int(W*scale), int(H*scale)), LLaVA-NeXT's rule),
+    without the black padding (padding adds no text). Small images are upscaled, like on the server."""
+    from PIL import Image
+
+    w, h = image.size
+    cw, ch = profile.best_canvas(w, h)
+    scale = min(cw / w, ch / h)
+    size = (max(1, int(w * scale)), max(1, int(h * scale)))
+    return image if size == (w, h) else image.resize(size, Image.Resampling.BICUBIC)
+
+
+def _request_images(messages: Any) -> list[Any]:
+    """Decoded images (data URLs) of a chat request, in order; the prompt was validated before."""
+    from PIL import Image
+
+    out = []
+    for msg in messages if isinstance(messages, list) else []:
+        content = msg.get("content") if isinstance(msg, dict) else None
+        for part in content if isinstance(content, list) else []:
+            if isinstance(part, dict) and part.get("type") == "image_url":
+                url = part.get("image_url")
+                url = url.get("url") if isinstance(url, dict) else url
+                data = str(url).partition(",")[2]
+                img = Image.open(io.BytesIO(base64.b64decode(data)))
+                img.load()
+                out.append(img.convert("L") if img.mode not in ("L", "RGB") else img)
+    return out
 
 
 def _truncate(text: str, max_tokens: int | None) -> tuple[str, bool]:
@@ -709,4 +789,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
 
 
-__all__ = ["FAULT_KINDS", "HTTPError", "LocalVLLMServer", "Reply", "estimate_tokens", "schema_instance"]
+__all__ = [
+    "FAULT_KINDS",
+    "READERS",
+    "HTTPError",
+    "LocalVLLMServer",
+    "Reply",
+    "canvas_view",
+    "estimate_tokens",
+    "schema_instance",
+]

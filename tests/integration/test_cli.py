@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 
 from minimaxvl_tools import cli, serve
 from minimaxvl_tools.cli import Progress, main
-from minimaxvl_tools.pages import plan_page
+from minimaxvl_tools.pages import iter_pages, plan_page_image
 from minimaxvl_tools.profile import image_tokens
 from minimaxvl_tools.testing.server import LocalVLLMServer, Reply
 
@@ -59,11 +59,11 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def text_image(
-    path: Path, size: tuple[int, int] = (800, 600), colour: tuple[int, int, int] = (255,) * 3
+    path: Path, size: tuple[int, int] = (800, 600), colour: tuple[int, int, int] = (255,) * 3, lines: int = 8
 ) -> Path:
     img = Image.new("RGB", size, colour)
     d = ImageDraw.Draw(img)
-    for i in range(8):
+    for i in range(lines):
         d.text((30, 30 + i * 40), f"Line {i}: printed words for the model", fill="black")
     img.save(path)
     return path
@@ -308,7 +308,7 @@ def test_health_up_down_wrong_model(vllm_server: LocalVLLMServer, capsys: pytest
 # ------------------------------------------------------------------ plan (no server)
 def test_plan_matches_plan_page(capsys: pytest.CaptureFixture[str]) -> None:
     text_image(Path("small.png"), (800, 600))
-    text_image(Path("dense.png"), (2480, 3508))  # an A4 scan at 300 dpi: crops
+    text_image(Path("dense.png"), (2480, 3508), lines=80)  # an A4 scan at 300 dpi full of small print
     coloured_pdf(Path("doc.pdf"), COLOURS[:3])
     code, out, err = run(capsys, "plan", "small.png", "dense.png", "doc.pdf", "--dpi", "100", "--json")
     assert code == 0, err
@@ -321,8 +321,9 @@ def test_plan_matches_plan_page(capsys: pytest.CaptureFixture[str]) -> None:
         ("doc.pdf", 2),
         ("doc.pdf", 3),
     ]
-    for r in rows:
-        expect = plan_page(r["width"], r["height"])
+    pages = [p for src in ("small.png", "dense.png", "doc.pdf") for p in iter_pages(src, dpi=100)]
+    for r, page in zip(rows, pages, strict=True):
+        expect = plan_page_image(page.pixels())  # the CLI plans as the OCR tool does: print measured
         assert (r["mode"], r["image_tokens"], r["requests"], r["crops"]) == (
             expect.mode,
             expect.tokens,
@@ -332,6 +333,9 @@ def test_plan_matches_plan_page(capsys: pytest.CaptureFixture[str]) -> None:
     small, dense = rows[0], rows[1]
     assert small["mode"] == "single" and small["image_tokens"] == image_tokens(800, 600)
     assert dense["mode"] == "tiles" and dense["crops"] > 1 and dense["requests"] == dense["crops"]
+    assert dense["cut"] == "whitespace" and len(dense["cuts"]) == dense["crops"]
+    assert dense["legibility_gain"] > 1.5 and dense["x_height_shown"] > dense["x_height"] * 0.9
+    assert small["cuts"] == [] and small["cut"] == "none"
     assert abs(rows[2]["width"] - 200 / 25.4 * 100) <= 1 and abs(rows[2]["height"] - 150 / 25.4 * 100) <= 1
     assert data["totals"]["image_tokens"] == sum(r["image_tokens"] for r in rows)
     assert data["totals"]["requests"] == sum(r["requests"] for r in rows)
@@ -341,6 +345,8 @@ def test_plan_matches_plan_page(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and lines[0].split()[:3] == ["source", "page", "size"]
     assert "800x600" in lines[1] and "single" in lines[1] and "tiles" in lines[2]
     assert lines[-1].startswith("total: 2 page(s), 1 tiled")
+    assert "whitespace" in lines[2] and lines[2].rstrip().endswith("x")  # the expected legibility gain
+    assert sum(ln.strip().startswith("cut ") for ln in lines) == dense["crops"]
 
 
 def test_plan_bad_input_exits_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -671,7 +671,7 @@ def test_min_x_height_sets_how_fine_print_is_cut(vllm_server: LocalVLLMServer, t
     pdf.set_font("Helvetica", size=12)
     for i in range(30):
         pdf.set_xy(15, 15 + i * 7)
-        pdf.cell(180, 6, f"Line {i}: the quick brown fox jumps over the lazy dog, number {i * 7}.")
+        pdf.cell(180, 6, f"Line {i}: the quick brown fox jumps over the lazy dog, number {i * 7}, twice.")
     path = tmp_path / "twelve_pt.pdf"
     pdf.output(str(path))
     vllm_server.set_responder(lambda body: "page text")

@@ -215,7 +215,7 @@ def test_good_answer_on_second_attempt_is_accepted(server: LocalVLLMServer) -> N
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
 async def test_looping_crop_of_a_dense_page_retried_alone(server: LocalVLLMServer, mode: str) -> None:
-    image = _text_page((1654, 2339), lines=40, font_size=22)
+    image = _text_page((1654, 2339), lines=40, font_size=14)  # print small enough to need 2+ crops
     plan = plan_page_image(image)  # the plan ocr_page makes: small print measured
     assert plan.mode == "tiles" and plan.requests >= 2
     n = plan.requests

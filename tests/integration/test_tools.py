@@ -18,7 +18,7 @@ from langchain_tests.integration_tests import ToolsIntegrationTests
 from PIL import Image, ImageDraw
 
 from minimaxvl_tools.client import MiniMaxVLClient
-from minimaxvl_tools.pages import plan_page
+from minimaxvl_tools.pages import plan_page_image
 from minimaxvl_tools.results import ChartData, DiagramAnswer, DocumentAnswer, OCRResult
 from minimaxvl_tools.testing.server import LocalVLLMServer
 from minimaxvl_tools.tools import (
@@ -246,8 +246,9 @@ def test_ocr_multipage_pdf_and_blank_page(server: LocalVLLMServer, tmp_path: Pat
     assert "<!-- page 3 -->" in msg.content and "blank pages: 2" in msg.content
 
 
-def _crop_responder(lines: list[str]) -> Any:
-    """Each crop 'sees' its share of the page's lines plus 2 lines of overlap with the next crop."""
+def _crop_responder(lines: list[str], overlap: int = 2) -> Any:
+    """Each crop 'sees' its share of the page's lines plus ``overlap`` lines shared with the next crop
+    (0 for crops cut in whitespace, which share no line)."""
 
     def respond(body: dict[str, Any]) -> str:
         m = re.search(r"crop (\d+) of (\d+)", _user_text(body))
@@ -255,7 +256,7 @@ def _crop_responder(lines: list[str]) -> Any:
         i, n = int(m.group(1)), int(m.group(2))
         step = len(lines) // n
         a = (i - 1) * step
-        b = len(lines) if i == n else i * step + 2
+        b = len(lines) if i == n else i * step + overlap
         return "\n".join(lines[a:b])
 
     return respond
@@ -264,10 +265,11 @@ def _crop_responder(lines: list[str]) -> Any:
 @pytest.mark.parametrize("mode", ["sync", "async"])
 async def test_ocr_dense_page_tiles_and_merges(vllm_server: LocalVLLMServer, mode: str) -> None:
     lines = [f"{i}. Clause {i} of the agreement sets out term number {i * 3}" for i in range(30)]
-    vllm_server.set_responder(_crop_responder(lines))
     page = _text_page((1654, 2339), lines=60)
-    plan = plan_page(*page.size)
+    plan = plan_page_image(page)  # the plan the tool makes: small print measured, cut in whitespace
     assert plan.mode == "tiles" and plan.requests >= 2
+    shared = 0 if plan.cut == "whitespace" else 2
+    vllm_server.set_responder(_crop_responder(lines, shared))
     tool = OCRTool(client=_client(vllm_server, max_concurrency=2))
     args = {"source": _data_url(page)}
     msg = _call(tool, args) if mode == "sync" else await _acall(tool, args)

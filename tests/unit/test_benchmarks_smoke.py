@@ -101,3 +101,21 @@ def test_tokens_smoke() -> None:
     cer = res.details["cer"]
     assert isinstance(cer, dict) and all(0 <= v <= 1.5 for v in cer.values())
     assert cer["one image"] < 0.2  # 14 pt at 200 dpi is legible even shrunk into one canvas
+
+
+def test_tiling_helpers() -> None:
+    """The tiling benchmark's scan, conventions and scores (the corpus run itself is in benchmarks/)."""
+    from PIL import Image
+
+    from benchmarks import tiling
+
+    page = Image.new("RGB", (2550, 3300), "white")
+    scanned = tiling.scan(page, 0.4)
+    assert scanned.mode == "L" and scanned.size == page.size
+    assert tiling.one_image("one image 200 dpi", scanned).size == (1700, 2200)
+    assert max(tiling.one_image("olmOCR 1288", scanned).size) == 1288
+    assert tiling.one_image("zerox 1056", scanned).size[1] == 1056
+    assert tiling.scores("the quick fox", "the quick fox") == (0.0, 0.0)
+    cer, wer = tiling.scores("the quick fox", "the quack fox")
+    assert abs(cer - 1 / 13) < 1e-9 and abs(wer - 1 / 3) < 1e-9
+    assert sum(len(n) for _, _, n in tiling.CORPUS) >= 30
