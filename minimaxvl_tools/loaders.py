@@ -66,12 +66,16 @@ class JobStats(BaseModel):
         return self.failed / self.pages if self.pages else 0.0
 
 
-def _file_digest(path: Path) -> str:
+def file_digest(path: Path) -> str:
+    """The sha256 (hex) of a file's bytes: the content part of every page's cache key."""
     h = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+_file_digest = file_digest
 
 
 class PageCache:
@@ -125,6 +129,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         min_pages_before_abort: int = 5,
         policy: InputPolicy | None = None,
         local_engine: Any | None = None,
+        digests: dict[Path, str] | None = None,
     ) -> None:
         if mode not in ("vlm", "text-layer", "auto", "local"):
             raise InvalidInputError(f"mode {mode!r} is not one of 'vlm', 'text-layer', 'auto', 'local'")
@@ -152,6 +157,8 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         self.min_pages_before_abort = min_pages_before_abort
         self.policy = policy
         self._local = local_engine
+        self.digests: dict[Path, str] = dict(digests or {})
+        """Content hashes the caller already computed (file -> sha256 hex): used instead of reading again."""
         self.stats = JobStats()
 
     # ------------------------------------------------------------ discovery
@@ -216,6 +223,23 @@ class MiniMaxVLDocumentLoader(BaseLoader):
 
     def _key(self, digest: str, page: int) -> str:
         return hashlib.sha256(f"{digest}|{page}|{self._settings_key()}".encode()).hexdigest()
+
+    def page_key(self, digest: str, page: int) -> str:
+        """The cache key of page ``page`` of the file with content hash ``digest`` under these settings."""
+        return self._key(digest, page)
+
+    def process_page(self, page: Any) -> dict[str, Any]:
+        """One page through the loader's pipeline (no cache): its record; errors become a failed record."""
+        return self._process_sync(page)
+
+    def page_document(self, path: Path, page: Any, rec: dict[str, Any], cached: bool) -> Document:
+        """The ``Document`` the loader yields for ``page`` of ``path`` with record ``rec``."""
+        return self._document(path, page, rec, cached)
+
+    @staticmethod
+    def cacheable(rec: dict[str, Any]) -> bool:
+        """True when ``rec`` may be cached (``ok``, ``blank``); failed and fallback pages are redone."""
+        return MiniMaxVLDocumentLoader._cacheable(rec)
 
     # ------------------------------------------------------------ per page
     def _prepare(self, page: Any) -> tuple[Any, dict[str, Any] | None]:
@@ -553,7 +577,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
             for path in self.files():
                 self.stats.documents += 1
                 try:
-                    digest = _file_digest(path)
+                    digest = self.digests.get(path) or _file_digest(path)
                     for page in self._iter_source_pages(path):
                         key = self._key(digest, page.number)
                         rec = self.cache.get(key) if self.cache else None
@@ -610,7 +634,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
             for path in self.files():
                 self.stats.documents += 1
                 try:
-                    digest = await asyncio.to_thread(_file_digest, path)
+                    digest = self.digests.get(path) or await asyncio.to_thread(_file_digest, path)
                     it = self._iter_source_pages(path)
                     while (page := await asyncio.to_thread(next, it, sentinel)) is not sentinel:
                         key = self._key(digest, page.number)
@@ -685,4 +709,4 @@ def load_documents(paths: Iterable[str | os.PathLike[str]], **kwargs: Any) -> li
     return MiniMaxVLDocumentLoader(list(paths), **kwargs).load()
 
 
-__all__ = ["JobStats", "LoaderMode", "MiniMaxVLDocumentLoader", "PageCache", "load_documents"]
+__all__ = ["JobStats", "LoaderMode", "MiniMaxVLDocumentLoader", "PageCache", "file_digest", "load_documents"]
