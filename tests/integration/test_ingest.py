@@ -143,7 +143,7 @@ def test_symlink_outside_is_refused_before_any_open_and_the_rest_goes_on(
     vllm_server.set_responder(lambda body: "text")
 
     opened: list[str] = []
-    real_open, real_io_open, real_path_open = builtins.open, io.open, Path.open
+    real_open, real_path_open = builtins.open, Path.open
 
     def spy(file: Any, *a: Any, **kw: Any) -> Any:
         if isinstance(file, str | os.PathLike):
