@@ -130,8 +130,10 @@ def page_record(doc: Any) -> dict[str, Any]:
     )
 
 
-def failed_file_record(path: str | os.PathLike[str], error: BaseException) -> dict[str, Any]:
-    """The one record of a file that could not be read at all (refused by the policy, unreadable)."""
+def failed_file_record(path: str | os.PathLike[str], error: BaseException | str) -> dict[str, Any]:
+    """The one record of a file that could not be read at all (refused by the policy, unreadable);
+    ``error`` is the exception, or its text as ``"Type: message"``."""
+    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     return _safe(
         {
             "source": os.fspath(path),
@@ -142,7 +144,7 @@ def failed_file_record(path: str | os.PathLike[str], error: BaseException) -> di
                 "status": "failed",
                 "engine": None,
                 "extraction": "none",
-                "error": f"{type(error).__name__}: {error}",
+                "error": text,
                 "cached": False,
             },
         }
@@ -210,6 +212,37 @@ class Manifest:
 
 
 # ---------------------------------------------------------------------------------------------- job
+def list_files(
+    inputs: Sequence[Path], policy: InputPolicy | None
+) -> tuple[list[Path], dict[Path, MiniMaxVLError]]:
+    """Every document file under ``inputs`` (folders expanded by suffix, sorted) and those the policy
+    refuses, checked before anything opens them: an input or a file found in a folder (a symlink may point
+    outside) that is refused stays in the list and is mapped to its error, so it gets a failed record.
+    InvalidInputError when nothing is found."""
+    found: list[Path] = []
+    refused: dict[Path, MiniMaxVLError] = {}
+    for p in inputs:
+        if policy is None:
+            found.extend(MiniMaxVLDocumentLoader([p], policy=None).files())
+            continue
+        try:
+            root = policy.check_path(p)
+        except MiniMaxVLError as e:
+            refused[p] = e
+            found.append(p)
+            continue
+        for f in MiniMaxVLDocumentLoader([root], policy=None).files():
+            try:
+                policy.check_path(f)
+            except MiniMaxVLError as e:
+                refused[f] = e
+            found.append(f)
+    if not found:
+        shown = ", ".join(safe_text(str(p)) for p in inputs)
+        raise InvalidInputError(f"{shown}: no PDFs or images found")
+    return found, refused
+
+
 @dataclass
 class DocumentWritten:
     """One output file written: its name under the output folder, its source, pages and failed pages."""
@@ -321,36 +354,13 @@ class IngestJob:
             **kw,
         )
 
-    def _discover(self) -> list[Path]:
-        """Every document file under the inputs (folders expanded, sorted), without opening any; an input
-        the policy refuses is kept as a file so that it gets its failed record."""
-        found: list[Path] = []
-        for p in self.inputs:
-            if self.policy is not None:
-                try:
-                    p = self.policy.check_path(p)
-                except MiniMaxVLError as e:
-                    self.refused[p] = e
-                    found.append(p)
-                    continue
-            found.extend(MiniMaxVLDocumentLoader([p], policy=None).files())
-        return found
-
     def prepare(self) -> IngestJob:
         """List, check and hash the files; decide which documents are complete already. Idempotent."""
         if self._prepared:
             return self
-        files = self._discover()
-        if not files:
-            shown = ", ".join(safe_text(str(p)) for p in self.inputs)
-            raise InvalidInputError(f"{shown}: no PDFs or images found")
+        files, self.refused = list_files(self.inputs, self.policy)
         model = getattr(getattr(self.client, "settings", None), "model", None)
         for f in files:
-            if f not in self.refused and self.policy is not None:
-                try:
-                    self.policy.check_path(f)  # a symlink inside an allowed folder may point outside
-                except MiniMaxVLError as e:
-                    self.refused[f] = e
             digest = None
             if f not in self.refused:
                 try:
@@ -470,6 +480,7 @@ __all__ = [
     "Manifest",
     "failed_file_record",
     "ingest",
+    "list_files",
     "output_names",
     "page_record",
     "render_markdown",
