@@ -385,7 +385,7 @@ def ray_ingest(
             ds = ds.flat_map(
                 _PageWorker,
                 fn_constructor_kwargs={"opts": opts},
-                compute=ray.data.ActorPoolStrategy(size=workers),
+                compute=ray.data.ActorPoolStrategy(min_size=1, max_size=workers),
                 num_cpus=1,
             )
             ds = ds.map_batches(
