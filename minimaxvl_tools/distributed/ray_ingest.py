@@ -9,9 +9,10 @@ three Ray Data stages:
    ``gs://...``) are listed and read by Ray Data through pyarrow filesystems with the credentials of the
    environment (pass ``filesystem=`` for anything else, e.g. an fsspec filesystem wrapped in
    ``pyarrow.fs.PyFileSystem``). Each file is hashed once (sha256 of its bytes) and its pages counted.
-2. **pages** (CPU actors, ``workers`` of them, one CPU each): pages are rendered, checked (blank,
+2. **pages** (CPU tasks, at most ``workers`` at once, one CPU each): pages are rendered, checked (blank,
    rotation), encoded and sent with :class:`~minimaxvl_tools.client.MiniMaxVLClient` (one or several base
-   URLs, with its backpressure and failover) through the loader's page pipeline; each finished page is
+   URLs, with its backpressure and failover; one client per worker process) through the loader's page
+   pipeline, up to ``max_concurrency`` pages of a task in flight at once; each finished page is
    cached at once in ``cache_dir`` (a folder every node can reach) under the loader's key (content hash,
    page, settings).
 3. **write**: page records (the local ingest schema: ``source``, ``page``, ``text``, ``metadata``) go to
@@ -161,7 +162,8 @@ def _read(path: str, policy: InputPolicy | None) -> bytes:
 
 
 class _PageWorker:
-    """A Ray actor: renders, checks, encodes and sends the pages of its tasks; one client per actor."""
+    """Renders, checks, encodes and sends the pages of a task; one per Ray worker process and run (see
+    :func:`_pages`), so its client, connection pool and endpoint health carry over between tasks."""
 
     def __init__(self, opts: _Options) -> None:
         self.opts = opts
@@ -215,6 +217,22 @@ class _PageWorker:
         if error is not None:
             out.append(_row(failed_file_record(path, error)))
         return out
+
+
+_WORKER: dict[str, _PageWorker] = {}
+"""This process's page worker, by run (its staging folder); a new run replaces it."""
+
+
+def _pages(row: dict[str, Any], opts: _Options) -> list[dict[str, Any]]:
+    """Stage 2 as a Ray task: the page records of one task row. Tasks rather than actors, so that Ray's
+    pooled worker processes (imports done) are reused from run to run."""
+    worker = _WORKER.get(opts.staging)
+    if worker is None:
+        for old in _WORKER.values():
+            old.pool.shutdown(wait=False)
+        _WORKER.clear()
+        worker = _WORKER[opts.staging] = _PageWorker(opts)
+    return worker(row)
 
 
 def _row(record: dict[str, Any]) -> dict[str, Any]:
@@ -309,9 +327,9 @@ def ray_ingest(
 
     ``settings`` configures the client of every worker (``base_urls`` for several replicas; default:
     ``Settings.from_env()``); ``ray_address`` joins a running cluster (default: the Ray already initialised
-    in this process, else a new local one); ``workers`` page actors (default: the cluster's CPUs) of one CPU
-    each, each with up to ``settings.max_concurrency`` requests in flight. The other options are local
-    ingest's. Returns the run's counts; ``written`` names the shards (relative to ``out``).
+    in this process, else a new local one); ``workers`` page tasks run at once (default: the cluster's
+    CPUs), one CPU each, each with up to ``settings.max_concurrency`` requests in flight. The other
+    options are local ingest's. Returns the run's counts; ``written`` names the shards (relative to ``out``).
     """
     import ray
 
@@ -383,10 +401,7 @@ def ray_ingest(
             ds = parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
             ds = ds.flat_map(_split, fn_kwargs={"opts": opts}, num_cpus=0)
             ds = ds.flat_map(
-                _PageWorker,
-                fn_constructor_kwargs={"opts": opts},
-                compute=ray.data.ActorPoolStrategy(min_size=1, max_size=workers),
-                num_cpus=1,
+                _pages, fn_kwargs={"opts": opts}, compute=ray.data.TaskPoolStrategy(size=workers), num_cpus=1
             )
             ds = ds.map_batches(
                 _write_batch,
