@@ -3,7 +3,8 @@
 Every number in the table is measured in this run. Raw output goes to ``benchmarks/results/<name>.txt``
 and the combined report (table, raw sections, machine, load, command, wall time) to
 ``benchmarks/results/latest.md``. ``--only`` accepts render, overhead, memory, tokens, loader (repeatable or
-comma-separated); ``backpressure`` runs ``benchmarks.backpressure.main()`` when asked for by name.
+comma-separated); ``backpressure`` runs ``benchmarks.backpressure.main()`` and ``ray_ingest`` (needs
+the ``ray`` extra) runs Ray ingest's scaling, each when asked for by name.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Callable, Sequence
 from .common import RESULTS_DIR, BenchResult, Row, format_table, write_result
 
 NAMES = ("render", "overhead", "memory", "tokens", "loader")
-OPTIONAL = ("backpressure",)
+OPTIONAL = ("backpressure", "ray_ingest")
 
 
 def _backpressure(quick: bool) -> BenchResult:
@@ -47,6 +48,11 @@ def runners() -> dict[str, Callable[[bool], BenchResult]]:
     """Benchmark name -> ``run(quick)``."""
     from . import loader, memory, overhead, render, tokens
 
+    def ray_ingest(quick: bool) -> BenchResult:
+        from . import ray_ingest as bench  # imports Ray only when asked for
+
+        return bench.run(quick)
+
     return {
         "render": render.run,
         "overhead": overhead.run,
@@ -54,6 +60,7 @@ def runners() -> dict[str, Callable[[bool], BenchResult]]:
         "tokens": tokens.run,
         "loader": loader.run,
         "backpressure": _backpressure,
+        "ray_ingest": ray_ingest,
     }
 
 
