@@ -441,6 +441,8 @@ def _cmd_ingest_ray(args: argparse.Namespace) -> int:
         raise CLIError(f"--engine ray needs Ray: pip install 'minimaxvl-tools[ray]' ({e})") from e
     if args.format != "jsonl":
         raise CLIError("--engine ray writes page records (--ray-output jsonl or parquet), not markdown")
+    if args.max_failure_rate is not None:
+        raise CLIError("--max-failure-rate stops a local ingest; --engine ray records every page instead")
     opts = _ingest_options(args)
     del opts["max_failure_rate"], opts["format"]
     summary = ray_ingest(

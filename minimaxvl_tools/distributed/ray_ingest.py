@@ -133,32 +133,44 @@ def _page_count(data: bytes) -> int:
 def _split(row: dict[str, Any], opts: _Options) -> list[dict[str, Any]]:
     """One file -> its tasks: page ranges of at most ``pages_per_task`` pages, with the content hash."""
     data: bytes = row["bytes"]
-    path = str(row["path"])
-    path = opts.sources.get(path, path)
+    found = str(row["path"])
+    path = opts.sources.get(found, found)
+    raw = bytes(row.get("raw") or b"") or (b"" if _URL.match(found) else os.fsencode(found))
     digest = hashlib.sha256(data).hexdigest()
     try:
         count = _page_count(data)
     except Exception as e:  # the file's one failed record is written by the page stage
         error = f"{type(e).__name__}: {e}"
-        return [{"path": path, "digest": digest, "pages": [], "count": 0, "data": b"", "error": error}]
+        return [
+            {"path": path, "raw": raw, "digest": digest, "pages": [], "count": 0, "data": b"", "error": error}
+        ]
     step = max(1, opts.pages_per_task)
     chunks = [list(range(i, min(i + step, count + 1))) for i in range(1, count + 1, step)]
     keep = data if len(chunks) == 1 else b""  # several tasks re-read the file instead of copying it
-    row = {"path": path, "digest": digest, "count": count, "data": keep, "error": ""}
+    row = {"path": path, "raw": raw, "digest": digest, "count": count, "data": keep, "error": ""}
     return [{**row, "pages": c} for c in chunks]
 
 
 # ---------------------------------------------------------------------------------------------- stage 2
-def _read(path: str, policy: InputPolicy | None) -> bytes:
-    """The bytes of ``path`` (a local path, checked against ``policy``, or a pyarrow filesystem URI)."""
-    if _URL.match(path) and not path.startswith("file://"):
+def _read(path: str, raw: bytes, policy: InputPolicy | None) -> bytes:
+    """The bytes of a file: the local path ``raw`` (file-system bytes, checked against ``policy``), else
+    the URI ``path`` through its pyarrow filesystem."""
+    if not raw:
         import pyarrow.fs as pafs
 
         fs, inner = pafs.FileSystem.from_uri(path)
         with fs.open_input_file(inner) as fh:
             return bytes(fh.read())
-    local = policy.check_path(path) if policy is not None else Path(path)
+    local = Path(os.fsdecode(raw))
+    if policy is not None:
+        local = policy.check_path(local)
     return local.read_bytes()
+
+
+def _read_local(row: dict[str, Any]) -> dict[str, Any]:
+    """Stage 1's read for local files whose names are not UTF-8 (pyarrow paths must be): by their bytes."""
+    raw = bytes(row["raw"])
+    return {"bytes": Path(os.fsdecode(raw)).read_bytes(), "path": safe_text(os.fsdecode(raw)), "raw": raw}
 
 
 class _PageWorker:
@@ -196,7 +208,7 @@ class _PageWorker:
         todo = [n for n in pages if n not in cached]
         try:
             if todo:
-                data = bytes(row["data"]) or _read(path, self.opts.policy)
+                data = bytes(row["data"]) or _read(path, bytes(row["raw"]), self.opts.policy)
                 for page in iter_pages(
                     data, pages=todo, dpi=self.opts.dpi, render=self.opts.mode != "text-layer"
                 ):
@@ -356,7 +368,13 @@ def ray_ingest(
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = out_dir / f".{RECORDS_DIR}-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
-    abs_local = {os.path.abspath(f): str(f) for f in readable}
+    # how each local file is found in Ray's rows -> its source as local ingest names it (escaped)
+    abs_local = {
+        safe_text(os.path.abspath(f)): safe_text(str(policy.check_path(f) if policy is not None else f))
+        for f in readable
+    }
+    utf8 = [os.path.abspath(f) for f in readable if safe_text(str(f)) == str(f)]
+    odd = [os.fsencode(os.path.abspath(f)) for f in readable if safe_text(str(f)) != str(f)]
     opts = _Options(
         mode=mode,
         dpi=dpi,
@@ -381,12 +399,15 @@ def ray_ingest(
             _add(summary, {"shard": name, **_count(recs)})
             sources.update(safe_text(str(f)) for f in refused)
         parts = []
-        if abs_local:
+        if utf8:
             parts.append(
                 ray.data.read_binary_files(
-                    list(abs_local), include_paths=True, override_num_blocks=len(abs_local), num_cpus=0
+                    utf8, include_paths=True, override_num_blocks=len(utf8), num_cpus=0
                 )
             )
+        if odd:
+            items = ray.data.from_items([{"raw": r} for r in odd], override_num_blocks=len(odd))
+            parts.append(items.map(_read_local, num_cpus=0))
         if remote:
             parts.append(
                 ray.data.read_binary_files(

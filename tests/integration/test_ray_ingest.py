@@ -43,7 +43,8 @@ def pdf(path: Path, pages: int) -> Path:
     doc.set_font("helvetica", size=14)
     for i in range(pages):
         doc.add_page()
-        doc.multi_cell(0, 10, f"Page {i + 1} of {path.name}: printed words to read. " * 4)
+        name = os.fsencode(path.name).decode("ascii", "replace")
+        doc.multi_cell(0, 10, f"Page {i + 1} of {name}: printed words to read. " * 4)
     doc.output(str(path))
     return path
 
@@ -152,14 +153,18 @@ def test_cli_engine_ray(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys:
     pdf(Path("docs/a.pdf"), 2)
     secret = pdf(tmp_path.parent / f"{tmp_path.name}-outside.pdf", 1)
     Path("docs/link.pdf").symlink_to(secret)  # outside the working folder: refused before any read
+    pdf(Path(os.fsdecode(b"docs/caf\xe9.pdf")), 1)  # a file name that is not UTF-8
     with LocalVLLMServer() as server:
         server.set_responder(lambda body: "cli text")
         argv = ["ingest", "docs", "--out", "out", "--engine", "ray", "--mode", "vlm", "--no-fallback"]
         code = main([*argv, "--no-rotation", "--dpi", "72", "--json", "--base-url", server.base_url])
-        assert len(server.requests) == 2
+        assert len(server.requests) == 3
     out, err = capsys.readouterr()
     summary = json.loads(out)
-    assert code == 1 and (summary["ok"], summary["failed"]) == (2, 1), err
+    assert code == 1 and (summary["ok"], summary["failed"]) == (3, 1), err
     recs = read_records("out")
     refused = [r for r in recs if r["metadata"]["status"] == "failed"]
     assert len(refused) == 1 and "AccessDeniedError" in refused[0]["metadata"]["error"]
+    assert any(r["source"].endswith("caf\\xe9.pdf") and r["text"] == "cli text" for r in recs)
+    code = main([*argv, "--max-failure-rate", "0.5"])
+    assert code == 2 and "--max-failure-rate" in capsys.readouterr().err
