@@ -43,7 +43,7 @@ def pdf(path: Path, pages: int) -> Path:
     doc.set_font("helvetica", size=14)
     for i in range(pages):
         doc.add_page()
-        name = os.fsencode(path.name).decode("ascii", "replace")
+        name = os.fsencode(path.name).decode("ascii", "ignore")
         doc.multi_cell(0, 10, f"Page {i + 1} of {name}: printed words to read. " * 4)
     doc.output(str(path))
     return path
