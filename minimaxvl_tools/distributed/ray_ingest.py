@@ -53,22 +53,35 @@ log = logging.getLogger(__name__)
 RecordFormat = Literal["jsonl", "parquet"]
 RECORDS_DIR = "records"
 """Shards live in ``OUT/records``."""
-METADATA_KEYS = (
-    "page_count",
-    "engine",
-    "extraction",
-    "status",
-    "image_tokens",
-    "requests",
-    "crops",
-    "rotation",
-    "rotation_corrected",
-    "error",
-    "cached",
-    "fallback",
-)
-"""Parquet shards hold these metadata fields for every row (missing ones null), so all shards share one
-schema; JSONL shards hold each record exactly as local ingest writes it."""
+METADATA_FIELDS: dict[str, str] = {
+    "page_count": "int64",
+    "engine": "string",
+    "extraction": "string",
+    "status": "string",
+    "image_tokens": "int64",
+    "requests": "int64",
+    "crops": "int64",
+    "rotation": "int64",
+    "rotation_corrected": "int64",
+    "error": "string",
+    "cached": "bool",
+    "fallback": "string",
+}
+"""Parquet shards hold these metadata fields, with these types, for every row (missing ones null), so all
+shards share one schema; JSONL shards hold each record exactly as local ingest writes it."""
+METADATA_KEYS = tuple(METADATA_FIELDS)
+
+
+def parquet_schema() -> Any:
+    """The pyarrow schema of Parquet shards: ``source``, ``page``, ``text``, ``metadata`` (a struct)."""
+    import pyarrow as pa
+
+    meta = pa.struct([pa.field(k, pa.type_for_alias(t)) for k, t in METADATA_FIELDS.items()])
+    return pa.schema(
+        [("source", pa.string()), ("page", pa.int64()), ("text", pa.string()), ("metadata", meta)]
+    )
+
+
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 
@@ -268,7 +281,8 @@ def write_shard(records: list[dict[str, Any]], folder: Path, output: RecordForma
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        pq.write_table(pa.Table.from_pylist([_flat_metadata(r) for r in records]), tmp)
+        rows = [_flat_metadata(r) for r in records]
+        pq.write_table(pa.Table.from_pylist(rows, schema=parquet_schema()), tmp)
     os.replace(tmp, folder / name)
     return name
 
@@ -462,4 +476,12 @@ def read_records(out: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return recs
 
 
-__all__ = ["METADATA_KEYS", "RECORDS_DIR", "ray_ingest", "read_records", "write_shard"]
+__all__ = [
+    "METADATA_FIELDS",
+    "METADATA_KEYS",
+    "RECORDS_DIR",
+    "parquet_schema",
+    "ray_ingest",
+    "read_records",
+    "write_shard",
+]
