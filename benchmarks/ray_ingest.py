@@ -72,7 +72,7 @@ def run(
     t0 = time.perf_counter()
     cores = os.cpu_count() or 1
     n = workers or min(4, cores)
-    nfiles = files or (4 * n if quick else 6 * n)
+    nfiles = files or (4 * n if quick else 24 * n)
     reps = reps or (1 if quick else 3)
     started_here = not ray.is_initialized()
     if started_here:
