@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from .common import RESULTS_DIR, BenchResult, Row, format_table, write_result
 
 NAMES = ("render", "overhead", "memory", "tokens", "loader", "tiling", "workers", "rotation")
-OPTIONAL = ("backpressure",)
+OPTIONAL = ("backpressure", "ray_ingest")
 
 
 def _backpressure(quick: bool) -> BenchResult:
@@ -47,6 +47,11 @@ def runners() -> dict[str, Callable[[bool], BenchResult]]:
     """Benchmark name -> ``run(quick)``."""
     from . import loader, memory, overhead, render, rotation, tiling, tokens, workers
 
+    def ray_ingest(quick: bool) -> BenchResult:
+        from . import ray_ingest as bench  # imports Ray only when asked for
+
+        return bench.run(quick)
+
     return {
         "render": render.run,
         "overhead": overhead.run,
@@ -57,6 +62,7 @@ def runners() -> dict[str, Callable[[bool], BenchResult]]:
         "rotation": rotation.run,
         "tiling": tiling.run,
         "backpressure": _backpressure,
+        "ray_ingest": ray_ingest,
     }
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -420,96 +419,6 @@ def cmd_diagram(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- ingest
-MANIFEST = ".minimaxvl-ingest.json"
-"""Per output folder: which documents are complete, for which input bytes and settings."""
-
-
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _count_pages(path: Path) -> int:
-    """Pages of a PDF or frames of an image, cheaply (no rendering); 1 when it cannot tell."""
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(8)
-        if head.startswith(b"%PDF"):
-            from .pdf import pdf_page_count
-
-            return pdf_page_count(path)
-        from PIL import Image
-
-        with Image.open(path) as img:
-            return int(getattr(img, "n_frames", 1) or 1) if img.format == "TIFF" else 1
-    except Exception:  # the loader reports unreadable files itself
-        return 1
-
-
-def _output_names(files: Sequence[Path], inputs: Sequence[Path], suffix: str) -> dict[Path, str]:
-    """Output file name (relative to --out) for each input file: its path under the folder it was
-    found in, plus the format suffix (``scans/a.pdf`` -> ``a.pdf.jsonl``); clashes get a short hash."""
-    folders = [p.resolve() for p in inputs if p.is_dir()]
-    names: dict[Path, str] = {}
-    used: set[str] = set()
-    for f in files:
-        rf = f.resolve()
-        rel: str = f.name
-        for d in folders:
-            with contextlib.suppress(ValueError):
-                rel = rf.relative_to(d).as_posix()
-                break
-        name = rel + suffix
-        if name in used:
-            name = f"{rel}.{hashlib.sha256(str(rf).encode()).hexdigest()[:8]}{suffix}"
-        used.add(name)
-        names[f] = name
-    return names
-
-
-class _Manifest:
-    """``--out/.minimaxvl-ingest.json``: complete documents by output name (rewritten atomically)."""
-
-    def __init__(self, out: Path) -> None:
-        self.path = out / MANIFEST
-        try:
-            self.data: dict[str, Any] = json.loads(self.path.read_text("utf-8"))
-        except (OSError, ValueError):
-            self.data = {}
-
-    def complete(self, name: str, out: Path, key: dict[str, Any]) -> bool:
-        """True when ``name`` exists, was written for these input bytes and settings, with no failed page."""
-        rec = self.data.get(name)
-        return bool(rec and (out / name).is_file() and rec.get("key") == key and rec.get("failed", 1) == 0)
-
-    def record(self, name: str, key: dict[str, Any], info: dict[str, Any]) -> None:
-        self.data[name] = {"key": key, **info}
-        _write_atomic(self.path, json.dumps(self.data, indent=1, sort_keys=True))
-
-
-def _page_record(doc: Any) -> dict[str, Any]:
-    meta = dict(doc.metadata)
-    meta.pop("page", None)  # the loader's 0-based index; records number pages from 1
-    return {
-        "source": meta.pop("source", None),
-        "page": meta.pop("page_number", None),
-        "text": doc.page_content,
-        "metadata": meta,
-    }
-
-
-def _render_markdown(source: str, records: list[dict[str, Any]]) -> str:
-    parts = [f"<!-- source: {source} -->"]
-    for r in records:
-        status = r["metadata"].get("status")
-        note = f" status: {status}" if status not in ("ok", None) else ""
-        parts.append(f"<!-- page {r['page']}{note} -->\n{(r['text'] or '').strip()}")
-    return "\n\n".join(parts) + "\n"
-
-
 def _summary_lines(s: dict[str, Any]) -> str:
     return (
         f"{PROG}: {s['documents']} document(s) ({s['skipped_documents']} already complete), "
@@ -519,129 +428,85 @@ def _summary_lines(s: dict[str, Any]) -> str:
     )
 
 
+def _ingest_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options ``ingest`` passes to the engine, local or Ray (see :mod:`minimaxvl_tools.ingest`)."""
+    return {
+        "format": args.format,
+        "mode": args.mode,
+        "policy": _policy(args),
+        "cache_dir": args.cache_dir,
+        "dpi": args.dpi,
+        "plain": args.plain,
+        "fallbacks": () if args.no_fallback else ("text-layer", "local"),
+        "detect_rotation": not args.no_rotation,
+        "max_failure_rate": args.max_failure_rate,
+    }
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Folder(s)/files -> one JSONL or markdown file per document in ``--out``, resumable.
 
-    Resume works on two levels: a document whose output exists and is recorded complete (same input
-    bytes, same mode and format, no failed page) is skipped without a request; inside a document, the
-    loader's page cache returns finished pages. Outputs are written only when a document is done, via a
-    temp file and a rename, so an interrupted run never leaves a half-written output behind.
+    The engine is :class:`minimaxvl_tools.ingest.IngestJob`; ``--engine ray`` runs
+    :func:`minimaxvl_tools.distributed.ray_ingest.ray_ingest` instead.
     """
-    from .loaders import MiniMaxVLDocumentLoader
+    if getattr(args, "engine", "local") == "ray":
+        return _cmd_ingest_ray(args)
+    from .ingest import DocumentWritten, IngestJob, safe_text
 
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise CLIError(f"{out}: --out must be a folder")
-    inputs = [Path(p) for p in args.inputs]
-    policy = _policy(args)
-    for p in inputs:
-        if not p.exists():
-            raise CLIError(f"{p}: no such file or folder")
-    suffix = ".jsonl" if args.format == "jsonl" else ".md"
-    cache_dir = Path(args.cache_dir) if args.cache_dir else out / ".cache"
-    fallbacks: tuple[str, ...] = () if args.no_fallback else ("text-layer", "local")
     client = _client(args) if args.mode in ("vlm", "auto") else None
-    common = {
-        "mode": args.mode,
-        "dpi": args.dpi,
-        "plain": args.plain,
-        "cache_dir": cache_dir,
-        "fallbacks": fallbacks,
-        "detect_rotation": not args.no_rotation,
-        "policy": policy,
-        "max_failure_rate": args.max_failure_rate,
-    }
-    try:
-        files = MiniMaxVLDocumentLoader(inputs, **common).files()
-    except MiniMaxVLError as e:
-        raise CLIError(str(e), exit_code_for(e)) from e
-    if not files:
-        raise CLIError(f"{', '.join(map(str, inputs))}: no PDFs or images found")
-    names = _output_names(files, inputs, suffix)
-    manifest = _Manifest(out)
-    model = client.settings.model if client is not None else None
-    keys = {
-        f: {
-            "sha256": _digest(f),
-            "mode": args.mode,
-            "format": args.format,
-            "plain": args.plain,
-            "dpi": args.dpi,
-            "model": model,
-        }
-        for f in files
-    }
-    todo = [f for f in files if not manifest.complete(names[f], out, keys[f])]
-    skipped = len(files) - len(todo)
-    total = sum(_count_pages(f) for f in todo)
-    progress = Progress(total, enabled=not args.quiet)
-    loader = MiniMaxVLDocumentLoader(todo, client=client, **common)
-    by_source = {str(f): f for f in todo}
-    summary: dict[str, Any] = {}
-    current: Path | None = None
-    records: list[dict[str, Any]] = []
-    written: list[str] = []
+    job = IngestJob(args.inputs, args.out, client=client, **_ingest_options(args)).prepare()
+    progress = Progress(job.total_pages, enabled=not args.quiet)
+
+    def warn(doc: DocumentWritten) -> None:
+        if doc.failed:
+            msg = f"{doc.source}: {doc.failed} page(s) failed; rerun to retry them"
+            print(f"{PROG}: warning: {msg}", file=sys.stderr)
+
     code = EXIT_OK
-    interrupted = aborted = False
-
-    def finish(path: Path, recs: list[dict[str, Any]]) -> None:
-        name = names[path]
-        if args.format == "jsonl":
-            text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs)
-        else:
-            text = _render_markdown(str(path), recs)
-        _write_atomic(out / name, text)
-        failed = sum(1 for r in recs if r["metadata"].get("status") == "failed")
-        manifest.record(name, keys[path], {"source": str(path), "pages": len(recs), "failed": failed})
-        written.append(name)
-        if failed:
-            print(f"{PROG}: warning: {path}: {failed} page(s) failed; rerun to retry them", file=sys.stderr)
-
     try:
-        for doc in loader.lazy_load():
-            path = by_source.get(str(doc.metadata.get("source")), Path(str(doc.metadata.get("source"))))
-            if current is not None and path != current:
-                finish(current, records)
-                records = []
-            current = path
-            records.append(_page_record(doc))
-            progress.update()
-        if current is not None:
-            finish(current, records)
+        job.run(on_page=progress.update, on_document=warn)
     except KeyboardInterrupt:
-        interrupted = True
         code = EXIT_INTERRUPTED
-    except JobAbortedError as e:
-        aborted = True
+    except JobAbortedError as e:  # the failure-rate stop
         code = EXIT_PARTIAL
         print(f"\n{PROG}: error: {e}", file=sys.stderr)
     finally:
         progress.close()
-        st = loader.stats
-        summary = {
-            "documents": len(files),
-            "skipped_documents": skipped,
-            "written": written,
-            "pages": st.pages,
-            "ok": st.ok,
-            "cached": st.cached,
-            "blank": st.blank,
-            "fallback": st.fallback,
-            "failed": st.failed,
-            "image_tokens": st.image_tokens,
-            "requests": st.requests,
-            "seconds": round(st.seconds, 3),
-            "interrupted": interrupted,
-            "aborted": aborted,
-            "out": str(out),
-        }
-    if interrupted:
-        print(
-            f"{PROG}: interrupted: finished pages are cached in {cache_dir}; rerun to resume", file=sys.stderr
-        )
+    summary = job.summary.as_dict()
+    if code == EXIT_INTERRUPTED:
+        shown = safe_text(str(job.cache_dir))
+        print(f"{PROG}: interrupted: finished pages are cached in {shown}; rerun to resume", file=sys.stderr)
     print(_summary_lines(summary), file=sys.stderr)
     if code == EXIT_OK and summary["failed"]:
         code = EXIT_PARTIAL
+    summary["exit_code"] = code
+    if args.json:
+        _emit_json(summary)
+    return code
+
+
+def _cmd_ingest_ray(args: argparse.Namespace) -> int:
+    """``ingest --engine ray``: the same inputs and options, pages spread over a Ray cluster."""
+    try:
+        from .distributed.ray_ingest import ray_ingest
+    except ImportError as e:
+        raise CLIError(f"--engine ray needs Ray: pip install 'minimaxvl-tools[ray]' ({e})") from e
+    if args.format != "jsonl":
+        raise CLIError("--engine ray writes page records (--ray-output jsonl or parquet), not markdown")
+    if args.max_failure_rate is not None:
+        raise CLIError("--max-failure-rate stops a local ingest; --engine ray records every page instead")
+    opts = _ingest_options(args)
+    del opts["max_failure_rate"], opts["format"]
+    summary = ray_ingest(
+        args.inputs,
+        args.out,
+        settings=_settings(args) if args.mode in ("vlm", "auto") else None,
+        ray_address=args.ray_address,
+        output=args.ray_output,
+        **opts,
+    ).as_dict()
+    print(_summary_lines(summary), file=sys.stderr)
+    code = EXIT_PARTIAL if summary["failed"] else EXIT_OK
     summary["exit_code"] = code
     if args.json:
         _emit_json(summary)
@@ -1012,6 +877,20 @@ def build_parser(*, load_eval: bool = True) -> argparse.ArgumentParser:
         help="a page the model fails stays failed (no text-layer/Tesseract fallback)",
     )
     p.add_argument("--no-rotation", action="store_true", help="skip client-side rotation detection")
+    p.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: this process (default); ray: Ray Data tasks on a cluster (pip install "
+        "'minimaxvl-tools[ray]'); inputs may then be s3://... URLs",
+    )
+    p.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to join (default: start a local one)")
+    p.add_argument(
+        "--ray-output",
+        choices=["jsonl", "parquet"],
+        default="jsonl",
+        help="--engine ray: page records as JSONL or Parquet shards in OUT/records (default: jsonl)",
+    )
 
     p = add(
         "plan",

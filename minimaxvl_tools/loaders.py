@@ -66,12 +66,16 @@ class JobStats(BaseModel):
         return self.failed / self.pages if self.pages else 0.0
 
 
-def _file_digest(path: Path) -> str:
+def file_digest(path: Path) -> str:
+    """The sha256 (hex) of a file's bytes: the content part of every page's cache key."""
     h = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+_file_digest = file_digest
 
 
 class PageCache:
@@ -156,6 +160,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         policy: InputPolicy | None = None,
         local_engine: Any | None = None,
         workers: int | None = None,
+        digests: dict[Path, str] | None = None,
     ) -> None:
         if mode not in ("vlm", "text-layer", "auto", "local"):
             raise InvalidInputError(f"mode {mode!r} is not one of 'vlm', 'text-layer', 'auto', 'local'")
@@ -192,6 +197,8 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         self.policy = policy if policy is not None else _configured_policy(client)
         self._local = local_engine
         self.workers = workers  # page-work processes; None: the client's settings.workers (see page_workers)
+        self.digests: dict[Path, str] = dict(digests or {})
+        """Content hashes the caller already computed (file -> sha256 hex): used instead of reading again."""
         self.stats = JobStats()
 
     # ------------------------------------------------------------ discovery
@@ -256,6 +263,23 @@ class MiniMaxVLDocumentLoader(BaseLoader):
 
     def _key(self, digest: str, page: int) -> str:
         return hashlib.sha256(f"{digest}|{page}|{self._settings_key()}".encode()).hexdigest()
+
+    def page_key(self, digest: str, page: int) -> str:
+        """The cache key of page ``page`` of the file with content hash ``digest`` under these settings."""
+        return self._key(digest, page)
+
+    def process_page(self, page: Any) -> dict[str, Any]:
+        """One page through the loader's pipeline (no cache): its record; errors become a failed record."""
+        return self._process_sync(page)
+
+    def page_document(self, path: Path, page: Any, rec: dict[str, Any], cached: bool) -> Document:
+        """The ``Document`` the loader yields for ``page`` of ``path`` with record ``rec``."""
+        return self._document(path, page, rec, cached)
+
+    @staticmethod
+    def cacheable(rec: dict[str, Any]) -> bool:
+        """True when ``rec`` may be cached (``ok``, ``blank``); failed and fallback pages are redone."""
+        return MiniMaxVLDocumentLoader._cacheable(rec)
 
     # ------------------------------------------------------------ per page
     def _prepare(self, page: Any) -> tuple[Any, dict[str, Any] | None]:
@@ -605,7 +629,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
             for path in self.files():
                 self.stats.documents += 1
                 try:
-                    digest = _file_digest(path)
+                    digest = self.digests.get(path) or _file_digest(path)
                     procs = self._page_pool(path)  # page work in processes (see page_workers) or None
                     for page in self._iter_source_pages(path, render=procs is None):
                         key = self._key(digest, page.number)
@@ -669,7 +693,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
             for path in self.files():
                 self.stats.documents += 1
                 try:
-                    digest = await asyncio.to_thread(_file_digest, path)
+                    digest = self.digests.get(path) or await asyncio.to_thread(_file_digest, path)
                     procs = await asyncio.to_thread(self._page_pool, path)
                     it = self._iter_source_pages(path, render=procs is None)
                     while (page := await asyncio.to_thread(next, it, sentinel)) is not sentinel:
@@ -895,7 +919,7 @@ def load_documents(paths: Iterable[str | os.PathLike[str]], **kwargs: Any) -> li
     return MiniMaxVLDocumentLoader(list(paths), **kwargs).load()
 
 
-__all__ = ["JobStats", "LoaderMode", "MiniMaxVLDocumentLoader", "PageCache", "load_documents"]
+__all__ = ["JobStats", "LoaderMode", "MiniMaxVLDocumentLoader", "PageCache", "file_digest", "load_documents"]
 
 
 def _block_meta(ocr: OCRPage, content: str) -> list[dict[str, Any]]:

@@ -1,0 +1,95 @@
+"""The parts of Ray ingest that need no cluster: splitting files into page tasks, reading by URI or by
+file-system bytes, and shards (JSONL as local ingest writes it; Parquet with one schema for all shards)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from fpdf import FPDF
+
+from minimaxvl_tools.distributed import ray_ingest as ri
+from minimaxvl_tools.errors import AccessDeniedError
+from minimaxvl_tools.images.policy import InputPolicy
+
+
+def _opts(tmp_path: Path, pages_per_task: int = 2) -> ri._Options:
+    return ri._Options(
+        mode="text-layer",
+        dpi=72,
+        plain=False,
+        fallbacks=(),
+        detect_rotation=False,
+        cache_dir=str(tmp_path / "cache"),
+        settings=None,
+        policy=None,
+        pages_per_task=pages_per_task,
+        staging=str(tmp_path / "staging"),
+        output="jsonl",
+    )
+
+
+def _pdf(pages: int) -> bytes:
+    doc = FPDF()
+    doc.set_font("helvetica", size=12)
+    for i in range(pages):
+        doc.add_page()
+        doc.cell(0, 10, f"page {i + 1}")
+    return bytes(doc.output())
+
+
+def test_split_into_page_tasks_and_corrupt_files(tmp_path: Path) -> None:
+    rows = ri._split({"bytes": _pdf(5), "path": "/d/a.pdf"}, _opts(tmp_path))
+    assert [r["pages"] for r in rows] == [[1, 2], [3, 4], [5]]
+    assert len({r["digest"] for r in rows}) == 1 and all(r["count"] == 5 for r in rows)
+    assert all(r["data"] == b"" for r in rows)  # several tasks re-read the file, no copies
+    (one,) = ri._split({"bytes": _pdf(1), "path": "/d/b.pdf"}, _opts(tmp_path))
+    assert one["data"].startswith(b"%PDF") and one["raw"] == b"/d/b.pdf"
+    (bad,) = ri._split({"bytes": b"\x89PNG\r\n\x1a\n broken", "path": "/d/c.png"}, _opts(tmp_path))
+    assert bad["pages"] == [] and "MediaError" in bad["error"]
+
+
+def test_text_layer_pages_through_the_worker_and_the_cache(tmp_path: Path) -> None:
+    src = tmp_path / "a.pdf"
+    src.write_bytes(_pdf(3))
+    opts = _opts(tmp_path)
+    worker = ri._PageWorker(opts)
+    rows = ri._split({"bytes": src.read_bytes(), "path": str(src)}, opts)
+    recs = [json.loads(r["record"]) for row in rows for r in worker(row)]
+    assert [(r["page"], r["text"].strip()) for r in recs] == [(1, "page 1"), (2, "page 2"), (3, "page 3")]
+    assert {r["metadata"]["cached"] for r in recs} == {False}
+    again = [json.loads(r["record"]) for row in rows for r in worker(row)]
+    assert [r["text"] for r in again] == [r["text"] for r in recs]
+    assert {r["metadata"]["cached"] for r in again} == {True}
+    assert {r["metadata"]["total_pages"] for r in again} == {3}
+
+
+def test_read_by_uri_and_by_bytes_with_the_policy(tmp_path: Path) -> None:
+    f = tmp_path / "x.pdf"
+    f.write_bytes(b"%PDF-1.4 x")
+    assert ri._read(f.as_uri(), b"", None) == b"%PDF-1.4 x"  # a pyarrow filesystem URI
+    odd = Path(os.fsdecode(os.path.join(os.fsencode(tmp_path), b"caf\xe9.pdf")))
+    odd.write_bytes(b"odd")
+    assert ri._read("ignored", os.fsencode(odd), InputPolicy(allowed_roots=[tmp_path])) == b"odd"
+    with pytest.raises(AccessDeniedError):
+        ri._read("ignored", os.fsencode(f), InputPolicy(allowed_roots=[tmp_path / "elsewhere"]))
+
+
+def test_shards_jsonl_exact_and_parquet_one_schema(tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    a = {"source": "a", "page": 1, "text": "t", "metadata": {"status": "ok", "fallback": "local"}}
+    b = {"source": "b", "page": None, "text": "", "metadata": {"status": "failed", "error": "E: x"}}
+    name = ri.write_shard([a, b], tmp_path, "jsonl")
+    lines = (tmp_path / name).read_text("utf-8").splitlines()
+    assert [json.loads(x) for x in lines] == [a, b]
+    p1 = ri.write_shard([a], tmp_path / "p", "parquet")
+    p2 = ri.write_shard([b], tmp_path / "p", "parquet")
+    s1, s2 = pq.read_schema(tmp_path / "p" / p1), pq.read_schema(tmp_path / "p" / p2)
+    assert s1 == s2 == ri.parquet_schema()  # one schema, whatever the rows held
+    assert s1.field("metadata").type.names == list(ri.METADATA_KEYS)
+    assert pq.read_table(tmp_path / "p" / p1).to_pylist()[0]["metadata"]["fallback"] == "local"
+    assert not list(tmp_path.glob(".*.tmp"))
