@@ -314,6 +314,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
     """Answer a question about one document (or several files read as consecutive pages)."""
     from .tools import DocumentVQATool
 
+    if getattr(args, "store", None):
+        from .index.cli import cmd_ask_store
+
+        return cmd_ask_store(args)
+    if not args.sources:
+        raise CLIError("ask: give a SOURCE document, or --store INDEX")
+
     tool = _tool(DocumentVQATool, args, _client(args))
     source: str | list[str] = args.sources[0] if len(args.sources) == 1 else list(args.sources)
     shown = ", ".join(_show_source(s) for s in args.sources)
@@ -846,7 +853,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="FILE", help="write the transcription to FILE instead of stdout")
 
     p = add("ask", "answer a question about a document (answer, pages, evidence)", cmd_ask)
-    p.add_argument("sources", nargs="+", metavar="SOURCE", help="a document, or several files as its pages")
+    p.add_argument("sources", nargs="*", metavar="SOURCE", help="a document, or several files as its pages")
     p.add_argument("-q", "--question", required=True)
     p.add_argument("--pages", help="page range to search")
     p.add_argument("--short", action="store_true", help="the exact words from the document only")
@@ -940,6 +947,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the command(s) and the checks, run nothing")
     p.add_argument("--force", action="store_true", help="launch even when a check fails")
     p.add_argument("vllm_args", nargs=argparse.REMAINDER, help="after --: extra arguments for vllm serve")
+
+    from .index.cli import register as register_index
+
+    register_index(sub, add)
 
     eval_cli, reason = _eval_module()
     # no shared parents here: eval's configure_parser adds options of its own, and an option clash must

@@ -124,6 +124,10 @@ class JobAbortedError(MiniMaxVLError):
     """A batch stopped because its failure rate passed the caller's threshold."""
 
 
+class IndexStoreError(InvalidInputError):
+    """A search-index store that cannot be used: missing, corrupt, foreign, or built with other settings."""
+
+
 __all__ = [
     "AccessDeniedError",
     "AspectRatioError",
@@ -131,6 +135,7 @@ __all__ = [
     "ContextOverflowError",
     "FetchError",
     "ImageTooLargeError",
+    "IndexStoreError",
     "InvalidInputError",
     "JobAbortedError",
     "MediaError",
