@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from .chunks import Chunk, page_id, split_page
 from .embeddings import OpenAICompatibleEmbeddings, WordLlamaEmbeddings, embeddings_from_env
+from .retriever import MiniMaxVLIndexRetriever
 from .store import FORMAT, IndexReport, PageIndex, rrf
 
 __all__ = [
     "FORMAT",
     "Chunk",
     "IndexReport",
+    "MiniMaxVLIndexRetriever",
     "OpenAICompatibleEmbeddings",
     "PageIndex",
     "WordLlamaEmbeddings",

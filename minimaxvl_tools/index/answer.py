@@ -62,11 +62,15 @@ def best_sentence(question: str, chunks: Sequence[Document]) -> tuple[str, Docum
 
 
 def _page_groups(hits: Sequence[Document], max_pages: int) -> list[tuple[str, int, list[Document]]]:
-    """Hits grouped by (source, page), best page first, at most ``max_pages``."""
+    """Hits grouped by (source, page), best page first, at most ``max_pages``: the best page always, the
+    others only when a hit on them matched words of the question too (a dense-only match is weak
+    evidence and would cost a page image)."""
     groups: dict[tuple[str, int], list[Document]] = {}
     for h in hits:
         groups.setdefault((h.metadata["source"], int(h.metadata["page"])), []).append(h)
-    return [(s, p, hs) for (s, p), hs in list(groups.items())[:max_pages]]
+    items = list(groups.items())
+    keep = items[:1] + [(key, hs) for key, hs in items[1:] if any(h.metadata.get("lexical_rank") for h in hs)]
+    return [(s, p, hs) for (s, p), hs in keep[:max_pages]]
 
 
 def region_image(image: Image.Image, boxes: Sequence[Box | None]) -> tuple[Image.Image, Box | None]:
@@ -124,7 +128,11 @@ def ask(
 
 def _cite(doc: Document, box: Box | None = None) -> dict[str, Any]:
     b = box or doc.metadata.get("box")
-    return {"source": doc.metadata["source"], "page": int(doc.metadata["page"]), "box": list(b) if b else None}
+    return {
+        "source": doc.metadata["source"],
+        "page": int(doc.metadata["page"]),
+        "box": list(b) if b else None,
+    }
 
 
 def _endpoint_up(client: Any) -> bool:
@@ -148,19 +156,26 @@ def _ask_vlm(
     for src, page, group in _page_groups(hits, max_pages):
         dpi = int(group[0].metadata.get("dpi") or 200)
         rendered = next(iter(iter_pages(src, pages=[page], dpi=dpi, policy=policy)))
-        img, box = region_image(rendered.pixels(), [tuple(h.metadata["box"]) if h.metadata.get("box") else None
-                                                    for h in group])
+        img, box = region_image(
+            rendered.pixels(), [tuple(h.metadata["box"]) if h.metadata.get("box") else None for h in group]
+        )
         cropped += box is not None
         tokens += image_tokens(*img.size)
         sources.append(encode_image(img, format="png").data_url)
         regions.append((src, page, box))
     tool = DocumentVQATool(client=client, handle_tool_error=False)
     msg = tool.invoke(
-        {"type": "tool_call", "id": "index-ask", "name": tool.name,
-         "args": {"question": question, "source": sources if len(sources) > 1 else sources[0]}}
+        {
+            "type": "tool_call",
+            "id": "index-ask",
+            "name": tool.name,
+            "args": {"question": question, "source": sources if len(sources) > 1 else sources[0]},
+        }
     )
     ans = msg.artifact
-    cited = [regions[p - 1] for p in ans.pages if 1 <= p <= len(regions)] or ([regions[0]] if ans.found else [])
+    cited = [regions[p - 1] for p in ans.pages if 1 <= p <= len(regions)] or (
+        [regions[0]] if ans.found else []
+    )
     return IndexAnswer(
         question,
         ans.answer,

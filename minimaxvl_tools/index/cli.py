@@ -128,7 +128,7 @@ def register(sub: Any, add: Any = None) -> None:
     ask_p = sub.choices.get("ask") if hasattr(sub, "choices") else None
     if ask_p is not None:
         g = ask_p.add_argument_group("index")
-        g.add_argument("--store", help="answer from this index (built by `minimaxvl index`) instead of SOURCE")
+        g.add_argument("--store", help="answer from this index (`minimaxvl index`) instead of SOURCE")
         g.add_argument("--k", type=int, default=5, help="chunks retrieved with --store (default: 5)")
         g.add_argument("--embed-base-url", help=argparse.SUPPRESS)
         g.add_argument("--embed-model", help=argparse.SUPPRESS)

@@ -164,8 +164,9 @@ class PageIndex:
                 f"{path}: holds other files and no index store; pass an empty or new folder for --store"
             )
         if not (path / "chroma.sqlite3").exists() and not create:
-            raise IndexStoreError(f"{path}: no index store there; build one with `minimaxvl index PATHS "
-                                  f"--store {path}`")
+            raise IndexStoreError(
+                f"{path}: no index store there; build one with `minimaxvl index PATHS --store {path}`"
+            )
         try:
             path.mkdir(parents=True, exist_ok=True)
             return chromadb.PersistentClient(path=str(path), settings=settings)
@@ -185,7 +186,9 @@ class PageIndex:
             ) from e
         if not names:
             if not create:
-                raise IndexStoreError(f"{self.store}: the store holds no index yet; run `minimaxvl index` first")
+                raise IndexStoreError(
+                    f"{self.store}: the store holds no index yet; run `minimaxvl index` first"
+                )
             return self._create()
         if PAGES not in names or CHUNKS not in names:
             raise IndexStoreError(
@@ -203,8 +206,8 @@ class PageIndex:
             ) from e
         if not meta or (meta[0] or {}).get("format") != FORMAT:
             raise IndexStoreError(
-                f"{self.store}: not a {FORMAT} store (format {(meta[0] or {}).get('format') if meta else None!r}); "
-                "pass another --store"
+                f"{self.store}: not a {FORMAT} store (format "
+                f"{(meta[0] or {}).get('format') if meta else None!r}); pass another --store"
             )
         if meta[0].get("embedder") != self.embedder:
             raise IndexStoreError(
@@ -570,9 +573,7 @@ class PageIndex:
         if not total:
             return []
         vec = self.embeddings.embed_query(query)
-        got = self._chunks.query(
-            query_embeddings=[vec], n_results=min(n, total), include=["metadatas"]
-        )
+        got = self._chunks.query(query_embeddings=[vec], n_results=min(n, total), include=["metadatas"])
         committed = self._committed_hashes()
         return [
             cid
@@ -587,15 +588,14 @@ class PageIndex:
             raise InvalidInputError("the query is empty: search for some words")
         if k < 1:
             raise InvalidInputError(f"k={k}: ask for at least one result")
-        n = max(4 * k, 20)
-        if method == "lexical":
-            ranked = [(i, 1.0 / (RRF_K + r)) for r, i in enumerate(self._lexical_ranking(query, n), 1)]
-        elif method == "dense":
-            ranked = [(i, 1.0 / (RRF_K + r)) for r, i in enumerate(self._dense_ranking(query, n), 1)]
-        elif method == "hybrid":
-            ranked = rrf([self._lexical_ranking(query, n), self._dense_ranking(query, n)])
-        else:
+        if method not in ("hybrid", "lexical", "dense"):
             raise InvalidInputError(f"method {method!r} is not one of 'hybrid', 'lexical', 'dense'")
+        n = max(4 * k, 20)
+        lexical = self._lexical_ranking(query, n) if method != "dense" else []
+        dense = self._dense_ranking(query, n) if method != "lexical" else []
+        ranked = rrf([r for r in (lexical, dense) if r])
+        lex_rank = {cid: r for r, cid in enumerate(lexical, 1)}
+        dense_rank = {cid: r for r, cid in enumerate(dense, 1)}
         top = ranked[:k]
         if not top:
             return []
@@ -609,7 +609,12 @@ class PageIndex:
             meta = dict(meta or {})
             box = meta.pop("box", "")
             meta.update(
-                id=cid, box=json.loads(box) if box else None, score=round(score, 6), method=method
+                id=cid,
+                box=json.loads(box) if box else None,
+                score=round(score, 6),
+                method=method,
+                lexical_rank=lex_rank.get(cid),
+                dense_rank=dense_rank.get(cid),
             )
             out.append(Document(page_content=text or "", metadata=meta, id=cid))
         return out
