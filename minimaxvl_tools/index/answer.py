@@ -21,6 +21,7 @@ from .chunks import Box, union
 from .store import PageIndex
 
 CROP_MARGIN = 24
+MAX_CROP_RATIO = 4.0
 
 
 @dataclass
@@ -88,11 +89,30 @@ def region_image(image: Image.Image, boxes: Sequence[Box | None]) -> tuple[Image
         min(w, int(u[2]) + CROP_MARGIN),
         min(h, int(u[3]) + CROP_MARGIN),
     )
+    box = _widen(box, w, h)
     if box[2] - box[0] < 8 or box[3] - box[1] < 8:
         return image, None
     if image_tokens(box[2] - box[0], box[3] - box[1]) < image_tokens(w, h):
         return image.crop(box), (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
     return image, None
+
+
+def _widen(
+    box: tuple[int, int, int, int], w: int, h: int, ratio: float = MAX_CROP_RATIO
+) -> tuple[int, int, int, int]:
+    """``box`` grown about its centre (inside the page) until its sides are within ``ratio``: a one-line
+    region is not sent as a strip more elongated than the model's canvases hold."""
+    left, top, right, bottom = box
+    bw, bh = right - left, bottom - top
+    if bw > ratio * bh:
+        need = min(h, int(bw / ratio) + 1)
+        top = max(0, min(top - (need - bh) // 2, h - need))
+        bottom = top + need
+    elif bh > ratio * bw:
+        need = min(w, int(bh / ratio) + 1)
+        left = max(0, min(left - (need - bw) // 2, w - need))
+        right = left + need
+    return (left, top, right, bottom)
 
 
 def ask(
