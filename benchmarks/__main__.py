@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 from .common import RESULTS_DIR, BenchResult, Row, format_table, write_result
 
-NAMES = ("render", "overhead", "memory", "tokens", "loader")
+NAMES = ("render", "overhead", "memory", "tokens", "loader", "rag")
 OPTIONAL = ("backpressure",)
 
 
@@ -45,7 +45,7 @@ def _backpressure(quick: bool) -> BenchResult:
 
 def runners() -> dict[str, Callable[[bool], BenchResult]]:
     """Benchmark name -> ``run(quick)``."""
-    from . import loader, memory, overhead, render, tokens
+    from . import loader, memory, overhead, rag, render, tokens
 
     return {
         "render": render.run,
@@ -53,6 +53,7 @@ def runners() -> dict[str, Callable[[bool], BenchResult]]:
         "memory": memory.run,
         "tokens": tokens.run,
         "loader": loader.run,
+        "rag": rag.run,
         "backpressure": _backpressure,
     }
 
