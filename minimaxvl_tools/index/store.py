@@ -119,6 +119,11 @@ class PageIndex:
         lock_timeout: float = 600.0,
         batch_pages: int = 64,
     ) -> None:
+        if chunk_size < 50 or not 0 <= chunk_overlap < chunk_size:
+            raise InvalidInputError(
+                f"chunk_size={chunk_size}, chunk_overlap={chunk_overlap}: need chunk_size >= 50 and "
+                "0 <= chunk_overlap < chunk_size"
+            )
         self.store = str(store)
         self.is_server = _is_url(store)
         self.embeddings = embeddings or embeddings_from_env()
