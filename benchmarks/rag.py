@@ -48,6 +48,8 @@ PACKAGES: list[tuple[str, str]] = [
 ]
 SEED = 20240117
 QUESTIONS = 120
+ASKED = 60  # questions also answered by ``ask`` (each one a Tesseract read of a rendered page)
+ASK_DPI = 150
 K = 5
 SYNTHETIC_PAGES = 10_000
 STOP = set(
@@ -295,6 +297,10 @@ def synthetic_store(folder: Path, pages: int = SYNTHETIC_PAGES) -> tuple[Any, fl
     return ix, time.perf_counter() - t, queries
 
 
+def _log(msg: str) -> None:
+    print(f"[rag] {msg}", file=sys.stderr, flush=True)
+
+
 def _pct(values: list[float], p: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(p * len(s)))]
@@ -312,15 +318,20 @@ def run(quick: bool = False) -> BenchResult:
         pdfs = [p for _, _, p in corpus]
         ix = PageIndex(tmp / "store")
         t = time.perf_counter()
-        rep = ix.index(tmp / "pdfs", mode="text-layer", cache_dir=tmp / "cache")
+        # dpi: the resolution ``ask`` renders pages at (text-layer mode renders nothing while indexing)
+        rep = ix.index(tmp / "pdfs", mode="text-layer", cache_dir=tmp / "cache", dpi=ASK_DPI)
         index_s = time.perf_counter() - t
         pages = rep.pages_indexed
         questions = make_questions(pdfs, n=40 if quick else QUESTIONS)
+        _log(f"indexed {pages} pages in {index_s:.1f} s; {len(questions)} questions")
         rec = {m: recall(ix, questions, m) for m in ("lexical", "dense", "hybrid")}
-        asked = questions[: 20 if quick else len(questions)]
+        _log("recall: " + ", ".join(f"{m} {r[0]:.3f}" for m, r in rec.items()))
+        asked = questions[: 20 if quick else ASKED]
         acc, cite, n_asked = answer_accuracy(ix, asked)
+        _log(f"ask: answer {acc:.3f}, citation {cite:.3f} over {n_asked}")
         n_synth = 1000 if quick else SYNTHETIC_PAGES
         big, build_s, queries = synthetic_store(tmp / "big", n_synth)
+        _log(f"synthetic store: {n_synth} pages in {build_s:.1f} s")
         for q in queries[:5]:
             big.search(q, k=K)  # warm: BM25 load, embeddings model
         lat = []
@@ -347,7 +358,7 @@ def run(quick: bool = False) -> BenchResult:
             "pages/s",
             f"synthetic store: {n_synth} pages built in {build_s:.1f} s ({n_synth / build_s:.0f} pages/s); "
             f"hybrid query latency over {len(lat)} queries: p50 {p50:.1f} ms, p95 {p95:.1f} ms "
-            f"({os.cpu_count()} CPUs)",
+            f"({os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end)",
         ]
     )
     rows = [

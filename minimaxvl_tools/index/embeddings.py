@@ -17,6 +17,7 @@ from ..errors import InvalidInputError
 
 WORDLLAMA_CONFIG = "l2_supercat"
 WORDLLAMA_DIM = 256
+_MODELS: dict[int, Any] = {}  # loaded once per process and dimension (read-only after loading)
 
 
 class WordLlamaEmbeddings(Embeddings):
@@ -37,6 +38,8 @@ class WordLlamaEmbeddings(Embeddings):
         return f"wordllama:{WORDLLAMA_CONFIG}:{self.dim}"
 
     def _load(self) -> Any:
+        if self._model is None:
+            self._model = _MODELS.get(self.dim)
         if self._model is None:
             root_logger = logging.getLogger()
             handlers, level = list(root_logger.handlers), root_logger.level
@@ -63,7 +66,7 @@ class WordLlamaEmbeddings(Embeddings):
             tok = WordLlama.load_tokenizer(tokenizer, use_local_if_exists=True)
             with safe_open(str(weights), framework="np") as f:
                 emb = f.get_tensor("embedding.weight")[:, : self.dim]
-            self._model = WordLlamaInference(emb, tok)
+            self._model = _MODELS.setdefault(self.dim, WordLlamaInference(emb, tok))
         return self._model
 
     def _embed(self, texts: list[str]) -> list[list[float]]:

@@ -18,8 +18,9 @@ hash as its chunks, so:
 
 Lexical search is bm25s over the committed chunks, cached on disk beside an embedded store (keyed by the
 store's revision) and in memory for a server store; dense search is Chroma's HNSW (cosine); hybrid fuses
-the two rankings by reciprocal rank fusion (Cormack, Clarke and Buettcher, SIGIR 2009: score =
-sum 1/(60 + rank)).
+the two top-40 rankings by weighted reciprocal rank fusion (Cormack, Clarke and Buettcher, SIGIR 2009:
+score = sum w/(k + rank)), k = 10 and dense weight 0.5 (WordLlama's static embeddings rank worse than
+BM25), chosen on a tuning question set disjoint from the benchmark's (docs/index.md).
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ CHUNKS = "minimaxvl_chunks"
 PAGES = "minimaxvl_pages"
 META_ID = "__meta__"
 RRF_K = 60
+HYBRID_K = 10
+DENSE_WEIGHT = 0.5
+CANDIDATES = 40
 Method = Literal["hybrid", "lexical", "dense"]
 
 
@@ -92,12 +96,15 @@ def _digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def rrf(rankings: Sequence[Sequence[str]], k: int = RRF_K) -> list[tuple[str, float]]:
-    """Reciprocal rank fusion of ranked id lists: ids by descending sum of 1/(k + rank), rank from 1."""
+def rrf(
+    rankings: Sequence[Sequence[str]], k: int = RRF_K, weights: Sequence[float] | None = None
+) -> list[tuple[str, float]]:
+    """Reciprocal rank fusion of ranked id lists: ids by descending sum of weight/(k + rank), rank from 1."""
     scores: dict[str, float] = {}
-    for ranking in rankings:
+    for n, ranking in enumerate(rankings):
+        w = 1.0 if weights is None else weights[n]
         for rank, key in enumerate(ranking, start=1):
-            scores[key] = scores.get(key, 0.0) + 1.0 / (k + rank)
+            scores[key] = scores.get(key, 0.0) + w / (k + rank)
     return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
@@ -595,10 +602,10 @@ class PageIndex:
             raise InvalidInputError(f"k={k}: ask for at least one result")
         if method not in ("hybrid", "lexical", "dense"):
             raise InvalidInputError(f"method {method!r} is not one of 'hybrid', 'lexical', 'dense'")
-        n = max(4 * k, 20)
+        n = max(4 * k, CANDIDATES)
         lexical = self._lexical_ranking(query, n) if method != "dense" else []
         dense = self._dense_ranking(query, n) if method != "lexical" else []
-        ranked = rrf([r for r in (lexical, dense) if r])
+        ranked = rrf([lexical, dense], k=HYBRID_K, weights=[1.0, DENSE_WEIGHT])
         lex_rank = {cid: r for r, cid in enumerate(lexical, 1)}
         dense_rank = {cid: r for r, cid in enumerate(dense, 1)}
         top = ranked[:k]
