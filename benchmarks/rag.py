@@ -343,9 +343,7 @@ def run(quick: bool = False) -> BenchResult:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     lex, dense, hyb = (rec[m][0] for m in ("lexical", "dense", "hybrid"))
-    corpus_lines = [
-        f"  {pkg} {ver}: {p.name.split('-', 2)[-1] if '-' in p.name else p.name}" for pkg, ver, p in corpus
-    ]
+    corpus_lines = [f"  {pkg} {ver}: {p.name.removeprefix(pkg + '-')}" for pkg, ver, p in corpus]
     raw = "\n".join(
         [
             f"corpus: {len(corpus)} PDFs of Debian documentation packages, {pages} pages (text-layer mode):",
