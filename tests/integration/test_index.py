@@ -358,3 +358,4 @@ def test_search_methods_and_cli(docs: Path, tmp_path: Path, capsys: pytest.Captu
     assert code == 0 and "north car park" in out["answer"]
     assert out["engine"].startswith("offline") and out["citations"][0]["page"] == 1
     assert main(["search", "x", "--store", str(tmp_path / "none")]) == 2
+    assert main(["ask", "-q", "which store?"]) == 2  # neither a SOURCE nor --store
