@@ -149,7 +149,14 @@ class PageIndex:
 
     # ------------------------------------------------------------------ opening
     def _connect(self, create: bool) -> Any:
-        import chromadb
+        try:
+            import bm25s  # noqa: F401
+            import chromadb
+            import filelock  # noqa: F401
+        except ImportError as e:
+            raise InvalidInputError(
+                f"the index needs chromadb, bm25s and filelock ({e}): pip install 'minimaxvl-tools[index]'"
+            ) from e
 
         settings = chromadb.Settings(anonymized_telemetry=False)
         if self.is_server:
