@@ -196,6 +196,9 @@ def test_rag_offline_answers_with_page_citation(tmp_path: Path) -> None:
 
 def test_rag_online_uses_minimax_ocr_and_docvqa(vllm_server: LocalVLLMServer, tmp_path: Path) -> None:
     pdf = shutil.copy(SAMPLES / "scanned_report.pdf", tmp_path / "scanned_report.pdf")
+    # one page in flight at a time, so the scripted transcriptions below reach pages 1, 2, 3 in order (the
+    # pipeline sends the retrieved page's own image, so a shuffled script would move the answer's page)
+    one_at_a_time = MiniMaxVLClient(base_url=vllm_server.base_url, max_retries=0, max_concurrency=1)
     # the loader reads pages in order, one at a time; a dense 200-dpi page goes as overlapping crops, so
     # the first crop of each page gets that page's markdown and the other crops add nothing
     ocr = iter([INVOICE_MD, MEMO_MD, TABLE_MD])
@@ -225,7 +228,7 @@ def test_rag_online_uses_minimax_ocr_and_docvqa(vllm_server: LocalVLLMServer, tm
         "What is the total due on the invoice?",
         [pdf],
         mode="vlm",
-        client=client_for(vllm_server),
+        client=one_at_a_time,
         cache_dir=tmp_path / "cache",
         detect_rotation=False,
     )
@@ -244,7 +247,7 @@ def test_rag_online_uses_minimax_ocr_and_docvqa(vllm_server: LocalVLLMServer, tm
         "What is the total due?",
         [pdf],
         mode="vlm",
-        client=client_for(vllm_server),
+        client=one_at_a_time,
         cache_dir=tmp_path / "cache",
         detect_rotation=False,
     )
