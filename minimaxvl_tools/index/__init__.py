@@ -3,7 +3,7 @@
 Why Chroma: it is the one candidate whose embedded store (``PersistentClient``) and server
 (``chroma run``, shipped in the same wheel) answer the same API, so one code path serves a laptop and a
 shared deployment; measured on this project's 2-core CI machine with 20,000 vectors of 256 dimensions
-(``python -m benchmarks.rag --stores``, figures in ``benchmarks/results/rag.txt``), its HNSW query is a
+(``python -m benchmarks.rag --stores``, figures in ``benchmarks/results/rag_stores.txt``), its HNSW query is a
 few milliseconds. LanceDB adds and full-text-searches fast but has no open-source server; Qdrant's local
 mode is a Python re-implementation without the server's index (brute force) and its server is a separate
 binary not on PyPI. Lexical search is bm25s (a maintained BM25 library) because Chroma has no BM25.
