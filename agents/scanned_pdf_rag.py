@@ -1,10 +1,13 @@
-"""Scanned-PDF RAG: loader -> splitter -> BM25 -> DocumentVQA over the retrieved pages -> cited answer.
+"""Scanned-PDF RAG on the persistent index: loader -> PageIndex (BM25 + dense) -> DocumentVQA -> cited answer.
 
+Pages are read once: the first run indexes them into a store (default ``.minimaxvl-cache/index``); a later
+run over the same folder finds every file unchanged and answers without re-reading or re-indexing a page.
 Runs fully offline by default: when no MiniMax-VL-01 endpoint answers (``MINIMAXVL_BASE_URL``), pages are
-read by the local Tesseract engine and the answer is the best-matching sentence of the retrieved chunks,
-with its page. With an endpoint, pages are OCR'd by MiniMax-VL-01 and the question is answered by
-:class:`~minimaxvl_tools.DocumentVQATool` over the retrieved *page images*, so the model reads the page
-itself rather than our OCR of it. Either way the answer says which engine produced it.
+read by the local Tesseract engine and the answer is the best-matching line of the retrieved chunks, with
+its page. With an endpoint, pages are OCR'd by MiniMax-VL-01 and the question is answered by
+:class:`~minimaxvl_tools.DocumentVQATool` over the retrieved *page images* (cropped to the retrieved
+region when the page carries block boxes and the crop costs fewer tokens). Either way the answer says which
+engine produced it.
 
     python -m agents.scanned_pdf_rag samples/scanned_report.pdf -q "What is the total due on the invoice?"
 """
@@ -24,14 +27,15 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
-from minimaxvl_tools import MiniMaxVLClient, MiniMaxVLDocumentLoader
+from minimaxvl_tools import MiniMaxVLClient
 from minimaxvl_tools.tools.docvqa import keywords
 
 DEFAULT_DOC = Path(__file__).resolve().parent.parent / "samples" / "scanned_report.pdf"
 
 
 class BM25Retriever(BaseRetriever):
-    """Offline lexical retriever over chunks (rank-bm25; no embedding model, no hub download)."""
+    """In-memory lexical retriever over chunks (rank-bm25), for Documents that are not worth an index;
+    :func:`run` uses the persistent :class:`~minimaxvl_tools.index.PageIndex`."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
     docs: list[Document]
@@ -71,11 +75,16 @@ class RAGAnswer:
     engine: str = ""
     evidence: str = ""
     pages_indexed: int = 0
+    pages_read: int = 0
 
     def render(self) -> str:
-        """Human-readable answer with page citations."""
-        cites = ", ".join(f"{Path(c['source']).name} p.{c['page']}" for c in self.citations) or "no citation"
-        return f"Q: {self.question}\nA: {self.answer}\n   [{cites}] (engine: {self.engine})"
+        """Human-readable answer with page (and region) citations."""
+        cites = []
+        for c in self.citations:
+            box = f" box {[round(v) for v in c['box']]}" if c.get("box") else ""
+            cites.append(f"{Path(c['source']).name} p.{c['page']}{box}")
+        shown = ", ".join(cites) or "no citation"
+        return f"Q: {self.question}\nA: {self.answer}\n   [{shown}] (engine: {self.engine})"
 
 
 def endpoint_up(client: MiniMaxVLClient) -> bool:
@@ -95,17 +104,12 @@ def split_pages(docs: Sequence[Document], chunk_size: int = 600, overlap: int = 
     return splitter.split_documents([d for d in docs if d.page_content.strip()])
 
 
-def best_sentence(question: str, chunks: Sequence[Document]) -> tuple[str, Document | None]:
-    """Extractive answer: the line of the retrieved chunks sharing most content words with the question."""
-    q = keywords(question)
-    best, best_doc, best_score = "", None, 0.0
-    for d in chunks:
-        for line in d.page_content.splitlines():
-            words = keywords(line)
-            score = len(q & words) + 0.5 * sum(ch.isdigit() for ch in line) / max(1, len(line))
-            if score > best_score:
-                best, best_doc, best_score = line.strip(), d, score
-    return best, best_doc
+def _cites(citations: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Citations as {source, page} plus ``box`` only where a region is known."""
+    return [
+        {"source": c["source"], "page": c["page"], **({"box": c["box"]} if c.get("box") else {})}
+        for c in citations
+    ]
 
 
 def run(
@@ -117,60 +121,57 @@ def run(
     k: int = 3,
     cache_dir: str | Path = ".minimaxvl-cache",
     detect_rotation: bool = True,
+    store: str | Path | None = None,
 ) -> RAGAnswer:
     """Answer ``question`` over ``paths``; ``mode`` 'auto' uses the endpoint when it is up, else offline.
 
-    ``detect_rotation=False`` skips the per-page orientation check (Tesseract only on suspect pages) for
-    documents known to be scanned upright.
+    The index lives in ``store`` (default ``cache_dir/index``; a folder or ``http://host:port`` of a
+    Chroma server) and the loader's page cache in ``cache_dir/pages``. ``detect_rotation=False`` skips
+    the per-page orientation check (Tesseract, about a second a page) for documents known to be upright.
     """
+    from minimaxvl_tools.index import PageIndex
+    from minimaxvl_tools.index.answer import ask
+
     client = client or MiniMaxVLClient()
     online = mode == "vlm" or (mode == "auto" and endpoint_up(client))
-    loader = MiniMaxVLDocumentLoader(
+    index = PageIndex(store or Path(cache_dir) / "index")
+    report = index.index(
         [str(p) for p in paths],
         mode="vlm" if online else "local",
         client=client,
         cache_dir=Path(cache_dir) / "pages",
         detect_rotation=detect_rotation,
     )
-    pages = list(loader.lazy_load())
-    chunks = split_pages(pages)
-    hits = BM25Retriever.from_documents(chunks, k=k).invoke(question)
-    if not hits:
-        return RAGAnswer(
-            question,
-            "No relevant passage found.",
-            engine=str(pages[0].metadata.get("engine") if pages else ""),
-            pages_indexed=len(pages),
-        )
-    if online:
-        from minimaxvl_tools import DocumentVQATool
-
-        src = hits[0].metadata["source"]
-        cand = sorted({d.metadata["page_number"] for d in hits if d.metadata["source"] == src})
-        tool = DocumentVQATool(client=client, allowed_roots=[Path(src).resolve().parent])
-        msg = tool.invoke(
-            {
-                "type": "tool_call",
-                "id": "rag",
-                "name": tool.name,
-                "args": {"question": question, "source": src, "pages": ",".join(map(str, cand))},
-            }
-        )
-        ans = msg.artifact
-        return RAGAnswer(
-            question,
-            ans.answer,
-            [{"source": src, "page": p} for p in ans.pages],
-            engine=f"MiniMax-VL-01 DocumentVQA ({client.settings.model})",
-            evidence=ans.evidence,
-            pages_indexed=len(pages),
-        )
-    line, doc = best_sentence(question, hits)
-    cites = [{"source": doc.metadata["source"], "page": doc.metadata["page_number"]}] if doc else []
-    engine = f"offline: {doc.metadata.get('engine') if doc else 'local OCR'} + BM25 extractive answer"
-    return RAGAnswer(
-        question, line or "No answer found.", cites, engine=engine, evidence=line, pages_indexed=len(pages)
+    wanted = {str(Path(p).resolve()) for p in paths}
+    counts = index.sources()
+    indexed = sum(
+        n for src, n in counts.items() if src in wanted or any(src.startswith(w + "/") for w in wanted)
     )
+    res = ask(index, question, client=client, k=k, online=online)
+    engine = res.engine
+    if not online:
+        engine = f"offline: {_page_engine(index, res.citations)} + hybrid index extractive answer"
+    return RAGAnswer(
+        question,
+        res.answer,
+        _cites(res.citations),
+        engine=engine,
+        evidence=res.evidence,
+        pages_indexed=indexed,
+        pages_read=report.pages_indexed + report.pages_unchanged,
+    )
+
+
+def _page_engine(index: Any, citations: Sequence[dict[str, Any]]) -> str:
+    """The engine that read the cited page (from the index manifest), e.g. ``tesseract 5.3.0``."""
+    from minimaxvl_tools.index import page_id
+
+    manifest = index.manifest()
+    for c in citations:
+        rec = manifest.get(page_id(c["source"], int(c["page"])))
+        if rec and rec.get("engine"):
+            return str(rec["engine"])
+    return "local OCR"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -180,9 +181,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("-q", "--question", default="What is the total due on the invoice?")
     ap.add_argument("--mode", choices=["auto", "vlm", "local"], default="auto")
     ap.add_argument("-k", type=int, default=3, help="chunks retrieved")
+    ap.add_argument("--store", help="index folder or http://host:port (default: .minimaxvl-cache/index)")
     ap.add_argument("--json", action="store_true", help="print JSON")
     a = ap.parse_args(argv)
-    res = run(a.question, a.paths, mode=a.mode, k=a.k)
+    res = run(a.question, a.paths, mode=a.mode, k=a.k, store=a.store)
     print(json.dumps(asdict(res), indent=1) if a.json else res.render())
     return 0 if res.citations else 1
 

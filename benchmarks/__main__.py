@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 from .common import RESULTS_DIR, BenchResult, Row, format_table, write_result
 
-NAMES = ("render", "overhead", "memory", "tokens", "loader", "tiling", "workers", "rotation")
+NAMES = ("render", "overhead", "memory", "tokens", "loader", "tiling", "workers", "rotation", "rag")
 OPTIONAL = ("backpressure", "ray_ingest")
 
 
@@ -45,7 +45,7 @@ def _backpressure(quick: bool) -> BenchResult:
 
 def runners() -> dict[str, Callable[[bool], BenchResult]]:
     """Benchmark name -> ``run(quick)``."""
-    from . import loader, memory, overhead, render, rotation, tiling, tokens, workers
+    from . import loader, memory, overhead, rag, render, rotation, tiling, tokens, workers
 
     def ray_ingest(quick: bool) -> BenchResult:
         from . import ray_ingest as bench  # imports Ray only when asked for
@@ -61,6 +61,7 @@ def runners() -> dict[str, Callable[[bool], BenchResult]]:
         "workers": workers.run,
         "rotation": rotation.run,
         "tiling": tiling.run,
+        "rag": rag.run,
         "backpressure": _backpressure,
         "ray_ingest": ray_ingest,
     }

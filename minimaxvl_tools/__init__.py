@@ -54,6 +54,9 @@ _LAZY: dict[str, str] = {
     # loader, chat model, local engine
     "MiniMaxVLDocumentLoader": "loaders",
     "ChatMiniMaxVL": "chat_model",
+    "MiniMaxVLImageBlobParser": "blob_parser",
+    "PageIndex": "index",
+    "MiniMaxVLIndexRetriever": "index",
     "LocalOCREngine": "local_ocr",
     "JobStats": "loaders",
     "AdaptiveConcurrencyLimiter": "backpressure",
@@ -89,6 +92,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover
     from .backpressure import AdaptiveConcurrencyLimiter
+    from .blob_parser import MiniMaxVLImageBlobParser
     from .chat_model import ChatMiniMaxVL
     from .client import ChatResult, HealthStatus, MiniMaxVLClient, Usage
     from .images.encode import EncodedImage, encode_image
@@ -96,6 +100,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .images.policy import InputPolicy
     from .images.sizing import SizePlan, fit_image, plan_size
     from .images.tiling import Tile, TilePlan, plan_tiles
+    from .index import MiniMaxVLIndexRetriever, PageIndex
     from .loaders import JobStats, MiniMaxVLDocumentLoader
     from .local_ocr import LocalOCREngine
     from .pdf import PDFPage, iter_pdf_pages, pdf_page_count

@@ -361,6 +361,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
     """Answer a question about one document (or several files read as consecutive pages)."""
     from .tools import DocumentVQATool
 
+    if getattr(args, "store", None):
+        from .index.cli import cmd_ask_store
+
+        return cmd_ask_store(args)
+    if not args.sources:
+        raise CLIError("ask: give a SOURCE document, or --store INDEX")
+
     tool = _tool(DocumentVQATool, args, _client(args))
     source: str | list[str] = args.sources[0] if len(args.sources) == 1 else list(args.sources)
     shown = ", ".join(_show_source(s) for s in args.sources)
@@ -819,7 +826,7 @@ def build_parser(*, load_eval: bool = True) -> argparse.ArgumentParser:
     _add_workers(p)
 
     p = add("ask", "answer a question about a document (answer, pages, evidence)", cmd_ask)
-    p.add_argument("sources", nargs="+", metavar="SOURCE", help="a document, or several files as its pages")
+    p.add_argument("sources", nargs="*", metavar="SOURCE", help="a document or its pages (none with --store)")
     p.add_argument("-q", "--question", required=True, help="the question to answer from the document")
     p.add_argument("--pages", help="page range to search")
     p.add_argument("--short", action="store_true", help="the exact words from the document only")
@@ -943,6 +950,10 @@ def build_parser(*, load_eval: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the command(s) and the checks, run nothing")
     p.add_argument("--force", action="store_true", help="launch even when a check fails")
     p.add_argument("vllm_args", nargs=argparse.REMAINDER, help="after --: extra arguments for vllm serve")
+
+    from .index.cli import register as register_index
+
+    register_index(sub, add)
 
     eval_cli, reason = _eval_module() if load_eval else (None, "")
     # no shared parents here: eval's configure_parser adds options of its own, and an option clash must

@@ -166,6 +166,10 @@ class JobAbortedError(MiniMaxVLError):
     """A batch stopped because its failure rate passed the caller's threshold."""
 
 
+class IndexStoreError(InvalidInputError):
+    """A search-index store that cannot be used: missing, corrupt, foreign, or built with other settings."""
+
+
 __all__ = [
     "AccessDeniedError",
     "AspectRatioError",
@@ -174,6 +178,7 @@ __all__ = [
     "EmptyOutputError",
     "FetchError",
     "ImageTooLargeError",
+    "IndexStoreError",
     "InvalidInputError",
     "JobAbortedError",
     "MediaError",

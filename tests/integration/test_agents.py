@@ -81,6 +81,14 @@ def docs_folder(tmp_path: Path) -> Path:
     return Path(shutil.copytree(SAMPLES, tmp_path / "samples"))
 
 
+def _pages(citations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Source and page of each citation; a region box, when cited, is four numbers inside the page."""
+    for c in citations:
+        box = c.get("box")
+        assert box is None or (len(box) == 4 and 0 <= box[0] < box[2] and 0 <= box[1] < box[3])
+    return [{"source": c["source"], "page": c["page"]} for c in citations]
+
+
 def client_for(server: LocalVLLMServer) -> MiniMaxVLClient:
     """A client of the test server that fails fast."""
     return MiniMaxVLClient(base_url=server.base_url, max_retries=0, backoff_base=0.01)
@@ -188,7 +196,7 @@ def test_rag_offline_answers_with_page_citation(tmp_path: Path) -> None:
     pdf = shutil.copy(SAMPLES / "scanned_report.pdf", tmp_path / "scanned_report.pdf")
     res = run("What is the total due on the invoice?", [pdf], mode="local", cache_dir=tmp_path / "cache")
     assert "Total due: 1,080.00 EUR" in res.answer
-    assert res.citations == [{"source": str(pdf), "page": 1}]
+    assert _pages(res.citations) == [{"source": str(pdf), "page": 1}]
     assert res.engine.startswith("offline: tesseract")
     assert res.pages_indexed == 3
     assert "p.1" in res.render()
@@ -196,6 +204,9 @@ def test_rag_offline_answers_with_page_citation(tmp_path: Path) -> None:
 
 def test_rag_online_uses_minimax_ocr_and_docvqa(vllm_server: LocalVLLMServer, tmp_path: Path) -> None:
     pdf = shutil.copy(SAMPLES / "scanned_report.pdf", tmp_path / "scanned_report.pdf")
+    # one page in flight at a time, so the scripted transcriptions below reach pages 1, 2, 3 in order (the
+    # pipeline sends the retrieved page's own image, so a shuffled script would move the answer's page)
+    one_at_a_time = MiniMaxVLClient(base_url=vllm_server.base_url, max_retries=0, max_concurrency=1)
     # the loader reads pages in order, one at a time; a dense 200-dpi page goes as overlapping crops, so
     # the first crop of each page gets that page's markdown and the other crops add nothing
     ocr = iter([INVOICE_MD, MEMO_MD, TABLE_MD])
@@ -225,13 +236,12 @@ def test_rag_online_uses_minimax_ocr_and_docvqa(vllm_server: LocalVLLMServer, tm
         "What is the total due on the invoice?",
         [pdf],
         mode="vlm",
-        # one page in flight: the scripted replies are handed out in request order
-        client=MiniMaxVLClient(base_url=vllm_server.base_url, max_retries=0, max_concurrency=1),
+        client=one_at_a_time,
         cache_dir=tmp_path / "cache",
         detect_rotation=False,
     )
     assert res.answer == "1,080.00 EUR"
-    assert res.citations == [{"source": str(pdf), "page": 1}]
+    assert _pages(res.citations) == [{"source": str(pdf), "page": 1}]
     assert "MiniMax-VL-01" in res.engine
     assert res.evidence == "Total due: 1,080.00 EUR"
     assert res.pages_indexed == 3
@@ -245,7 +255,7 @@ def test_rag_online_uses_minimax_ocr_and_docvqa(vllm_server: LocalVLLMServer, tm
         "What is the total due?",
         [pdf],
         mode="vlm",
-        client=client_for(vllm_server),
+        client=one_at_a_time,
         cache_dir=tmp_path / "cache",
         detect_rotation=False,
     )
