@@ -217,18 +217,6 @@ class _ArgumentParser(argparse.ArgumentParser):
         raise _UsageError(text)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file and a rename: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, "utf-8")
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-
-
 # ---------------------------------------------------------------------------------------------- context
 def _roots(args: argparse.Namespace) -> list[Path]:
     """Allowed input folders: the working folder, MINIMAXVL_ALLOWED_ROOTS, and every ``--allow-root``."""
@@ -345,7 +333,9 @@ def cmd_ocr(args: argparse.Namespace) -> int:
     _content, result = tool._finish(src, pages)
     body = result.to_text() if args.plain else result.to_markdown()
     if args.out:
-        _write_atomic(Path(args.out), body + "\n")
+        from .ingest import write_atomic
+
+        write_atomic(Path(args.out), body + "\n")
     if args.json:
         _emit_json(result.model_dump(mode="json"))
     elif args.out:
