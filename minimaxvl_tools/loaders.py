@@ -570,8 +570,9 @@ class MiniMaxVLDocumentLoader(BaseLoader):
             return 1
         if self.mode == "local":
             return max(1, min(4, os.cpu_count() or 1))
-        settings = getattr(self.client, "settings", None)
-        return max(1, int(getattr(settings, "max_concurrency", 4) or 4))
+        from .pages.read import setting_of
+
+        return max(1, int(setting_of(self.client, "max_concurrency")))
 
     def _job_sync(self, page: Any, key: str) -> dict[str, Any]:
         """Process one page and cache it as soon as it is done (on the worker, not when it is yielded)."""

@@ -20,10 +20,17 @@ from .merge import clean_transcription, join_overlap, merge_overlapping
 from .plan import encode_page
 
 
+def setting_of(client: Any, name: str) -> Any:
+    """``client.settings.<name>``, else the :class:`~minimaxvl_tools.settings.Settings` default: a default is
+    written once, in Settings, even for client doubles without settings."""
+    from ..settings import Settings
+
+    value = getattr(getattr(client, "settings", None), name, None)
+    return Settings.model_fields[name].default if value is None else value
+
+
 def _default_max_tokens(client: MiniMaxVLClient, max_tokens: int | None) -> int:
-    if max_tokens is not None:
-        return max_tokens
-    return int(getattr(getattr(client, "settings", None), "max_tokens", 2048) or 2048)
+    return max_tokens if max_tokens is not None else int(setting_of(client, "max_tokens"))
 
 
 # ---------------------------------------------------------------------------------------------- retries
@@ -197,9 +204,9 @@ def _profile_of(client: Any) -> ModelProfile:
 
 
 def _quality_of(client: Any) -> int:
-    return int(getattr(getattr(client, "settings", None), "jpeg_quality", 90) or 90)
+    return int(setting_of(client, "jpeg_quality"))
 
 
 def _temperature_of(client: Any) -> float:
-    value = getattr(getattr(client, "settings", None), "temperature", 0.0)
-    return float(value) if isinstance(value, int | float) else 0.0
+    value = setting_of(client, "temperature")
+    return float(value) if isinstance(value, int | float) else float(setting_of(None, "temperature"))
