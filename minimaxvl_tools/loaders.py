@@ -33,6 +33,7 @@ from pydantic import BaseModel
 
 from .errors import InvalidInputError, JobAbortedError, MiniMaxVLError
 from .images.policy import InputPolicy
+from .pages.window import FailureRule
 from .pdf import text_layer_is_good
 from .results import OCRPage, markdown_to_text
 
@@ -538,15 +539,9 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         if not cached:
             s.image_tokens += int(rec.get("image_tokens", 0) or 0)
             s.requests += int(rec.get("requests", 0) or 0)
-        if (
-            self.max_failure_rate is not None
-            and s.pages >= self.min_pages_before_abort
-            and s.failure_rate > self.max_failure_rate
-        ):
-            raise JobAbortedError(
-                f"stopped after {s.pages} pages: {s.failed} failed ({s.failure_rate:.0%}) is over the "
-                f"max_failure_rate {self.max_failure_rate:.0%}; check the endpoint, then rerun "
-                "(finished pages are cached)"
+        if s.pages >= self.min_pages_before_abort:  # the rate over the pages done so far (total unknown)
+            FailureRule(self.max_failure_rate, self.min_pages_before_abort).check(
+                s.failed, s.pages, detail="check the endpoint, then rerun (finished pages are cached)"
             )
 
     def _error_doc(self, path: Path, error: Exception) -> Document:

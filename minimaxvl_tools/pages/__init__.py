@@ -93,20 +93,25 @@ from .source import (
     _pdf_pages,
     iter_pages,
 )
+from .window import FailureRule, Ready, ain_order, in_order
 
 __all__ = [
     "MIN_X_HEIGHT",
     "BlockGeometry",
     "Box",
+    "FailureRule",
     "PageImage",
     "PagePlan",
     "PageSpec",
+    "Ready",
     "TileMode",
+    "ain_order",
     "aocr_page",
     "block_geometry",
     "clean_transcription",
     "cut_page",
     "encode_page",
+    "in_order",
     "iter_pages",
     "join_overlap",
     "join_tables",

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
+from functools import partial
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from ..errors import (
     InvalidInputError,
-    JobAbortedError,
     MiniMaxVLError,
     PDFError,
     UnsupportedImageError,
@@ -21,6 +22,7 @@ from ..images.quality import correct_rotation
 from ..local_ocr import LocalOCREngine
 from ..page_workers import PageJob, PagePool, aocr_prepared, ocr_prepared, resolve_workers, shared_pool
 from ..pages import MIN_X_HEIGHT, PageImage, _profile_of, _quality_of, aocr_page, ocr_page, single_fit
+from ..pages.window import FailureRule, Ready, in_order
 from ..pdf import text_layer_is_good
 from ..results import OCRPage, OCRResult
 from .base import MiniMaxVLBaseTool
@@ -214,15 +216,10 @@ class OCRTool(MiniMaxVLBaseTool):
         Counting against the whole selection means the job stops as soon as the final rate is certain to
         pass the threshold, and never stops a job that would have ended under it.
         """
-        if self.max_failure_rate is None:
-            return
         failed = [p for p in done if p.status == "failed"]
-        if failed and len(failed) > self.max_failure_rate * total:
-            raise JobAbortedError(
-                f"stopped after {len(done)} of {total} pages: {len(failed)} failed "
-                f"({len(failed) / total:.0%} of the pages) is over max_failure_rate "
-                f"{self.max_failure_rate:.0%}; page {failed[0].page}: {failed[0].error}"
-            )
+        if failed:
+            detail = f"page {failed[0].page}: {failed[0].error}"
+            FailureRule(self.max_failure_rate).check(len(failed), len(done), total, detail)
 
     def _finish(self, source: str, pages: list[OCRPage]) -> tuple[str, OCRResult]:
         pages = sorted(pages, key=lambda p: p.page)
@@ -257,6 +254,40 @@ class OCRTool(MiniMaxVLBaseTool):
             content += "\n\n[" + "; ".join(notes) + "]"
         return content, result
 
+    def _items(self, source: str, selected: list[PageImage], plain: bool) -> Iterator[tuple[PageImage, Any]]:
+        """Pages rendered here, in order (PDFium is not thread-safe), each with the job that reads it."""
+        for meta in selected:
+            try:
+                page = self._rendered(source, meta)
+            except (PDFError, UnsupportedImageError) as e:  # this page cannot be rendered: it fails alone
+                yield meta, Ready(self._unrendered(meta, e))
+                continue
+            yield meta, partial(self._read_rendered, page, plain)
+
+    def _read_rendered(self, page: PageImage, plain: bool) -> OCRPage:
+        try:
+            return self._fallback(page, ocr_page(self.vl_client, page, **self._ocr_kwargs(plain)))
+        finally:
+            page.image = None  # free the pixels once the page is read
+
+    def _pooled_items(
+        self, source: str, selected: list[PageImage], plain: bool, pool: PagePool
+    ) -> Iterator[tuple[PageImage, Any]]:
+        """Pages prepared by worker processes, in order, each with the job that sends it."""
+        jobs = [self._page_job(source, m, plain) for m in selected]
+        with closing(pool.map(jobs)) as outcomes:
+            for meta, outcome in zip(selected, outcomes, strict=True):
+                try:
+                    prepared = outcome.unwrap()
+                except (PDFError, UnsupportedImageError) as e:  # this page fails alone
+                    yield meta, Ready(self._unrendered(meta, e))
+                    continue
+                yield meta, partial(self._read_prepared, source, meta, prepared, plain)
+
+    def _read_prepared(self, source: str, meta: PageImage, prepared: Any, plain: bool) -> OCRPage:
+        ocr = ocr_prepared(self.vl_client, prepared, **self._prepared_kwargs(plain))
+        return self._fallback(self._fallback_page(source, meta, prepared.page_image(), ocr), ocr)
+
     def _run(
         self, source: str, pages: str | None = None, plain: bool = False, **_: Any
     ) -> tuple[str, OCRResult]:
@@ -264,34 +295,16 @@ class OCRTool(MiniMaxVLBaseTool):
             done: list[OCRPage] = []
             selected = self._pages(source, pages)
             pool = self._pool(source, len(selected))
-            if pool is not None:  # page work in worker processes, requests from this thread
-                jobs = [self._page_job(source, m, plain) for m in selected]
-                with closing(pool.map(jobs)) as outcomes:
-                    for meta, outcome in zip(selected, outcomes, strict=True):
-                        try:
-                            prepared = outcome.unwrap()
-                        except (PDFError, UnsupportedImageError) as e:  # this page fails alone
-                            done.append(self._unrendered(meta, e))
-                            self._check_failures(done, len(selected))
-                            continue
-                        ocr = ocr_prepared(self.vl_client, prepared, **self._prepared_kwargs(plain))
-                        page = self._fallback_page(source, meta, prepared.page_image(), ocr)
-                        done.append(self._fallback(page, ocr))
-                        self._check_failures(done, len(selected))
-                return self._finish(source, done)
-            for meta in selected:
-                try:
-                    page = self._rendered(source, meta)
-                except (PDFError, UnsupportedImageError) as e:  # this page cannot be rendered: it fails alone
-                    done.append(self._unrendered(meta, e))
+            items = (
+                self._pooled_items(source, selected, plain, pool)
+                if pool
+                else self._items(source, selected, plain)
+            )
+            # up to max_concurrency pages in flight, as on the async path; results in page order
+            with closing(in_order(items, self.vl_client.settings.max_concurrency)) as finished:
+                for _meta, ocr in finished:
+                    done.append(ocr)
                     self._check_failures(done, len(selected))
-                    continue
-                try:
-                    ocr = ocr_page(self.vl_client, page, **self._ocr_kwargs(plain))
-                    done.append(self._fallback(page, ocr))
-                finally:
-                    page.image = None  # free the pixels before the next page
-                self._check_failures(done, len(selected))
             return self._finish(source, done)
 
         return self.guard(source, go)

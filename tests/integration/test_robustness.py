@@ -305,8 +305,12 @@ def test_without_fallback_a_failed_page_is_reported_not_hidden(
 ) -> None:
     pdf = _make_pdf(tmp_path / "doc.pdf", ["First page text here", "Second page text here"])
     server.queue(LOOP, LOOP)  # page 1: the first reply loops, and so does the retry of its top half
-    tool = OCRTool(
-        client=_client(server), allowed_roots=[tmp_path], dpi=72, fix_rotation=False, max_attempts=2
+    tool = OCRTool(  # one page in flight: the queued replies go to page 1's requests, in order
+        client=_client(server, max_concurrency=1),
+        allowed_roots=[tmp_path],
+        dpi=72,
+        fix_rotation=False,
+        max_attempts=2,
     )
     msg = _call(tool, {"source": str(pdf)})
     res = msg.artifact
@@ -336,8 +340,8 @@ async def test_failure_rate_aborts_the_job(server: LocalVLLMServer, tmp_path: Pa
 def test_failure_rate_under_the_limit_does_not_abort(server: LocalVLLMServer, tmp_path: Path) -> None:
     pdf = _make_pdf(tmp_path / "doc.pdf", [f"Page {i} text" for i in range(1, 5)])
     server.queue(Reply("cut", finish_reason="length"))  # only page 1 fails
-    tool = OCRTool(
-        client=_client(server),
+    tool = OCRTool(  # one page in flight: the queued reply goes to page 1
+        client=_client(server, max_concurrency=1),
         allowed_roots=[tmp_path],
         dpi=72,
         fix_rotation=False,
