@@ -95,6 +95,16 @@ def iter_pages(
         return
 
     target: Any = source
+    pdf_options: dict[str, Any] = {  # a PDF is read the same way from a path or from bytes
+        "pages": pages,
+        "dpi": dpi,
+        "password": password,
+        "policy": policy,
+        "render": render,
+        "fit": fit,
+        "text": text,
+        "page_errors": page_errors,
+    }
     if _is_pathlike(source):
         path = policy.check_path(source) if policy is not None else Path(source).expanduser()
         if path.is_dir():
@@ -103,37 +113,13 @@ def iter_pages(
             with open(path, "rb") as fh:
                 head = fh.read(2048)
             if load.sniff(head) == "pdf":
-                yield from _pdf_pages(
-                    iter_pdf_pages,
-                    path,
-                    name,
-                    pages=pages,
-                    dpi=dpi,
-                    password=password,
-                    policy=policy,
-                    render=render,
-                    fit=fit,
-                    text=text,
-                    page_errors=page_errors,
-                )
+                yield from _pdf_pages(iter_pdf_pages, path, name, **pdf_options)
                 return
             target = path
     if target is source:  # URL, data URL, base64, bytes, file object (or a missing path: read_bytes says so)
         data, name = load.read_bytes(source, policy=policy)
         if load.sniff(data) == "pdf":
-            yield from _pdf_pages(
-                iter_pdf_pages,
-                data,
-                name,
-                pages=pages,
-                dpi=dpi,
-                password=password,
-                policy=policy,
-                render=render,
-                fit=fit,
-                text=text,
-                page_errors=page_errors,
-            )
+            yield from _pdf_pages(iter_pdf_pages, data, name, **pdf_options)
             return
         target = data
 
