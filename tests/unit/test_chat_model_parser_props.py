@@ -14,12 +14,18 @@ from minimaxvl_tools.client import ChatResult, Usage
 from minimaxvl_tools.tool_format import FUNCTION_CALL_TOKEN, StreamingToolCallParser
 
 _names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,15}", fullmatch=True)
+# a literal <function_call> inside an argument is one special token to the server, which strips it
+# (skip_special_tokens) like the real marker: such text cannot round-trip and is outside this property
+# (Hypothesis draws the token's literal from the code under test, so it must be excluded explicitly)
+_text = st.text(max_size=20).filter(lambda s: FUNCTION_CALL_TOKEN not in s)
 _json = st.recursive(
-    st.none() | st.booleans() | st.integers(-(10**9), 10**9) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    st.none() | st.booleans() | st.integers(-(10**9), 10**9) | _text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
     max_leaves=8,
 )
-_args = st.dictionaries(st.text(min_size=1, max_size=10), _json, max_size=4)
+_args = st.dictionaries(
+    st.text(min_size=1, max_size=10).filter(lambda s: FUNCTION_CALL_TOKEN not in s), _json, max_size=4
+)
 _calls = st.lists(st.tuples(_names, _args), min_size=1, max_size=3)
 _content = st.sampled_from(["", "Let me check.", "Two steps:\nfirst this."])
 
