@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import base64
-import io
 import multiprocessing
 import os
 import pickle
@@ -34,41 +32,27 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
-
-from PIL import Image
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .errors import InvalidInputError, MiniMaxVLError
-from .images.cutting import Region
-from .images.encode import EncodedImage
 from .pages import (
     MIN_X_HEIGHT,
-    BlockGeometry,
-    PageImage,
+    PreparedCrop,
+    PreparedPage,
+    PrepareOptions,
     TileMode,
-    _blank,
-    _crop_requests,
-    _default_max_tokens,
-    _failed,
-    _Job,
-    _page_result,
-    _profile_of,
-    _quality_of,
-    _temperature_of,
-    _upright,
-    block_geometry,
-    encode_page,
+    aread_prepared,
     iter_pages,
-    plan_page_image,
+    portable,
+    prepare,
+    read_prepared,
     single_fit,
 )
 from .profile import DEFAULT_PROFILE, ModelProfile
-from .prompts import ocr as ocr_prompts
-from .results import CropInfo, OCRPage
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .client import MiniMaxVLClient
+    pass
 
 Box = tuple[int, int, int, int]
 SMALL_JOB_PAGES = 8
@@ -119,53 +103,18 @@ class PageJob:
     profile: ModelProfile = DEFAULT_PROFILE
     quality: int = 90
 
-
-@dataclass(frozen=True)
-class PreparedCrop:
-    """One image to send: the encoded image (data URL built once), its prompt, its box on the page."""
-
-    image: EncodedImage
-    prompt: str
-    box: Box
-
-
-@dataclass(frozen=True)
-class PreparedPage:
-    """A page ready to send: what :func:`ocr_prepared` needs and nothing heavier (no pixels)."""
-
-    number: int
-    page_count: int
-    source: str
-    size: tuple[int, int]
-    text_layer: str = ""
-    rotation: int = 0  # the page's own rotation plus any correction applied
-    rotation_applied: int = 0  # the clockwise correction the rotation check applied (0: none)
-    blank: bool = False
-    blank_reason: str = ""
-    mode: Literal["single", "tiles", "none"] = "single"
-    crops: tuple[PreparedCrop, ...] = ()
-    warnings: tuple[str, ...] = ()
-    regions: tuple[Region, ...] = ()  # the plan's whitespace cuts (merge and block boxes)
-    geometry: BlockGeometry | None = None  # what the block boxes need of the pixels
-
-    @property
-    def boxes(self) -> tuple[Box, ...]:
-        """The plan's boxes, one per crop (the whole page for a single image)."""
-        return tuple(c.box for c in self.crops)
-
-    @property
-    def image_tokens(self) -> int:
-        """Exact image tokens of everything this page sends on its first try."""
-        return sum(c.image.tokens for c in self.crops)
-
-    @property
-    def nbytes(self) -> int:
-        """Encoded image bytes this page carries."""
-        return sum(c.image.nbytes for c in self.crops)
-
-    def page_image(self) -> PageImage:
-        """A :class:`~.pages.PageImage` without pixels (number, text layer, rotation) for the callers."""
-        return PageImage(self.number, self.page_count, None, self.text_layer, self.source, self.rotation)
+    def options(self) -> PrepareOptions:
+        """The preparation options this order carries."""
+        return PrepareOptions(
+            plain=self.plain,
+            tile=self.tile,
+            min_x_height=self.min_x_height,
+            skip_blank=self.skip_blank,
+            blank_uses_text_layer=self.blank_uses_text_layer,
+            fix_rotation=self.fix_rotation,
+            profile=self.profile,
+            quality=self.quality,
+        )
 
 
 @dataclass(frozen=True)
@@ -186,63 +135,11 @@ class PageOutcome:
 
 # ---------------------------------------------------------------------------------------------- work
 def prepare_page(job: PageJob) -> PreparedPage:
-    """Do one page's client-side work (in whichever process calls it); errors are MiniMaxVLError."""
+    """Do one page's client-side work (in whichever process calls it): render, then :func:`~.pages.prepare`;
+    errors are MiniMaxVLError. The result carries encoded bytes only (no pixels)."""
     fit = single_fit(job.tile, max_tokens=job.image_max_tokens, profile=job.profile) if job.fit else None
     pages = iter_pages(job.path, pages=[job.number], dpi=job.dpi, password=job.password, fit=fit)
-    page = next(iter(pages))
-    image = page.pixels()
-    common: dict[str, Any] = {
-        "number": page.number,
-        "page_count": page.page_count,
-        "source": page.source,
-        "text_layer": page.text_layer,
-    }
-    if job.skip_blank:
-        blank, reason = _blank_check(page, job.blank_uses_text_layer)
-        if blank:
-            return PreparedPage(
-                size=image.size,
-                rotation=page.rotation,
-                blank=True,
-                blank_reason=reason,
-                mode="none",
-                **common,
-            )
-    warnings: list[str] = []
-    applied = 0
-    if job.fix_rotation:
-        turned, warnings = _upright(page, None)
-        applied = (turned.rotation - page.rotation) % 360
-        page = turned
-    image = page.pixels()
-    plan = plan_page_image(image, tile=job.tile, min_x_height=job.min_x_height, profile=job.profile)
-    if plan.mode == "tiles":
-        reqs = _crop_requests(page, plan, job.plain, job.profile, job.quality)
-        crops = tuple(PreparedCrop(enc, prompt, plan.boxes[t.index]) for prompt, enc, t, _ in reqs)
-    else:
-        enc = encode_page(image, profile=job.profile, quality=job.quality)
-        crops = (PreparedCrop(enc, ocr_prompts.page_prompt(plain=job.plain), (0, 0, *image.size)),)
-    return PreparedPage(
-        size=image.size,
-        rotation=page.rotation,
-        rotation_applied=applied,
-        mode=plan.mode,
-        crops=crops,
-        warnings=tuple(warnings),
-        regions=tuple(plan.regions),
-        geometry=block_geometry(page, plan.regions if plan.mode == "tiles" else ()),
-        **common,
-    )
-
-
-def _blank_check(page: PageImage, use_text_layer: bool) -> tuple[bool, str]:
-    from .images.quality import is_blank
-
-    if use_text_layer:
-        blank = _blank(page)
-        return blank, "blank page" if blank else ""
-    chk = is_blank(page.pixels())
-    return bool(chk.blank), str(chk.reason)
+    return portable(prepare(next(iter(pages)), job.options()))
 
 
 def _outcome(job: PageJob) -> PageOutcome:
@@ -464,158 +361,7 @@ def _stop_shared() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- send
-class _Pixels:
-    """The pixels of an encoded image, decoded only if a retry splits the region (rare): stands in for the
-    PIL image :func:`~.pages.ocr_page`'s retry ladder halves. The halves are cut from the decoded JPEG."""
-
-    def __init__(self, enc: EncodedImage) -> None:
-        self._enc = enc
-        self._image: Image.Image | None = None
-
-    def _decoded(self) -> Image.Image:
-        if self._image is None:
-            raw = base64.b64decode(self._enc.data_url.split(",", 1)[1])
-            self._image = Image.open(io.BytesIO(raw))
-            self._image.load()
-        return self._image
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return (self._enc.width, self._enc.height)
-
-    @property
-    def width(self) -> int:
-        return self._enc.width
-
-    @property
-    def height(self) -> int:
-        return self._enc.height
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._decoded(), name)
-
-
-def _pixels(enc: EncodedImage) -> Any:
-    """The stand-in for a region's pixels that the retry ladder splits (decoded only when it does)."""
-    return _Pixels(enc)
-
-
-@dataclass
-class _Send:
-    job: _Job
-    page: PageImage
-    warnings: list[str] = field(default_factory=list)
-
-
-def _start(
-    client: MiniMaxVLClient, prepared: PreparedPage, *, plain: bool, max_tokens: int | None, max_attempts: int
-) -> tuple[_Send, OCRPage | None]:
-    """The request context of a prepared page (the same as :func:`~.pages.ocr_page` builds), or the early
-    result of a blank page."""
-    page = prepared.page_image()
-    if prepared.blank:
-        return _Send(_dummy_job(), page), OCRPage(
-            page=page.number, status="blank", rotation=page.rotation, attempts=0
-        )
-    from .output_checks import temperature_schedule
-
-    if not isinstance(max_attempts, int) or max_attempts < 1:
-        raise InvalidInputError(f"max_attempts={max_attempts!r} must be a positive integer")
-    job = _Job(
-        client=client,
-        system=ocr_prompts.system_prompt(plain=plain),
-        budget=_default_max_tokens(client, max_tokens),
-        temperatures=temperature_schedule(_temperature_of(client), max_attempts),
-        plain=plain,
-        profile=_profile_of(client),
-        quality=_quality_of(client),
-        regions=prepared.regions,
-        geometry=prepared.geometry,
-    )
-    return _Send(job, page, list(prepared.warnings)), None
-
-
-def _dummy_job() -> _Job:
-    return _Job(None, "", 1, [0.0], False, DEFAULT_PROFILE, 90)
-
-
-def _label(prepared: PreparedPage, i: int) -> str:
-    return f"crop {i + 1}/{len(prepared.crops)}: " if prepared.mode == "tiles" else ""
-
-
-def _result(prepared: PreparedPage, send: _Send, plain: bool, reads: list[Any]) -> OCRPage:
-    texts = [(r.text, c.box) for r, c in zip(reads, prepared.crops, strict=False)]
-    crops = (
-        [CropInfo(box=c.box, tokens=c.image.tokens) for c in prepared.crops[: len(reads)]]
-        if prepared.mode == "tiles"
-        else []
-    )
-    return _page_result(send.page, plain, texts, crops, reads, send.job, send.warnings)
-
-
-def ocr_prepared(
-    client: MiniMaxVLClient,
-    prepared: PreparedPage,
-    *,
-    plain: bool = False,
-    max_tokens: int | None = None,
-    raise_errors: bool = False,
-    max_attempts: int = 3,
-) -> OCRPage:
-    """:func:`~.pages.ocr_page` for a page a worker prepared: the same requests, retries and merge.
-
-    ``plain`` must match the job's (the prompts were built with it). Crops go one after another and a
-    crop that fails for good stops the page, as in ``ocr_page``.
-    """
-    from .pages import _read_region
-
-    send, early = _start(client, prepared, plain=plain, max_tokens=max_tokens, max_attempts=max_attempts)
-    if early is not None:
-        return early
-    try:
-        reads = []
-        for i, crop in enumerate(prepared.crops):
-            send.job.tokens += crop.image.tokens
-            pixels = _pixels(crop.image)
-            reads.append(_read_region(send.job, pixels, crop.image, crop.prompt, label=_label(prepared, i)))
-            if reads[-1].failure:
-                break
-        return _result(prepared, send, plain, reads)
-    except InvalidInputError:
-        raise
-    except MiniMaxVLError as e:
-        if raise_errors:
-            raise
-        return _failed(send.page, e, send.job, send.warnings)
-
-
-async def aocr_prepared(
-    client: MiniMaxVLClient,
-    prepared: PreparedPage,
-    *,
-    plain: bool = False,
-    max_tokens: int | None = None,
-    raise_errors: bool = False,
-    max_attempts: int = 3,
-) -> OCRPage:
-    """Async :func:`ocr_prepared`: crops (and retried halves) are sent concurrently, as in ``aocr_page``."""
-    from .pages import _aread_region
-
-    send, early = _start(client, prepared, plain=plain, max_tokens=max_tokens, max_attempts=max_attempts)
-    if early is not None:
-        return early
-    try:
-        send.job.tokens += prepared.image_tokens
-        reads = await asyncio.gather(
-            *(
-                _aread_region(send.job, _pixels(c.image), c.image, c.prompt, label=_label(prepared, i))
-                for i, c in enumerate(prepared.crops)
-            )
-        )
-        return _result(prepared, send, plain, list(reads))
-    except InvalidInputError:
-        raise
-    except MiniMaxVLError as e:
-        if raise_errors:
-            raise
-        return _failed(send.page, e, send.job, send.warnings)
+ocr_prepared = read_prepared
+"""Send a page a worker prepared: :func:`~.pages.read_prepared` (the same requests, retries and merge)."""
+aocr_prepared = aread_prepared
+"""Async :func:`ocr_prepared`: :func:`~.pages.aread_prepared`."""

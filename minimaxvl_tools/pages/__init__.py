@@ -42,11 +42,10 @@ from .merge import (
 from .ocr import (
     _blank,
     _failed,
-    _page_result,
-    _prepare,
     _upright,
     aocr_page,
     ocr_page,
+    prepare_options,
 )
 from .plan import (
     MIN_X_HEIGHT,
@@ -64,6 +63,15 @@ from .plan import (
     plan_page,
     plan_page_image,
     single_fit,
+)
+from .prepare import (
+    PreparedCrop,
+    PreparedPage,
+    PrepareOptions,
+    is_blank_page,
+    portable,
+    prepare,
+    upright,
 )
 from .read import (
     _FAILURE_TYPES,
@@ -83,6 +91,7 @@ from .read import (
     _temperature_of,
     _verdict,
 )
+from .send import aread_prepared, failed_page, read_prepared
 from .source import (
     Box,
     PageImage,

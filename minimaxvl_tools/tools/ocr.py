@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
+from contextlib import aclosing, closing
+from dataclasses import replace
 from functools import partial
 from typing import Any, Literal
 
@@ -18,12 +19,11 @@ from ..errors import (
     UnsupportedImageError,
     redact_url,
 )
-from ..images.quality import correct_rotation
-from ..local_ocr import LocalOCREngine
-from ..page_workers import PageJob, PagePool, aocr_prepared, ocr_prepared, resolve_workers, shared_pool
-from ..pages import MIN_X_HEIGHT, PageImage, _profile_of, _quality_of, aocr_page, ocr_page, single_fit
-from ..pages.window import FailureRule, Ready, in_order
-from ..pdf import text_layer_is_good
+from ..page_workers import PagePool, resolve_workers, shared_pool
+from ..pages import MIN_X_HEIGHT, PageImage, single_fit
+from ..pages.fallback import FallbackEngine, Fallbacks
+from ..pages.pipeline import PageReader
+from ..pages.window import FailureRule, Ready, ain_order, in_order
 from ..results import OCRPage, OCRResult
 from .base import MiniMaxVLBaseTool
 
@@ -63,7 +63,7 @@ class OCRInput(BaseModel):
     plain: bool = Field(False, description="Plain text instead of markdown (headings, lists, tables).")
 
 
-Fallback = Literal["text-layer", "local"]
+Fallback = FallbackEngine
 
 
 class OCRTool(MiniMaxVLBaseTool):
@@ -138,77 +138,22 @@ class OCRTool(MiniMaxVLBaseTool):
         workers = resolve_workers(self.settings.workers if self.settings else None, count)
         return shared_pool(workers) if workers else None
 
-    def _page_job(self, source: str, meta: PageImage, plain: bool) -> PageJob:
-        """The worker's order for one page: the same render (fit), checks, plan and encode as in-process."""
-        return PageJob(
-            path=str(self.policy.check_path(source.strip())),
-            number=meta.number,
-            dpi=self.dpi,
+    def _reader(self, source: str, plain: bool, pool: PagePool | None) -> PageReader:
+        """This call's page pipeline: the tool's options, its fallbacks, the worker pool (or None)."""
+        return PageReader.build(
+            self.vl_client,
+            plain=plain,
             tile=self.tile,
-            image_max_tokens=self.max_tokens,
             min_x_height=self.min_x_height,
             fix_rotation=self.fix_rotation,
-            plain=plain,
-            profile=_profile_of(self.vl_client),
-            quality=_quality_of(self.vl_client),
+            max_tokens=self.max_tokens,
+            max_attempts=self.max_attempts,
+            fallbacks=Fallbacks(self.fallback),
+            pool=pool,
+            dpi=self.dpi,
+            fit=True,
+            render=partial(self._rendered, source),
         )
-
-    def _prepared_kwargs(self, plain: bool) -> dict[str, Any]:
-        return {"plain": plain, "max_tokens": self.max_tokens, "max_attempts": self.max_attempts}
-
-    def _fallback_page(self, source: str, meta: PageImage, page: PageImage, ocr: OCRPage) -> PageImage:
-        """The page a fallback reads: with its pixels (rendered again here) only when 'local' may run."""
-        if ocr.status == "failed" and "local" in self.fallback:
-            rendered = self._rendered(source, meta)
-            rendered.text_layer = page.text_layer
-            return rendered
-        return page
-
-    def _ocr_kwargs(self, plain: bool) -> dict[str, Any]:
-        return {
-            "plain": plain,
-            "max_tokens": self.max_tokens,
-            "tile": self.tile,
-            "fix_rotation": self.fix_rotation,
-            "max_attempts": self.max_attempts,
-            "min_x_height": self.min_x_height,
-        }
-
-    def _fallback(self, page: PageImage, ocr: OCRPage) -> OCRPage:
-        """A failed page read by the first allowed fallback, flagged ``fallback``; else ``ocr`` unchanged.
-
-        The original reason stays in ``error``; ``engine`` names the fallback. The local engine reads the
-        page turned as the model saw it (``ocr.rotation``), so a corrected scan stays corrected.
-        """
-        if ocr.status != "failed":
-            return ocr
-        for kind in self.fallback:
-            try:
-                if kind == "text-layer" and text_layer_is_good(page.text_layer):
-                    text, engine = page.text_layer.strip(), "text-layer"
-                elif kind == "local" and page.image is not None and LocalOCREngine.available():
-                    image = correct_rotation(page.image, (ocr.rotation - page.rotation) % 360)
-                    res = LocalOCREngine().ocr(image)
-                    if not res.text.strip():
-                        continue
-                    text, engine = res.text.strip(), res.engine
-                else:
-                    continue
-            except InvalidInputError:
-                raise
-            except MiniMaxVLError as e:  # the fallback itself failed: try the next one
-                ocr.warnings.append(f"fallback {kind} failed: {e}")
-                continue
-            return ocr.model_copy(
-                update={
-                    "status": "fallback",
-                    "engine": engine,
-                    "markdown": text,
-                    "text": text,
-                    "warnings": [*ocr.warnings, f"model path failed; text from the {kind} fallback"],
-                }
-            )
-        return ocr
 
     def _check_failures(self, done: list[OCRPage], total: int) -> None:
         """JobAbortedError once failed pages exceed ``max_failure_rate`` of the ``total`` selected pages.
@@ -254,39 +199,43 @@ class OCRTool(MiniMaxVLBaseTool):
             content += "\n\n[" + "; ".join(notes) + "]"
         return content, result
 
-    def _items(self, source: str, selected: list[PageImage], plain: bool) -> Iterator[tuple[PageImage, Any]]:
-        """Pages rendered here, in order (PDFium is not thread-safe), each with the job that reads it."""
+    def _items(
+        self, source: str, selected: list[PageImage], reader: PageReader
+    ) -> Iterator[tuple[PageImage, Callable[[], OCRPage] | Ready[OCRPage]]]:
+        """Each page with the job that reads it, in order: sent to the worker pool as it is listed, or
+        rendered here (PDFium is not thread-safe) and read by the job."""
+        path = str(self.policy.check_path(source.strip())) if reader.pool is not None else None
         for meta in selected:
+            if path is not None:
+                yield meta, reader.job(replace(meta, image=None), path)
+                continue
             try:
                 page = self._rendered(source, meta)
             except (PDFError, UnsupportedImageError) as e:  # this page cannot be rendered: it fails alone
                 yield meta, Ready(self._unrendered(meta, e))
                 continue
-            yield meta, partial(self._read_rendered, page, plain)
+            yield meta, reader.job(page)
 
-    def _read_rendered(self, page: PageImage, plain: bool) -> OCRPage:
+    async def _aitems(
+        self, source: str, selected: list[PageImage], reader: PageReader, render_pool: ThreadPoolExecutor
+    ) -> AsyncIterator[tuple[PageImage, Callable[[], Awaitable[OCRPage]]]]:
+        """Async :meth:`_items`: a page is rendered when its job starts, on one render thread, in order."""
+        path = await asyncio.to_thread(self.policy.check_path, source.strip()) if reader.pool else None
+        for meta in selected:
+            if path is not None:
+                yield meta, reader.ajob(replace(meta, image=None), str(path))
+            else:
+                yield meta, partial(self._arender_read, source, meta, reader, render_pool)
+
+    async def _arender_read(
+        self, source: str, meta: PageImage, reader: PageReader, render_pool: ThreadPoolExecutor
+    ) -> OCRPage:
+        loop = asyncio.get_running_loop()
         try:
-            return self._fallback(page, ocr_page(self.vl_client, page, **self._ocr_kwargs(plain)))
-        finally:
-            page.image = None  # free the pixels once the page is read
-
-    def _pooled_items(
-        self, source: str, selected: list[PageImage], plain: bool, pool: PagePool
-    ) -> Iterator[tuple[PageImage, Any]]:
-        """Pages prepared by worker processes, in order, each with the job that sends it."""
-        jobs = [self._page_job(source, m, plain) for m in selected]
-        with closing(pool.map(jobs)) as outcomes:
-            for meta, outcome in zip(selected, outcomes, strict=True):
-                try:
-                    prepared = outcome.unwrap()
-                except (PDFError, UnsupportedImageError) as e:  # this page fails alone
-                    yield meta, Ready(self._unrendered(meta, e))
-                    continue
-                yield meta, partial(self._read_prepared, source, meta, prepared, plain)
-
-    def _read_prepared(self, source: str, meta: PageImage, prepared: Any, plain: bool) -> OCRPage:
-        ocr = ocr_prepared(self.vl_client, prepared, **self._prepared_kwargs(plain))
-        return self._fallback(self._fallback_page(source, meta, prepared.page_image(), ocr), ocr)
+            page = await loop.run_in_executor(render_pool, self._rendered, source, meta)
+        except (PDFError, UnsupportedImageError) as e:
+            return self._unrendered(meta, e)
+        return await reader.aread(page)
 
     def _run(
         self, source: str, pages: str | None = None, plain: bool = False, **_: Any
@@ -294,14 +243,10 @@ class OCRTool(MiniMaxVLBaseTool):
         def go() -> tuple[str, OCRResult]:
             done: list[OCRPage] = []
             selected = self._pages(source, pages)
-            pool = self._pool(source, len(selected))
-            items = (
-                self._pooled_items(source, selected, plain, pool)
-                if pool
-                else self._items(source, selected, plain)
-            )
+            reader = self._reader(source, plain, self._pool(source, len(selected)))
             # up to max_concurrency pages in flight, as on the async path; results in page order
-            with closing(in_order(items, self.vl_client.settings.max_concurrency)) as finished:
+            window = self.vl_client.settings.max_concurrency
+            with closing(in_order(self._items(source, selected, reader), window)) as finished:
                 for _meta, ocr in finished:
                     done.append(ocr)
                     self._check_failures(done, len(selected))
@@ -313,67 +258,22 @@ class OCRTool(MiniMaxVLBaseTool):
         self, source: str, pages: str | None = None, plain: bool = False, **_: Any
     ) -> tuple[str, OCRResult]:
         # pages run concurrently (their requests capped by the client); a few more pages than request
-        # slots are rendered and encoded ahead, so a freed slot gets its next request at once; pages in
-        # memory stay bounded by the gate
+        # slots are rendered and encoded ahead, so a freed slot gets its next request at once
         slots = self.vl_client.settings.max_concurrency
-        gate = asyncio.Semaphore(slots + max(2, slots // 4))
-        done: list[OCRPage] = []
-
+        window = slots + max(2, slots // 4)
         # PDFium renders one page at a time anyway (it is not thread-safe): one render thread of our own, in
         # page order, keeps renders from queueing in front of the encodes in asyncio's default executor
         render_pool = ThreadPoolExecutor(1, thread_name_prefix="minimaxvl-render")
-        loop = asyncio.get_running_loop()
-
-        async def pooled(meta: PageImage, total: int, pool: PagePool) -> None:
-            async with gate:
-                try:
-                    prepared = (await pool.aprepare(self._page_job(source, meta, plain))).unwrap()
-                except (PDFError, UnsupportedImageError) as e:  # this page fails alone
-                    done.append(self._unrendered(meta, e))
-                    self._check_failures(done, total)
-                    return
-                ocr = await aocr_prepared(self.vl_client, prepared, **self._prepared_kwargs(plain))
-                if ocr.status == "failed" and self.fallback:
-                    page = prepared.page_image()
-                    page = await asyncio.to_thread(self._fallback_page, source, meta, page, ocr)
-                    ocr = await asyncio.to_thread(self._fallback, page, ocr)
-                done.append(ocr)
-            self._check_failures(done, total)
-
-        async def one(meta: PageImage, total: int) -> None:
-            async with gate:
-                try:
-                    page = await loop.run_in_executor(render_pool, self._rendered, source, meta)
-                except (PDFError, UnsupportedImageError) as e:
-                    done.append(self._unrendered(meta, e))
-                    self._check_failures(done, total)
-                    return
-                try:
-                    ocr = await aocr_page(self.vl_client, page, **self._ocr_kwargs(plain))
-                    if ocr.status == "failed" and self.fallback:
-                        ocr = await asyncio.to_thread(self._fallback, page, ocr)
-                    done.append(ocr)
-                finally:
-                    page.image = None
-            self._check_failures(done, total)
 
         async def go() -> tuple[str, OCRResult]:
+            done: list[OCRPage] = []
             selected = await asyncio.to_thread(self._pages, source, pages)
-            pool = self._pool(source, len(selected))
-            tasks = [
-                asyncio.create_task(one(p, len(selected)) if pool is None else pooled(p, len(selected), pool))
-                for p in selected
-            ]
-            try:
-                finished, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-                for task in finished:
-                    exc = task.exception()
-                    if exc is not None:
-                        raise exc
-            finally:
-                for task in tasks:  # an abort (or a cancelled call) stops the pages still running
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+            reader = self._reader(source, plain, self._pool(source, len(selected)))
+            items = self._aitems(source, selected, reader, render_pool)
+            async with aclosing(ain_order(items, window)) as finished:
+                async for _meta, ocr in finished:
+                    done.append(ocr)
+                    self._check_failures(done, len(selected))
             return self._finish(source, done)
 
         try:

@@ -1,0 +1,236 @@
+"""The page pipeline every caller runs: page -> prepared (here or in a worker process) -> sent -> fallback.
+
+A :class:`PageReader` holds how pages are read (preparation options, budgets, retries, fallbacks, the
+worker pool) and makes one job per page for the in-flight window (:func:`~.window.in_order` /
+:func:`~.window.ain_order`): OCRTool, the loader (and through it ingest and Ray ingest) and the eval
+runner (through the tools) all read pages with it, sync and async with the same decisions.
+
+Rendering stays with the caller's page stream (PDFium is not thread-safe: pages are rendered in order on
+one thread); a page with pixels is prepared by the job, a page without them (``render=False``) is
+prepared by a worker process from its file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from ..errors import InvalidInputError, MiniMaxVLError
+from ..results import OCRPage
+from .fallback import Fallbacks
+from .ocr import prepare_options
+from .plan import MIN_X_HEIGHT
+from .prepare import PreparedPage, PrepareOptions, prepare
+from .send import aread_prepared, failed_page, read_prepared
+from .source import PageImage, TileMode
+
+if TYPE_CHECKING:  # pragma: no cover
+    from concurrent.futures import Future
+
+    from PIL import Image
+
+    from ..client import MiniMaxVLClient
+    from ..local_ocr import LocalOCREngine
+    from ..page_workers import PageJob, PageOutcome, PagePool
+
+
+@dataclass
+class PageReader:
+    """How a job reads its pages, in one place.
+
+    ``dpi``/``password``/``fit`` are what a worker process renders with (the same as the caller's page
+    stream); ``render`` renders one page again in this process (the local fallback of a page a worker
+    prepared); ``stop_on_failure``: a crop that fails for good ends its page (see :mod:`.send`).
+    """
+
+    client: MiniMaxVLClient
+    options: PrepareOptions = field(default_factory=PrepareOptions)
+    max_tokens: int | None = None
+    max_attempts: int = 3
+    stop_on_failure: bool = True
+    fallbacks: Fallbacks = field(default_factory=Fallbacks)
+    rotation_engine: LocalOCREngine | None = None
+    pool: PagePool | None = None
+    dpi: int = 200
+    password: str | None = None
+    fit: bool = False
+    render: Callable[[PageImage], PageImage | None] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
+            raise InvalidInputError(f"max_attempts={self.max_attempts!r} must be a positive integer")
+
+    @classmethod
+    def build(
+        cls,
+        client: MiniMaxVLClient,
+        *,
+        plain: bool = False,
+        tile: TileMode = "auto",
+        min_x_height: float = MIN_X_HEIGHT,
+        skip_blank: bool = True,
+        blank_uses_text_layer: bool = True,
+        fix_rotation: bool = False,
+        **kwargs: Any,
+    ) -> PageReader:
+        """A reader for ``client`` with these preparation options (its profile and JPEG quality)."""
+        options = prepare_options(
+            client,
+            plain=plain,
+            tile=tile,
+            min_x_height=min_x_height,
+            skip_blank=skip_blank,
+            fix_rotation=fix_rotation,
+            blank_uses_text_layer=blank_uses_text_layer,
+        )
+        return cls(client, options, **kwargs)
+
+    # ------------------------------------------------------------------ one page, in this process
+    def prepare(self, page: PageImage) -> PreparedPage | OCRPage:
+        """The page's preparation, or its ``failed`` OCRPage (input errors raise)."""
+        try:
+            return prepare(page, self.options, self.rotation_engine)
+        except InvalidInputError:
+            raise
+        except MiniMaxVLError as e:
+            return failed_page(page, e, None, page.warnings)
+
+    def _send_kwargs(self) -> dict[str, Any]:
+        return {
+            "plain": self.options.plain,
+            "max_tokens": self.max_tokens,
+            "max_attempts": self.max_attempts,
+            "stop_on_failure": self.stop_on_failure,
+        }
+
+    def _turned(self, page: PageImage, ocr: OCRPage) -> Callable[[], Image.Image | None]:
+        """The pixels the local fallback reads: the page turned as the model saw it, rendered again when
+        the page came without pixels (prepared by a worker)."""
+
+        def pixels() -> Image.Image | None:
+            from ..images.quality import correct_rotation
+
+            source = page if page.image is not None else (self.render(page) if self.render else None)
+            if source is None or source.image is None:
+                return None
+            turn = (ocr.rotation - page.rotation) % 360
+            return correct_rotation(source.image, turn) if turn else source.image
+
+        return pixels
+
+    def finish(self, page: PageImage, ocr: OCRPage) -> OCRPage:
+        """``ocr`` after the fallback chain (a failed page only)."""
+        return self.fallbacks.apply(page, ocr, self._turned(page, ocr))
+
+    def read(self, page: PageImage) -> OCRPage:
+        """One rendered page, end to end, on this thread."""
+        try:
+            prepared = self.prepare(page)
+            if isinstance(prepared, OCRPage):
+                return self.finish(page, prepared)
+            return self.finish(page, read_prepared(self.client, prepared, **self._send_kwargs()))
+        finally:
+            page.image = None  # the pixels are not needed once the page is read
+
+    async def aread(self, page: PageImage) -> OCRPage:
+        """Async :meth:`read`: page work and fallbacks in a thread, the requests on the loop."""
+        try:
+            prepared = await asyncio.to_thread(self.prepare, page)
+            if isinstance(prepared, OCRPage):
+                return await asyncio.to_thread(self.finish, page, prepared)
+            ocr = await aread_prepared(self.client, prepared, **self._send_kwargs())
+            return ocr if ocr.status != "failed" else await asyncio.to_thread(self.finish, page, ocr)
+        finally:
+            page.image = None
+
+    # ------------------------------------------------------------------ one page, in a worker process
+    def page_job(self, path: str, page: PageImage) -> PageJob:
+        """The worker's order for ``page`` of the (policy-checked) file ``path``."""
+        from ..page_workers import PageJob
+
+        o = self.options
+        return PageJob(
+            path=path,
+            number=page.number,
+            dpi=self.dpi,
+            password=self.password,
+            fit=self.fit,
+            tile=o.tile,
+            image_max_tokens=self.max_tokens,
+            min_x_height=o.min_x_height,
+            skip_blank=o.skip_blank,
+            blank_uses_text_layer=o.blank_uses_text_layer,
+            fix_rotation=o.fix_rotation,
+            plain=o.plain,
+            profile=o.profile,
+            quality=o.quality,
+        )
+
+    def _outcome(self, page: PageImage, outcome: PageOutcome) -> PreparedPage | OCRPage:
+        if outcome.error is not None:
+            return failed_page(page, outcome.error, None, page.warnings)
+        assert outcome.page is not None
+        return outcome.page
+
+    def _settled(self, fut: Future[PageOutcome], order: PageJob, page: PageImage) -> OCRPage:
+        assert self.pool is not None
+        prepared = self._outcome(page, self.pool.settle(fut, order))
+        if isinstance(prepared, OCRPage):
+            return prepared
+        ocr = read_prepared(self.client, prepared, **self._send_kwargs())
+        return self.finish(_with_layer(prepared, page), ocr)
+
+    async def _asettled(self, order: PageJob, page: PageImage) -> OCRPage:
+        assert self.pool is not None
+        prepared = self._outcome(page, await self.pool.aprepare(order))
+        if isinstance(prepared, OCRPage):
+            return prepared
+        ocr = await aread_prepared(self.client, prepared, **self._send_kwargs())
+        if ocr.status != "failed":
+            return ocr
+        return await asyncio.to_thread(self.finish, _with_layer(prepared, page), ocr)
+
+    # ------------------------------------------------------------------ jobs for the window
+    def job(self, page: PageImage, path: str | None = None) -> Callable[[], OCRPage]:
+        """The window's job for ``page``: a page without pixels goes to the worker pool now (in page order,
+        so the workers run ahead of the senders), a rendered page is read by the job itself."""
+        if page.image is None and self.pool is not None and path is not None:
+            order = self.page_job(path, page)
+            fut = self.pool.submit(order)
+            return _Job(partial(self._settled, fut, order, page), fut)
+        return partial(self.read, page)
+
+    def ajob(self, page: PageImage, path: str | None = None) -> Callable[[], Awaitable[OCRPage]]:
+        """Async :meth:`job`."""
+        if page.image is None and self.pool is not None and path is not None:
+            return partial(self._asettled, self.page_job(path, page), page)
+        return partial(self.aread, page)
+
+
+class _Job:
+    """A window job whose page work already runs in a worker process: cancelling it drops that work."""
+
+    def __init__(self, fn: Callable[[], OCRPage], fut: Future[Any]) -> None:
+        self._fn = fn
+        self._fut = fut
+
+    def __call__(self) -> OCRPage:
+        return self._fn()
+
+    def cancel(self) -> None:
+        self._fut.cancel()
+
+
+def _with_layer(prepared: PreparedPage, page: PageImage) -> PageImage:
+    """The caller's page (rotation, text layer as the caller knows it) for a worker-prepared page."""
+    out = prepared.page_image()
+    out.rotation = page.rotation
+    out.text_layer = page.text_layer or prepared.text_layer
+    out.source = page.source or prepared.source
+    return out
+
+
+__all__ = ["PageReader"]

@@ -1,0 +1,232 @@
+"""A page made ready to send: blank check, rotation, plan, crops encoded once, block geometry.
+
+:func:`prepare` is the one place these checks run, for every caller and in whichever process runs it
+(in-process, or a worker process of :mod:`minimaxvl_tools.page_workers`). Its :class:`PreparedPage` holds
+the encoded images as data URLs built once, their token costs, the plan's boxes and what block boxes need;
+:mod:`.send` turns it into an :class:`~minimaxvl_tools.results.OCRPage`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..errors import InvalidInputError, MiniMaxVLError
+from ..images.encode import EncodedImage
+from ..profile import DEFAULT_PROFILE, ModelProfile
+from ..prompts import ocr as ocr_prompts
+from .blocks import BlockGeometry, block_geometry
+from .plan import MIN_X_HEIGHT, _crop_requests, encode_page, plan_page_image
+from .source import Box, PageImage, TileMode
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL import Image
+
+    from ..images.cutting import Region
+    from ..local_ocr import LocalOCREngine
+
+
+@dataclass(frozen=True)
+class PrepareOptions:
+    """Every option that shapes a page's preparation (picklable: it travels to worker processes).
+
+    ``blank_uses_text_layer``: a page whose text layer holds real text is never blank (the tools' rule);
+    False checks the pixels only (the loader's, which reads text layers on its own).
+    """
+
+    plain: bool = False
+    tile: TileMode = "auto"
+    min_x_height: float = MIN_X_HEIGHT
+    skip_blank: bool = True
+    blank_uses_text_layer: bool = True
+    fix_rotation: bool = False
+    profile: ModelProfile = DEFAULT_PROFILE
+    quality: int = 90
+
+
+@dataclass(frozen=True)
+class PreparedCrop:
+    """One image to send: the encoded image (data URL built once), its prompt, its box on the page.
+
+    ``pixels`` keeps the crop's image when it was prepared in this process (a retry splits it); a page
+    from a worker process carries none and its retries decode the JPEG instead.
+    """
+
+    image: EncodedImage
+    prompt: str
+    box: Box
+    pixels: Any = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class PreparedPage:
+    """A page ready to send: what :func:`~.send.read_prepared` needs and nothing heavier (no page pixels)."""
+
+    number: int
+    page_count: int
+    source: str
+    size: tuple[int, int]
+    text_layer: str = ""
+    rotation: int = 0  # the page's own rotation plus any correction applied
+    rotation_applied: int = 0  # the clockwise correction the rotation check applied (0: none)
+    blank: bool = False
+    blank_reason: str = ""
+    mode: Literal["single", "tiles", "none"] = "single"
+    crops: tuple[PreparedCrop, ...] = ()
+    warnings: tuple[str, ...] = ()
+    regions: tuple[Region, ...] = ()  # the plan's whitespace cuts (merge and block boxes)
+    geometry: BlockGeometry | None = None  # what the block boxes need of the pixels
+    pdf_size: tuple[float, float] | None = None
+
+    @property
+    def boxes(self) -> tuple[Box, ...]:
+        """The plan's boxes, one per crop (the whole page for a single image)."""
+        return tuple(c.box for c in self.crops)
+
+    @property
+    def image_tokens(self) -> int:
+        """Exact image tokens of everything this page sends on its first try."""
+        return sum(c.image.tokens for c in self.crops)
+
+    @property
+    def nbytes(self) -> int:
+        """Encoded image bytes this page carries."""
+        return sum(c.image.nbytes for c in self.crops)
+
+    def page_image(self) -> PageImage:
+        """A :class:`PageImage` without pixels (number, text layer, rotation) for the callers."""
+        return PageImage(
+            self.number,
+            self.page_count,
+            None,
+            self.text_layer,
+            self.source,
+            self.rotation,
+            list(self.warnings),
+        )
+
+
+def is_blank_page(page: PageImage, use_text_layer: bool = True) -> tuple[bool, str]:
+    """(blank, reason) for a rendered page: checked on the client, so no request is spent on it.
+
+    With ``use_text_layer`` a page whose text layer holds real text is not blank (its pixels are not
+    looked at).
+    """
+    from ..images.quality import is_blank
+    from ..pdf import text_layer_is_good
+
+    if use_text_layer and page.text_layer and text_layer_is_good(page.text_layer):
+        return False, ""
+    chk = is_blank(page.pixels())
+    return bool(chk.blank), str(chk.reason) if chk.blank else ""
+
+
+def upright(
+    page: PageImage, engine: LocalOCREngine | None, *, precheck: bool = True
+) -> tuple[PageImage, list[str]]:
+    """``page`` turned upright by :func:`~minimaxvl_tools.images.quality.detect_rotation`.
+
+    Its image-only pre-check answers pages it finds upright; only suspect pages cost a Tesseract OSD run
+    (when installed); ``precheck=False`` asks Tesseract about every page. Why: a sideways or upside-down
+    scan is read far worse by the model. The returned copy's ``rotation`` adds the clockwise correction to
+    the page's own (PDF ``/Rotate``) rotation; the caller's page is left untouched. Detection errors never
+    stop the page: it is sent as it is, with a warning.
+    """
+    from ..images.quality import correct_rotation, detect_rotation
+
+    try:
+        chk = detect_rotation(page.pixels(), engine=engine, precheck=precheck)
+    except InvalidInputError:
+        raise
+    except MiniMaxVLError as e:  # e.g. Tesseract crashed: send the page as it is
+        return page, [f"rotation check failed ({e}); page sent as it is"]
+    if not chk.angle:
+        return page, []
+    fixed = replace(
+        page,
+        image=correct_rotation(page.pixels(), chk),
+        rotation=(page.rotation + chk.angle) % 360,
+        pdf_size=None,  # pixel boxes of the turned image no longer map onto the PDF page
+    )
+    note = f"rotated {chk.angle} degrees clockwise to upright ({chk.method}, confidence {chk.confidence:.2f})"
+    return fixed, [note]
+
+
+def prepare(
+    page: PageImage, options: PrepareOptions, rotation_engine: LocalOCREngine | None = None
+) -> PreparedPage:
+    """Do one rendered page's client-side work: blank check, rotation, plan, cut, encode, block geometry."""
+    common: dict[str, Any] = {
+        "number": page.number,
+        "page_count": page.page_count,
+        "source": page.source,
+        "text_layer": page.text_layer,
+    }
+    warnings = list(page.warnings)
+    if options.skip_blank:
+        blank, reason = is_blank_page(page, options.blank_uses_text_layer)
+        if blank:
+            return PreparedPage(
+                size=page.size,
+                rotation=page.rotation,
+                blank=True,
+                blank_reason=reason or "blank page",
+                mode="none",
+                warnings=tuple(warnings),
+                pdf_size=page.pdf_size,
+                **common,
+            )
+    applied = 0
+    if options.fix_rotation:
+        turned, notes = upright(page, rotation_engine)
+        applied = (turned.rotation - page.rotation) % 360
+        page, warnings = turned, warnings + notes
+    image = page.pixels()
+    plan = plan_page_image(
+        image, tile=options.tile, min_x_height=options.min_x_height, profile=options.profile
+    )
+    if plan.mode == "tiles":
+        reqs = _crop_requests(page, plan, options.plain, options.profile, options.quality)
+        crops = tuple(PreparedCrop(enc, prompt, plan.boxes[t.index], img) for prompt, enc, t, img in reqs)
+    else:
+        enc = encode_page(image, profile=options.profile, quality=options.quality)
+        prompt = ocr_prompts.page_prompt(plain=options.plain)
+        crops = (PreparedCrop(enc, prompt, (0, 0, *image.size), image),)
+    return PreparedPage(
+        size=image.size,
+        rotation=page.rotation,
+        rotation_applied=applied,
+        mode=plan.mode,
+        crops=crops,
+        warnings=tuple(warnings),
+        regions=tuple(plan.regions),
+        geometry=block_geometry(page, plan.regions if plan.mode == "tiles" else ()),
+        pdf_size=page.pdf_size,
+        **common,
+    )
+
+
+def portable(prepared: PreparedPage) -> PreparedPage:
+    """``prepared`` without the crops' pixels: what a worker process hands back (encoded bytes only)."""
+    return replace(prepared, crops=tuple(replace(c, pixels=None) for c in prepared.crops))
+
+
+def crop_pixels(crop: PreparedCrop) -> Image.Image | Any:
+    """The pixels a retry splits: the crop's own image, or a stand-in that decodes the JPEG on first use."""
+    if crop.pixels is not None:
+        return crop.pixels
+    from .send import _Pixels
+
+    return _Pixels(crop.image)
+
+
+__all__ = [
+    "PrepareOptions",
+    "PreparedCrop",
+    "PreparedPage",
+    "crop_pixels",
+    "is_blank_page",
+    "portable",
+    "prepare",
+    "upright",
+]
