@@ -76,7 +76,9 @@ def test_one_content_hash_per_file_per_run(
     import minimaxvl_tools.ingest as ingest_mod
 
     monkeypatch.setattr(ingest_mod, "file_digest", counting)
-    monkeypatch.setattr(loaders, "_file_digest", counting)
+    import minimaxvl_tools.loaders.loader as loader_mod
+
+    monkeypatch.setattr(loader_mod, "file_digest", counting)
     summary = ingest(tmp_path, tmp_path / "out", client=client_for(vllm_server), **OPTS)
     assert summary.ok == 3
     assert sorted(p.name for p in hashed) == ["p0.png", "p1.png", "p2.png"]  # once each, not twice

@@ -1,0 +1,529 @@
+"""MiniMaxVLDocumentLoader: PDFs and images in, one LangChain ``Document`` per page out.
+
+Pages stream (a 500-page PDF never sits in memory: at most ``max_concurrency`` pages are held, in flight
+together across file boundaries, and come out in order), each page's result is cached on disk
+under a key made of the file's content hash, the page number and every setting that changes the output,
+so an interrupted run resumes without recomputing finished pages. A failed page is recorded in its
+``Document.metadata['error']`` and the rest go on; a caller can stop the job when the failure rate
+passes a threshold.
+
+Modes: ``vlm`` (MiniMax-VL-01 OCR through the same page pipeline the tools use), ``text-layer``
+(born-digital pages, no model), ``auto`` (text layer where it is good, OCR otherwise), ``local`` (the
+offline Tesseract engine: no GPU, no hub).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import aclosing, closing
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from langchain_core.document_loaders import BaseLoader
+from langchain_core.documents import Document
+
+from ..errors import InvalidInputError, MiniMaxVLError
+from ..images.policy import InputPolicy
+from ..pages import PageImage, iter_pages
+from ..pages.fallback import FallbackEngine, Fallbacks
+from ..pages.pipeline import PageReader
+from ..pages.prepare import is_blank_page, upright
+from ..pages.read import setting_of
+from ..pages.send import failed_page
+from ..pages.window import FailureRule, Ready, ain_order, in_order
+from ..pdf import text_layer_is_good
+from ..results import OCRPage
+from .records import (
+    CACHE_VERSION,
+    JobStats,
+    PageCache,
+    PageRecord,
+    error_document,
+    file_digest,
+    page_document,
+    record_of,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..page_workers import PagePool
+
+log = logging.getLogger(__name__)
+
+LoaderMode = Literal["vlm", "text-layer", "auto", "local"]
+_Meta = tuple[Path, PageImage | None, bool]
+"""A page on its way out of the loader: (file, page or None for a file that failed, from the cache)."""
+DOC_SUFFIXES = {".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif"}
+
+
+class MiniMaxVLDocumentLoader(BaseLoader):
+    """Load files or folders of PDFs and images as one ``Document`` per page (lazy, cached, resumable).
+
+    ``file_path`` (as LangChain's PDF loaders name it) or ``paths``: one file or folder, or a list.
+
+    Page metadata follows LangChain's PDF loaders (``PyPDFLoader``, ``PyMuPDFLoader``): ``source`` (the
+    file), ``page`` (**0-based** index), ``page_label`` (the page number as text) and ``total_pages``,
+    plus ``page_number`` (1-based, as the tools' ``pages=`` and citations count), ``status`` (``ok``,
+    ``blank``, ``fallback``, ``failed``), ``engine``, ``extraction``, ``image_tokens``, ``requests``,
+    ``crops``, ``rotation`` (the PDF's own), ``rotation_corrected``, ``cached``, and when they apply
+    ``error`` and ``fallback``. A key that does not apply is left out, never None (vector stores such as
+    Chroma refuse None values). A file that cannot be opened yields one ``failed`` Document with
+    ``source`` and ``error`` but no page keys.
+    """
+
+    def __init__(
+        self,
+        paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+        *,
+        file_path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+        mode: LoaderMode = "auto",
+        client: Any | None = None,
+        pages: str | Sequence[int] | None = None,
+        dpi: int = 200,
+        password: str | None = None,
+        plain: bool = False,
+        recursive: bool = True,
+        cache_dir: str | os.PathLike[str] | None = None,
+        use_cache: bool = True,
+        min_text_chars: int = 40,
+        fallbacks: Sequence[FallbackEngine] = ("text-layer", "local"),
+        skip_blank: bool = True,
+        detect_rotation: bool = True,
+        min_x_height: float | None = None,
+        max_failure_rate: float | None = None,
+        min_pages_before_abort: int = 5,
+        policy: InputPolicy | None = None,
+        local_engine: Any | None = None,
+        workers: int | None = None,
+        digests: dict[Path, str] | None = None,
+    ) -> None:
+        if mode not in ("vlm", "text-layer", "auto", "local"):
+            raise InvalidInputError(f"mode {mode!r} is not one of 'vlm', 'text-layer', 'auto', 'local'")
+        if (paths is None) == (file_path is None):
+            raise InvalidInputError(
+                "give the documents as file_path= (or paths=): one file or folder, or a list of them"
+                if paths is None
+                else "give either paths or file_path, not both"
+            )
+        paths = paths if paths is not None else file_path
+        assert paths is not None
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        self.paths = [Path(p) for p in paths]
+        self.mode: LoaderMode = mode
+        self._client = client
+        self.pages = pages
+        self.dpi = dpi
+        self.password = password
+        self.plain = plain
+        self.recursive = recursive
+        self.cache = PageCache(Path(cache_dir)) if (use_cache and cache_dir is not None) else None
+        if use_cache and cache_dir is None:
+            self.cache = PageCache(Path(".minimaxvl-cache") / "pages")
+        self.min_text_chars = min_text_chars
+        self.fallbacks = tuple(fallbacks)
+        self.skip_blank = skip_blank
+        self.detect_rotation = detect_rotation
+        if min_x_height is not None and not min_x_height > 0:
+            raise InvalidInputError(f"min_x_height={min_x_height} must be positive (pixels), or None")
+        self.min_x_height = min_x_height
+        self.max_failure_rate = max_failure_rate
+        self.min_pages_before_abort = min_pages_before_abort
+        self.policy = policy if policy is not None else _configured_policy(client)
+        self._local = local_engine
+        self.workers = workers  # page-work processes; None: the client's settings.workers (see page_workers)
+        self.digests: dict[Path, str] = dict(digests or {})
+        """Content hashes the caller already computed (file -> sha256 hex): used instead of reading again."""
+        self.stats = JobStats()
+
+    # ------------------------------------------------------------ discovery
+    def files(self) -> list[Path]:
+        """Every document file the given paths name, sorted, folders expanded by suffix."""
+        out: list[Path] = []
+        for p in self.paths:
+            if self.policy is not None:
+                p = self.policy.check_path(p)
+            if p.is_dir():
+                it = p.rglob("*") if self.recursive else p.glob("*")
+                out.extend(sorted(f for f in it if f.is_file() and f.suffix.lower() in DOC_SUFFIXES))
+            elif p.is_file():
+                out.append(p)
+            else:
+                raise InvalidInputError(f"{p}: no such file or folder; pass PDFs, images or folders of them")
+        return out
+
+    # ------------------------------------------------------------ engines
+    @property
+    def client(self) -> Any:
+        """The MiniMaxVLClient used in ``vlm``/``auto`` modes (built from the environment when not given)."""
+        if self._client is None:
+            from ..client import MiniMaxVLClient
+
+            self._client = MiniMaxVLClient()
+        return self._client
+
+    @property
+    def local_engine(self) -> Any:
+        """The offline engine used in ``local`` mode and as a fallback."""
+        if self._local is None:
+            from ..local_ocr import LocalOCREngine
+
+            self._local = LocalOCREngine()
+        return self._local
+
+    def _plan_kwargs(self) -> dict[str, Any]:
+        """Page-plan options passed to ocr_page (the legibility target, when set)."""
+        return {} if self.min_x_height is None else {"min_x_height": self.min_x_height}
+
+    def _settings_key(self) -> str:
+        # the model matters only where it reads pages; asking ``self.client`` here (not ``self._client``)
+        # keeps the key the same whether the client was passed in or built lazily on the first page
+        model = ""
+        if self.mode in ("vlm", "auto"):
+            model = str(getattr(getattr(self.client, "settings", None), "model", "") or "")
+        parts = [
+            CACHE_VERSION,
+            self.mode,
+            str(self.dpi),
+            str(self.plain),
+            str(self.min_text_chars),
+            ",".join(self.fallbacks),
+            str(self.skip_blank),
+            str(self.detect_rotation),
+            model,
+        ]
+        if self.min_x_height is not None:  # only when set, so existing caches keep their keys
+            parts.append(f"x{self.min_x_height:g}")
+        return "|".join(parts)
+
+    def _key(self, digest: str, page: int) -> str:
+        return hashlib.sha256(f"{digest}|{page}|{self._settings_key()}".encode()).hexdigest()
+
+    def page_key(self, digest: str, page: int) -> str:
+        """The cache key of page ``page`` of the file with content hash ``digest`` under these settings."""
+        return self._key(digest, page)
+
+    def process_page(self, page: PageImage) -> dict[str, Any]:
+        """One page through the loader's pipeline (no cache): its record; errors become a failed record."""
+        return self._read(self._reader(None), page).cache_dict()
+
+    def page_document(self, path: Path, page: PageImage, rec: dict[str, Any], cached: bool) -> Document:
+        """The ``Document`` the loader yields for ``page`` of ``path`` with record ``rec``."""
+        return page_document(path, page, PageRecord.model_validate(rec), cached)
+
+    @staticmethod
+    def cacheable(rec: dict[str, Any]) -> bool:
+        """True when ``rec`` may be cached (``ok``, ``blank``); failed and fallback pages are redone."""
+        return PageRecord.model_validate(rec).cacheable
+
+    # ------------------------------------------------------------ per page
+    def _reader(self, pool: PagePool | None, path: Path | None = None) -> PageReader:
+        """The page pipeline of this run: pixel-only blank check (text layers are the loader's own
+        business), rotation with Tesseract when installed, the loader's fallbacks, the worker pool."""
+        render = None
+        if path is not None and "local" in self.fallbacks:
+            render = partial(self._render_one, path)
+        return PageReader.build(
+            self.client,
+            plain=self.plain,
+            skip_blank=self.skip_blank,
+            blank_uses_text_layer=False,
+            fix_rotation=self.detect_rotation,
+            rotation_engine=self._rotation_engine(),
+            fallbacks=Fallbacks(self.fallbacks, min_text_chars=1, local_engine=self._local),
+            pool=pool,
+            dpi=self.dpi,
+            password=self.password,
+            render=render,
+            **self._plan_kwargs(),
+        )
+
+    def _rotation_engine(self) -> Any:
+        if not self.detect_rotation or self.mode == "text-layer":
+            return None
+        try:
+            return self.local_engine if self.local_engine.available() else None
+        except MiniMaxVLError:
+            return None
+
+    def _render_one(self, path: Path, page: PageImage) -> PageImage | None:
+        """``page`` of ``path`` rendered here (the local fallback of a page a worker prepared)."""
+        return next(iter(iter_pages(path, pages=[page.number], dpi=self.dpi, password=self.password)), None)
+
+    def _needs_model(self, page: PageImage) -> bool:
+        if self.mode == "vlm":
+            return True
+        if self.mode == "auto":
+            return not text_layer_is_good(page.text_layer or "", self.min_text_chars)
+        return False
+
+    def _early(self, reader: PageReader, page: PageImage) -> PageRecord | None:
+        """The record of a page that needs no pixels work: text layers, and pages that did not render."""
+        if self.mode == "text-layer" or (self.mode == "auto" and not self._needs_model(page)):
+            return PageRecord.text_layer(page.text_layer or "")
+        if page.error is not None:  # not rendered: the text-layer fallback, else failed
+            failed = failed_page(page, page.error)
+            failed.error = f"{type(page.error).__name__}: {page.error}"
+            ocr = reader.fallbacks.apply(page, failed, None)
+            return record_of(ocr, plain=self.plain, page_rotation=page.rotation)
+        return None
+
+    def _read(self, reader: PageReader, page: PageImage) -> PageRecord:
+        """One rendered page, isolated: any error becomes this page's failed record, never the job's."""
+        try:
+            rec = self._early(reader, page)
+            if rec is not None:
+                return rec
+            if self.mode == "local":
+                return self._read_local(reader, page)
+            return record_of(reader.read(page), plain=self.plain, page_rotation=page.rotation)
+        except Exception as e:  # a page we cannot even prepare fails alone
+            return PageRecord.failed(f"{type(e).__name__}: {e}")
+
+    def _read_local(self, reader: PageReader, page: PageImage) -> PageRecord:
+        """``local`` mode: the same blank and rotation checks as the model path, then Tesseract."""
+        if self.skip_blank and is_blank_page(page, use_text_layer=False)[0]:
+            return PageRecord(status="blank")
+        turned = 0
+        if self.detect_rotation:
+            fixed, _ = upright(page, reader.rotation_engine)
+            turned, page = (fixed.rotation - page.rotation) % 360, fixed
+        res = self.local_engine.ocr(page.pixels())
+        return PageRecord(
+            content=res.text, status="ok", engine=res.engine, extraction="ocr", rotation_corrected=turned
+        )
+
+    async def _aread(self, reader: PageReader, page: PageImage) -> PageRecord:
+        """Async :meth:`_read`: the model path awaits the requests on the loop, the rest runs in a thread."""
+        if self.mode in ("text-layer", "local") or page.error is not None or not self._needs_model(page):
+            return await asyncio.to_thread(self._read, reader, page)
+        try:
+            ocr = await reader.aread(page)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            return PageRecord.failed(f"{type(e).__name__}: {e}")
+        return record_of(ocr, plain=self.plain, page_rotation=page.rotation)
+
+    def _pooled(self, job: Callable[[], OCRPage], page: PageImage) -> PageRecord:
+        try:
+            return record_of(job(), plain=self.plain, page_rotation=page.rotation)
+        except Exception as e:
+            return PageRecord.failed(f"{type(e).__name__}: {e}")
+
+    async def _apooled(self, job: Callable[[], Awaitable[OCRPage]], page: PageImage) -> PageRecord:
+        try:
+            return record_of(await job(), plain=self.plain, page_rotation=page.rotation)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            return PageRecord.failed(f"{type(e).__name__}: {e}")
+
+    # ------------------------------------------------------------ jobs
+    def _window(self) -> int:
+        """Pages in flight: the client's ``max_concurrency`` (model modes), the CPUs for Tesseract (at most
+        4), one for text layers (nothing to overlap)."""
+        if self.mode == "text-layer":
+            return 1
+        if self.mode == "local":
+            return max(1, min(4, os.cpu_count() or 1))
+        return max(1, int(setting_of(self.client, "max_concurrency")))
+
+    def _store(self, key: str, rec: PageRecord) -> PageRecord:
+        """Cache a finished page; a cache that cannot be written (disk full, read-only) costs only the
+        resume of this page, never its result: warn and go on."""
+        if self.cache is not None and rec.cacheable:
+            try:
+                self.cache.put(key, rec.cache_dict())
+            except OSError as e:
+                log.warning(
+                    "page cache %s not written (%s): the page is returned but a rerun redoes it",
+                    self.cache.root,
+                    e,
+                )
+        return rec
+
+    def _cached(self, key: str) -> PageRecord | None:
+        return self.cache.record(key) if self.cache is not None else None
+
+    def _job(self, reader: PageReader, path: Path, page: PageImage, key: str) -> Callable[[], PageRecord]:
+        """The window's job for one page; it caches the page as soon as it is done (on the worker, not when
+        it is handed out), so a stopped run keeps every finished page."""
+        if page.image is None and reader.pool is not None and self._early(reader, page) is None:
+            inner = reader.job(page, str(path))  # the worker starts on it now, in page order
+            return lambda: self._store(key, self._pooled(inner, page))
+        return lambda: self._store(key, self._read(reader, page))
+
+    def _ajob(
+        self, reader: PageReader, path: Path, page: PageImage, key: str
+    ) -> Callable[[], Awaitable[PageRecord]]:
+        """Async :meth:`_job`."""
+
+        async def run() -> PageRecord:
+            if page.image is None and reader.pool is not None and self._early(reader, page) is None:
+                rec = await self._apooled(reader.ajob(page, str(path)), page)
+            else:
+                rec = await self._aread(reader, page)
+            return await asyncio.to_thread(self._store, key, rec)
+
+        return run
+
+    def _file_pages(self, path: Path) -> tuple[PageReader, Iterator[PageImage], str]:
+        """A file's reader (its worker pool, if any), its page stream and its content hash."""
+        digest = self.digests.get(path) or file_digest(path)
+        pool = self._page_pool(path)
+        reader = self._reader(pool, path)
+        render = pool is None and self.mode != "text-layer"
+        pages = iter_pages(
+            path,
+            pages=self.pages,
+            dpi=self.dpi,
+            policy=self.policy,
+            password=self.password,
+            render=render,
+            page_errors=True,  # a page that cannot be rendered fails alone (see _early)
+        )
+        return reader, pages, digest
+
+    def _items(self) -> Iterator[tuple[_Meta, Callable[[], PageRecord] | Ready[Any]]]:
+        """Every page of every file with its job (or its cached record), in order; a file that cannot be
+        opened is one item carrying its error, after the pages it gave."""
+        for path in self.files():
+            self.stats.documents += 1
+            try:
+                reader, pages, digest = self._file_pages(path)
+                for page in pages:
+                    key = self._key(digest, page.number)
+                    rec = self._cached(key)
+                    if rec is not None:
+                        yield (path, page, True), Ready(rec)
+                    else:
+                        yield (path, page, False), self._job(reader, path, page, key)
+            except MiniMaxVLError as e:  # the whole file is unreadable: record it after its pages
+                yield (path, None, False), Ready(e)
+
+    async def _aitems(self) -> AsyncIterator[tuple[_Meta, Callable[[], Awaitable[PageRecord]] | Ready[Any]]]:
+        """Async :meth:`_items`: file hashing, page counts and rendering run in a thread, in order."""
+        sentinel = object()
+        for path in await asyncio.to_thread(self.files):
+            self.stats.documents += 1
+            try:
+                reader, pages, digest = await asyncio.to_thread(self._file_pages, path)
+                while (page := await asyncio.to_thread(next, pages, sentinel)) is not sentinel:
+                    assert isinstance(page, PageImage)
+                    key = self._key(digest, page.number)
+                    rec = self._cached(key)
+                    if rec is not None:
+                        yield (path, page, True), Ready(rec)
+                    else:
+                        yield (path, page, False), self._ajob(reader, path, page, key)
+            except MiniMaxVLError as e:
+                yield (path, None, False), Ready(e)
+
+    def _handed(self, meta: _Meta, result: PageRecord | MiniMaxVLError) -> Document:
+        """Count a finished page (may raise JobAbortedError) and make its Document."""
+        path, page, cached = meta
+        if page is None or not isinstance(result, PageRecord):
+            assert isinstance(result, Exception)
+            self.stats.pages += 1
+            self.stats.failed += 1
+            return error_document(path, result)
+        self.stats.count(result, cached)
+        if self.stats.pages >= self.min_pages_before_abort:  # the rate over the pages done (total unknown)
+            FailureRule(self.max_failure_rate, self.min_pages_before_abort).check(
+                self.stats.failed,
+                self.stats.pages,
+                detail="check the endpoint, then rerun (finished pages are cached)",
+            )
+        return page_document(path, page, result, cached)
+
+    def lazy_load(self) -> Iterator[Document]:
+        """Yield one Document per page, in file and page order; cached pages are not recomputed.
+
+        Up to :meth:`_window` pages (the client's ``max_concurrency``) are processed at once
+        (:func:`~.pages.window.in_order`), across file boundaries, so a folder of one-page scans keeps the
+        server as busy as one long PDF; rendering stays on the calling thread. A finished page is yielded
+        once the pages before it are (at most ``window`` pages are held at once, cached ones included).
+        Each page is cached as soon as it is done, so a consumer that stops (break, Ctrl-C, a killed
+        process) loses at most the pages in flight.
+        """
+        t0 = time.perf_counter()
+        self.stats = JobStats()
+        try:
+            with closing(in_order(self._items(), self._window())) as finished:
+                for meta, result in finished:
+                    yield self._handed(meta, result)
+        finally:
+            self.stats.seconds += time.perf_counter() - t0
+
+    async def alazy_load(self) -> AsyncIterator[Document]:
+        """Async pages: at most the client's ``max_concurrency`` pages in flight (across file boundaries),
+        yielded in file and page order (:func:`~.pages.window.ain_order`).
+
+        Closing the iterator early (or an abort) cancels the pages still in flight; finished ones are cached.
+        """
+        t0 = time.perf_counter()
+        self.stats = JobStats()
+        try:
+            async with aclosing(ain_order(self._aitems(), self._window())) as finished:
+                async for meta, result in finished:
+                    yield self._handed(meta, result)
+        finally:
+            self.stats.seconds += time.perf_counter() - t0
+
+    # ------------------------------------------------------------ page work in processes
+    def _page_pool(self, path: Path) -> PagePool | None:
+        """The :class:`~.page_workers.PagePool` for ``path``'s pages, or None (in-process, as without it):
+        model modes only; with ``workers`` None (here and in the client's settings), from the cores once the
+        job reaches :data:`~.page_workers.SMALL_JOB_PAGES` pages (this file's count included)."""
+        from .. import page_workers as pw
+
+        if self.mode not in ("vlm", "auto"):
+            return None
+        workers = self.workers
+        if workers is None:
+            workers = getattr(getattr(self.client, "settings", None), "workers", None)
+        pages = None
+        if workers is None:
+            pages = self.stats.pages + self._count(path)
+        count = pw.resolve_workers(workers, pages)
+        return pw.shared_pool(count) if count else None
+
+    def _count(self, path: Path) -> int:
+        """Pages of ``path`` (a PDF's count, 1 for an image), only to size the job; 1 when unreadable."""
+        from ..pdf import is_pdf, pdf_page_count
+
+        try:
+            return pdf_page_count(path, password=self.password) if is_pdf(path) else 1
+        except MiniMaxVLError:
+            return 1
+
+
+def _configured_policy(client: Any) -> InputPolicy | None:
+    """The policy ``MINIMAXVL_*`` (or the client's settings) configure for a loader given none: None (paths
+    as given, anywhere) unless roots, URLs, private hosts or the pixel cap are set there."""
+    from ..settings import Settings
+
+    settings = getattr(client, "settings", None)
+    if not isinstance(settings, Settings):
+        settings = Settings.from_env()
+    keys = {"allowed_roots", "allow_urls", "allow_private_hosts", "url_allowlist", "max_pixels"}
+    if not keys & settings.model_fields_set:
+        return None
+    policy = InputPolicy.from_settings(settings)
+    if "allowed_roots" not in settings.model_fields_set:
+        policy = policy.model_copy(update={"allowed_roots": None})
+    return policy
+
+
+def load_documents(paths: Iterable[str | os.PathLike[str]], **kwargs: Any) -> list[Document]:
+    """Convenience: ``MiniMaxVLDocumentLoader(list(paths), **kwargs).load()``."""
+    return MiniMaxVLDocumentLoader(list(paths), **kwargs).load()
+
+
+__all__ = ["DOC_SUFFIXES", "FallbackEngine", "LoaderMode", "MiniMaxVLDocumentLoader", "load_documents"]
