@@ -32,16 +32,14 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidInputError, MiniMaxVLError
 from .pages import (
-    MIN_X_HEIGHT,
     PreparedCrop,
     PreparedPage,
     PrepareOptions,
-    TileMode,
     aread_prepared,
     iter_pages,
     portable,
@@ -49,7 +47,6 @@ from .pages import (
     read_prepared,
     single_fit,
 )
-from .profile import DEFAULT_PROFILE, ModelProfile
 
 if TYPE_CHECKING:  # pragma: no cover
     pass
@@ -80,12 +77,11 @@ __all__ = [
 # ---------------------------------------------------------------------------------------------- values
 @dataclass(frozen=True)
 class PageJob:
-    """One page's work order: a checked file path, the 1-based page and every option that shapes the result.
+    """One page's work order: a checked file path, the 1-based page, how to render it and the preparation
+    options (:class:`~.pages.PrepareOptions`, the same as in-process).
 
     ``fit`` renders a page sent as one image straight at the size sent (as OCRTool does);
-    ``image_max_tokens`` is the image budget of that fit and of the plan. ``blank_uses_text_layer`` makes a
-    page whose text layer holds real text never blank (the pages pipeline's rule; the loader checks pixels
-    only). ``rotation_engine_default`` lets the worker use the local Tesseract engine for rotation checks.
+    ``image_max_tokens`` is the image budget of that fit.
     """
 
     path: str
@@ -93,28 +89,15 @@ class PageJob:
     dpi: int = 200
     password: str | None = None
     fit: bool = True
-    tile: TileMode = "auto"
     image_max_tokens: int | None = None
-    min_x_height: float = MIN_X_HEIGHT
-    skip_blank: bool = True
-    blank_uses_text_layer: bool = True
-    fix_rotation: bool = False
-    plain: bool = False
-    profile: ModelProfile = DEFAULT_PROFILE
-    quality: int = 90
+    options: PrepareOptions = field(default_factory=PrepareOptions)
 
-    def options(self) -> PrepareOptions:
-        """The preparation options this order carries."""
-        return PrepareOptions(
-            plain=self.plain,
-            tile=self.tile,
-            min_x_height=self.min_x_height,
-            skip_blank=self.skip_blank,
-            blank_uses_text_layer=self.blank_uses_text_layer,
-            fix_rotation=self.fix_rotation,
-            profile=self.profile,
-            quality=self.quality,
-        )
+    @classmethod
+    def of(cls, path: str, number: int, **kwargs: Any) -> PageJob:
+        """A job from flat keywords: the render ones (dpi, password, fit, image_max_tokens) and any
+        :class:`~.pages.PrepareOptions` field (tile, plain, fix_rotation, ...)."""
+        render = {k: kwargs.pop(k) for k in ("dpi", "password", "fit", "image_max_tokens") if k in kwargs}
+        return cls(path, number, options=PrepareOptions(**kwargs), **render)
 
 
 @dataclass(frozen=True)
@@ -137,9 +120,10 @@ class PageOutcome:
 def prepare_page(job: PageJob) -> PreparedPage:
     """Do one page's client-side work (in whichever process calls it): render, then :func:`~.pages.prepare`;
     errors are MiniMaxVLError. The result carries encoded bytes only (no pixels)."""
-    fit = single_fit(job.tile, max_tokens=job.image_max_tokens, profile=job.profile) if job.fit else None
+    opts = job.options
+    fit = single_fit(opts.tile, max_tokens=job.image_max_tokens, profile=opts.profile) if job.fit else None
     pages = iter_pages(job.path, pages=[job.number], dpi=job.dpi, password=job.password, fit=fit)
-    return portable(prepare(next(iter(pages)), job.options()))
+    return portable(prepare(next(iter(pages)), opts))
 
 
 def _outcome(job: PageJob) -> PageOutcome:

@@ -40,12 +40,12 @@ from .merge import (
     merged_text,
 )
 from .ocr import (
+    PageOptions,
     _blank,
     _failed,
     _upright,
     aocr_page,
     ocr_page,
-    prepare_options,
 )
 from .plan import (
     MIN_X_HEIGHT,
@@ -91,7 +91,7 @@ from .read import (
     _temperature_of,
     _verdict,
 )
-from .send import aread_prepared, failed_page, read_prepared
+from .send import SendOptions, aread_prepared, failed_page, read_prepared
 from .source import (
     Box,
     PageImage,

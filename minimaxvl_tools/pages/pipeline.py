@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 from ..errors import InvalidInputError, MiniMaxVLError
 from ..results import OCRPage
 from .fallback import Fallbacks
-from .ocr import prepare_options
 from .plan import MIN_X_HEIGHT
 from .prepare import PreparedPage, PrepareOptions, prepare
-from .send import aread_prepared, failed_page, read_prepared
+from .read import _profile_of, _quality_of
+from .send import SendOptions, aread_prepared, failed_page, read_prepared
 from .source import PageImage, TileMode
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -43,25 +43,26 @@ class PageReader:
 
     ``dpi``/``password``/``fit`` are what a worker process renders with (the same as the caller's page
     stream); ``render`` renders one page again in this process (the local fallback of a page a worker
-    prepared); ``stop_on_failure``: a crop that fails for good ends its page (see :mod:`.send`).
+    prepared); ``send``: how requests go out (:class:`~.send.SendOptions`); ``release`` drops a page's
+    pixels once it is read (a job of many pages keeps memory flat).
     """
 
     client: MiniMaxVLClient
     options: PrepareOptions = field(default_factory=PrepareOptions)
-    max_tokens: int | None = None
-    max_attempts: int = 3
-    stop_on_failure: bool = True
+    send: SendOptions = field(default_factory=SendOptions)
     fallbacks: Fallbacks = field(default_factory=Fallbacks)
     rotation_engine: LocalOCREngine | None = None
     pool: PagePool | None = None
     dpi: int = 200
     password: str | None = None
     fit: bool = False
+    release: bool = True
     render: Callable[[PageImage], PageImage | None] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
-            raise InvalidInputError(f"max_attempts={self.max_attempts!r} must be a positive integer")
+        attempts = self.send.max_attempts
+        if not isinstance(attempts, int) or attempts < 1:
+            raise InvalidInputError(f"max_attempts={attempts!r} must be a positive integer")
 
     @classmethod
     def build(
@@ -74,37 +75,40 @@ class PageReader:
         skip_blank: bool = True,
         blank_uses_text_layer: bool = True,
         fix_rotation: bool = False,
+        max_tokens: int | None = None,
+        max_attempts: int = 3,
+        raise_errors: bool = False,
+        stop_on_failure: bool = True,
         **kwargs: Any,
     ) -> PageReader:
-        """A reader for ``client`` with these preparation options (its profile and JPEG quality)."""
-        options = prepare_options(
-            client,
+        """A reader for ``client`` from flat options (the client gives the model profile and JPEG quality)."""
+        options = PrepareOptions(
             plain=plain,
             tile=tile,
             min_x_height=min_x_height,
             skip_blank=skip_blank,
-            fix_rotation=fix_rotation,
             blank_uses_text_layer=blank_uses_text_layer,
+            fix_rotation=fix_rotation,
+            profile=_profile_of(client),
+            quality=_quality_of(client),
         )
-        return cls(client, options, **kwargs)
+        send = SendOptions(plain, max_tokens, raise_errors, max_attempts, stop_on_failure)
+        return cls(client, options, send, **kwargs)
+
+    @property
+    def max_tokens(self) -> int | None:
+        """The completion budget per request (None: the client's settings)."""
+        return self.send.max_tokens
 
     # ------------------------------------------------------------------ one page, in this process
     def prepare(self, page: PageImage) -> PreparedPage | OCRPage:
-        """The page's preparation, or its ``failed`` OCRPage (input errors raise)."""
+        """The page's preparation, or its ``failed`` OCRPage (raised instead: input errors, raise_errors)."""
         try:
             return prepare(page, self.options, self.rotation_engine)
-        except InvalidInputError:
-            raise
         except MiniMaxVLError as e:
+            if self.send.raise_errors or isinstance(e, InvalidInputError):
+                raise
             return failed_page(page, e, None, page.warnings)
-
-    def _send_kwargs(self) -> dict[str, Any]:
-        return {
-            "plain": self.options.plain,
-            "max_tokens": self.max_tokens,
-            "max_attempts": self.max_attempts,
-            "stop_on_failure": self.stop_on_failure,
-        }
 
     def _turned(self, page: PageImage, ocr: OCRPage) -> Callable[[], Image.Image | None]:
         """The pixels the local fallback reads: the page turned as the model saw it, rendered again when
@@ -131,9 +135,10 @@ class PageReader:
             prepared = self.prepare(page)
             if isinstance(prepared, OCRPage):
                 return self.finish(page, prepared)
-            return self.finish(page, read_prepared(self.client, prepared, **self._send_kwargs()))
+            return self.finish(page, read_prepared(self.client, prepared, self.send))
         finally:
-            page.image = None  # the pixels are not needed once the page is read
+            if self.release:
+                page.image = None  # the pixels are not needed once the page is read
 
     async def aread(self, page: PageImage) -> OCRPage:
         """Async :meth:`read`: page work and fallbacks in a thread, the requests on the loop."""
@@ -141,33 +146,18 @@ class PageReader:
             prepared = await asyncio.to_thread(self.prepare, page)
             if isinstance(prepared, OCRPage):
                 return await asyncio.to_thread(self.finish, page, prepared)
-            ocr = await aread_prepared(self.client, prepared, **self._send_kwargs())
+            ocr = await aread_prepared(self.client, prepared, self.send)
             return ocr if ocr.status != "failed" else await asyncio.to_thread(self.finish, page, ocr)
         finally:
-            page.image = None
+            if self.release:
+                page.image = None
 
     # ------------------------------------------------------------------ one page, in a worker process
     def page_job(self, path: str, page: PageImage) -> PageJob:
         """The worker's order for ``page`` of the (policy-checked) file ``path``."""
         from ..page_workers import PageJob
 
-        o = self.options
-        return PageJob(
-            path=path,
-            number=page.number,
-            dpi=self.dpi,
-            password=self.password,
-            fit=self.fit,
-            tile=o.tile,
-            image_max_tokens=self.max_tokens,
-            min_x_height=o.min_x_height,
-            skip_blank=o.skip_blank,
-            blank_uses_text_layer=o.blank_uses_text_layer,
-            fix_rotation=o.fix_rotation,
-            plain=o.plain,
-            profile=o.profile,
-            quality=o.quality,
-        )
+        return PageJob(path, page.number, self.dpi, self.password, self.fit, self.max_tokens, self.options)
 
     def _outcome(self, page: PageImage, outcome: PageOutcome) -> PreparedPage | OCRPage:
         if outcome.error is not None:
@@ -180,7 +170,7 @@ class PageReader:
         prepared = self._outcome(page, self.pool.settle(fut, order))
         if isinstance(prepared, OCRPage):
             return prepared
-        ocr = read_prepared(self.client, prepared, **self._send_kwargs())
+        ocr = read_prepared(self.client, prepared, self.send)
         return self.finish(_with_layer(prepared, page), ocr)
 
     async def _asettled(self, order: PageJob, page: PageImage) -> OCRPage:
@@ -188,7 +178,7 @@ class PageReader:
         prepared = self._outcome(page, await self.pool.aprepare(order))
         if isinstance(prepared, OCRPage):
             return prepared
-        ocr = await aread_prepared(self.client, prepared, **self._send_kwargs())
+        ocr = await aread_prepared(self.client, prepared, self.send)
         if ocr.status != "failed":
             return ocr
         return await asyncio.to_thread(self.finish, _with_layer(prepared, page), ocr)

@@ -178,60 +178,66 @@ def _result(
     )
 
 
-def read_prepared(
-    client: MiniMaxVLClient,
-    prepared: PreparedPage,
-    *,
-    plain: bool = False,
-    max_tokens: int | None = None,
-    raise_errors: bool = False,
-    max_attempts: int = 3,
-    stop_on_failure: bool = True,
-) -> OCRPage:
-    """Send a prepared page: each crop through the retry ladder, one after another, then merged.
+@dataclass(frozen=True)
+class SendOptions:
+    """How a prepared page is sent: ``plain`` must match the preparation's (the prompts were built with
+    it); ``max_tokens`` is the completion budget per request (default: settings); ``max_attempts`` tries
+    per region; server failures come back as a ``failed`` page unless ``raise_errors`` (input errors
+    always raise)."""
 
-    ``plain`` must match the preparation's (the prompts were built with it). Server failures come back as
-    ``status="failed"`` with the error text, unless ``raise_errors``; input errors always raise.
-    """
-    send, early = _start(client, prepared, plain=plain, max_tokens=max_tokens, max_attempts=max_attempts)
+    plain: bool = False
+    max_tokens: int | None = None
+    raise_errors: bool = False
+    max_attempts: int = 3
+    stop_on_failure: bool = True
+
+
+def _begin(
+    client: MiniMaxVLClient, prepared: PreparedPage, options: SendOptions
+) -> tuple[_Send | None, OCRPage | None]:
+    o = options
+    return _start(client, prepared, plain=o.plain, max_tokens=o.max_tokens, max_attempts=o.max_attempts)
+
+
+def _failed_send(send: _Send, options: SendOptions, error: MiniMaxVLError) -> OCRPage:
+    """A server failure that ends the page: raised for ``raise_errors`` and input errors, else recorded."""
+    if options.raise_errors or isinstance(error, InvalidInputError):
+        raise error
+    return failed_page(send.page, error, send.job, send.warnings)
+
+
+def read_prepared(
+    client: MiniMaxVLClient, prepared: PreparedPage, options: SendOptions | None = None
+) -> OCRPage:
+    """Send a prepared page: each crop through the retry ladder, one after another, then merged."""
+    options = options or SendOptions()
+    send, early = _begin(client, prepared, options)
     if send is None:
-        assert early is not None
-        return early
+        return early  # type: ignore[return-value]
+    reads: list[tuple[PreparedCrop, _Read]] = []
     try:
-        reads: list[tuple[PreparedCrop, _Read]] = []
         for i, crop in enumerate(prepared.crops):
             send.job.tokens += crop.image.tokens
-            read = _read_region(
-                send.job, crop_pixels(crop), crop.image, crop.prompt, label=_label(prepared, i)
+            label = _label(prepared, i)
+            reads.append(
+                (crop, _read_region(send.job, crop_pixels(crop), crop.image, crop.prompt, label=label))
             )
-            reads.append((crop, read))
-            if read.failure and stop_on_failure:  # the page has failed for good: spend nothing more on it
+            if reads[-1][1].failure and options.stop_on_failure:  # failed for good: spend nothing more
                 break
-        return _result(prepared, send, plain, reads)
-    except InvalidInputError:
-        raise
     except MiniMaxVLError as e:
-        if raise_errors:
-            raise
-        return failed_page(send.page, e, send.job, send.warnings)
+        return _failed_send(send, options, e)
+    return _result(prepared, send, options.plain, reads)
 
 
 async def aread_prepared(
-    client: MiniMaxVLClient,
-    prepared: PreparedPage,
-    *,
-    plain: bool = False,
-    max_tokens: int | None = None,
-    raise_errors: bool = False,
-    max_attempts: int = 3,
-    stop_on_failure: bool = True,
+    client: MiniMaxVLClient, prepared: PreparedPage, options: SendOptions | None = None
 ) -> OCRPage:
     """Async :func:`read_prepared`: the crops (and retried halves) are sent concurrently, bounded by the
     client's concurrency cap; with ``stop_on_failure`` the first crop that fails for good cancels the rest."""
-    send, early = _start(client, prepared, plain=plain, max_tokens=max_tokens, max_attempts=max_attempts)
+    options = options or SendOptions()
+    send, early = _begin(client, prepared, options)
     if send is None:
-        assert early is not None
-        return early
+        return early  # type: ignore[return-value]
     send.job.tokens += prepared.image_tokens
     tasks = [
         asyncio.ensure_future(
@@ -241,23 +247,19 @@ async def aread_prepared(
     ]
     try:
         for fut in asyncio.as_completed(tasks):
-            if (await fut).failure and stop_on_failure:
+            if (await fut).failure and options.stop_on_failure:
                 break
-        reads = [
-            (c, t.result())
-            for c, t in zip(prepared.crops, tasks, strict=True)
-            if t.done() and not t.cancelled()
-        ]
-        return _result(prepared, send, plain, reads)
-    except InvalidInputError:
-        raise
     except MiniMaxVLError as e:
-        if raise_errors:
-            raise
-        return failed_page(send.page, e, send.job, send.warnings)
+        return _failed_send(send, options, e)
     finally:
         for t in tasks:
             t.cancel()
+    done = [
+        (c, t.result())
+        for c, t in zip(prepared.crops, tasks, strict=True)
+        if t.done() and not t.cancelled() and t.exception() is None
+    ]
+    return _result(prepared, send, options.plain, done)
 
 
-__all__ = ["aread_prepared", "failed_page", "read_prepared"]
+__all__ = ["SendOptions", "aread_prepared", "failed_page", "read_prepared"]

@@ -52,7 +52,7 @@ def pool() -> Iterator[PagePool]:
 
 
 def _jobs(doc: Path, numbers: list[int], dpi: int = 72, **kw: object) -> list[PageJob]:
-    return [PageJob(path=str(doc), number=n, dpi=dpi, **kw) for n in numbers]  # type: ignore[arg-type]
+    return [PageJob.of(str(doc), n, dpi=dpi, **kw) for n in numbers]
 
 
 def _alive(pid: int) -> bool:
@@ -242,7 +242,7 @@ class _FakeClient:
 def test_ocr_prepared_sends_the_workers_string_and_retries_on_decoded_halves(doc: Path) -> None:
     from minimaxvl_tools.page_workers import ocr_prepared
 
-    prepared = prepare_page(PageJob(path=str(doc), number=1, dpi=72, tile=False))
+    prepared = prepare_page(PageJob.of(str(doc), 1, dpi=72, tile=False))
     client = _FakeClient()
     page = ocr_prepared(client, prepared)  # type: ignore[arg-type]
     first = prepared.crops[0].image
