@@ -29,13 +29,15 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import Field
+
 from .errors import InvalidInputError, JobAbortedError, MiniMaxVLError
 from .images.policy import InputPolicy
-from .loaders import FallbackEngine, LoaderMode, MiniMaxVLDocumentLoader, file_digest
+from .loaders import FallbackEngine, JobStats, LoaderMode, MiniMaxVLDocumentLoader, file_digest
 
 MANIFEST = ".minimaxvl-ingest.json"
 """Per output folder: which documents are complete, for which input bytes and settings."""
@@ -254,29 +256,19 @@ class DocumentWritten:
     failed: int
 
 
-@dataclass
-class IngestSummary:
-    """What one ingest run did (the CLI's ``--json`` document, less ``exit_code``)."""
+class IngestSummary(JobStats):
+    """What one ingest run did (the CLI's ``--json`` document, less ``exit_code``): the loader's page counts
+    over every document, plus what was skipped and written."""
 
-    documents: int = 0
     skipped_documents: int = 0
-    written: list[str] = field(default_factory=list)
-    pages: int = 0
-    ok: int = 0
-    cached: int = 0
-    blank: int = 0
-    fallback: int = 0
-    failed: int = 0
-    image_tokens: int = 0
-    requests: int = 0
-    seconds: float = 0.0
+    written: list[str] = Field(default_factory=list)
     interrupted: bool = False
     aborted: bool = False
     out: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as a JSON-ready dict."""
-        return asdict(self)
+        return self.model_dump()
 
 
 class IngestJob:
@@ -450,15 +442,7 @@ class IngestJob:
             s.aborted = True
             raise
         finally:
-            st = loader.stats
-            s.pages += st.pages
-            s.ok += st.ok
-            s.cached += st.cached
-            s.blank += st.blank
-            s.fallback += st.fallback
-            s.failed += st.failed
-            s.image_tokens += st.image_tokens
-            s.requests += st.requests
+            s.add(loader.stats)
             s.seconds = round(time.perf_counter() - t0, 3)
         return s
 

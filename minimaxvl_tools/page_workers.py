@@ -267,26 +267,26 @@ class PagePool:
         """Await one page's outcome on the running loop; cancelling the await cancels the page if queued."""
         fut = self.submit(job)
         try:
-            return await asyncio.wrap_future(fut)
-        except BrokenProcessPool:
-            return await asyncio.to_thread(self.settle, fut, job)
+            return await self._await(fut, job)
         finally:
             fut.cancel()
+
+    def _fill(
+        self, pending: deque[tuple[Future[PageOutcome], PageJob]], jobs: Iterator[PageJob], win: int
+    ) -> None:
+        """Submit jobs until ``win`` are pending (or the jobs run out)."""
+        while len(pending) < win and (job := next(jobs, None)) is not None:
+            pending.append((self.submit(job), job))
 
     def map(self, jobs: Iterable[PageJob], *, window: int | None = None) -> Iterator[PageOutcome]:
         """Outcomes in job order, at most ``window`` submitted ahead of the consumer.
 
         Closing the iterator cancels the pages not started; a KeyboardInterrupt also shuts the workers down.
         """
-        win = window or self.window
         pending: deque[tuple[Future[PageOutcome], PageJob]] = deque()
         it = iter(jobs)
         try:
-            while True:
-                while len(pending) < win and (job := next(it, None)) is not None:
-                    pending.append((self.submit(job), job))
-                if not pending:
-                    return
+            while self._fill(pending, it, window or self.window) or pending:
                 yield self.settle(*pending.popleft())
         except KeyboardInterrupt:
             self.shutdown()
@@ -297,25 +297,23 @@ class PagePool:
 
     async def amap(self, jobs: Iterable[PageJob], *, window: int | None = None) -> AsyncIterator[PageOutcome]:
         """Async :meth:`map`: outcomes in order; cancellation (or closing) cancels the pages not started."""
-        win = window or self.window
         pending: deque[tuple[Future[PageOutcome], PageJob]] = deque()
         it = iter(jobs)
         try:
-            while True:
-                while len(pending) < win and (job := next(it, None)) is not None:
-                    pending.append((self.submit(job), job))
-                if not pending:
-                    return
-                fut, job = pending[0]
-                try:
-                    outcome = await asyncio.wrap_future(fut)
-                except BrokenProcessPool:
-                    outcome = await asyncio.to_thread(self.settle, fut, job)
+            while self._fill(pending, it, window or self.window) or pending:
+                outcome = await self._await(*pending[0])
                 pending.popleft()
                 yield outcome
         finally:
             for fut, _ in pending:
                 fut.cancel()
+
+    async def _await(self, fut: Future[PageOutcome], job: PageJob) -> PageOutcome:
+        """``fut``'s outcome on the running loop (a dead worker pool is handled as in :meth:`settle`)."""
+        try:
+            return await asyncio.wrap_future(fut)
+        except BrokenProcessPool:
+            return await asyncio.to_thread(self.settle, fut, job)
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop the workers: queued pages are cancelled, running ones finish; a later job starts new ones."""

@@ -44,6 +44,11 @@ class JobStats(BaseModel):
         """Failed pages over pages processed (0 when none)."""
         return self.failed / self.pages if self.pages else 0.0
 
+    def add(self, other: JobStats) -> None:
+        """Add another run's page counts and costs (documents and seconds are the caller's)."""
+        for name in ("pages", "ok", "cached", "blank", "fallback", "failed", "image_tokens", "requests"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
     def count(self, rec: PageRecord, cached: bool) -> None:
         """Add one page handed out (its cost only when it was computed in this run)."""
         self.pages += 1

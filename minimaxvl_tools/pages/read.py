@@ -149,26 +149,37 @@ def _half_prompt(i: int, n: int, plain: bool) -> str:
     return ocr_prompts.crop_prompt(i, n, plain=plain) if n > 1 else ocr_prompts.page_prompt(plain=plain)
 
 
+def _ask(job: _Job, attempt: int) -> dict[str, Any]:
+    """The request options of try ``attempt`` (1-based) of a region."""
+    return {"system": job.system, "max_tokens": job.budget, "temperature": job.temperatures[attempt - 1]}
+
+
+def _split(job: _Job, image: Image.Image) -> tuple[list[tuple[Image.Image, EncodedImage, str]], bool]:
+    """The halves a failed region is retried on (each encoded, with its prompt) and whether they sit side by
+    side; their image tokens are counted on the job."""
+    parts = _halves(image)
+    side = len(parts) == 2 and parts[0].height == image.height
+    halves = []
+    for i, part in enumerate(parts, start=1):
+        enc = encode_page(part, profile=job.profile, quality=job.quality)
+        job.tokens += enc.tokens
+        halves.append((part, enc, _half_prompt(i, len(parts), job.plain)))
+    return halves, side
+
+
 def _read_region(
     job: _Job, image: Image.Image, enc: EncodedImage, prompt: str, attempt: int = 1, label: str = ""
 ) -> _Read:
     """Transcribe one region, retrying a looping or cut reply hotter and on halves (see the notes above)."""
-    res = job.client.chat(
-        prompt, [enc], system=job.system, max_tokens=job.budget, temperature=job.temperatures[attempt - 1]
-    )
+    res = job.client.chat(prompt, [enc], **_ask(job, attempt))
     job.requests += 1
     final, note = _verdict(job, res, attempt, label)
     if final is not None:
         return final
-    parts = _halves(image)
-    side = len(parts) == 2 and parts[0].height == image.height
-    reads = []
-    for i, part in enumerate(parts, start=1):
-        penc = encode_page(part, profile=job.profile, quality=job.quality)
-        job.tokens += penc.tokens
-        reads.append(
-            _read_region(job, part, penc, _half_prompt(i, len(parts), job.plain), attempt + 1, label)
-        )
+    halves, side = _split(job, image)
+    reads: list[_Read] = []
+    for part, penc, p in halves:
+        reads.append(_read_region(job, part, penc, p, attempt + 1, label))
         if reads[-1].failure:  # the region has failed for good: the other half would be wasted
             break
     return _combine(reads, note, side)
@@ -178,23 +189,13 @@ async def _aread_region(
     job: _Job, image: Image.Image, enc: EncodedImage, prompt: str, attempt: int = 1, label: str = ""
 ) -> _Read:
     """Async :func:`_read_region`: the halves of a retried region are sent concurrently."""
-    res = await job.client.achat(
-        prompt, [enc], system=job.system, max_tokens=job.budget, temperature=job.temperatures[attempt - 1]
-    )
+    res = await job.client.achat(prompt, [enc], **_ask(job, attempt))
     job.requests += 1
     final, note = _verdict(job, res, attempt, label)
     if final is not None:
         return final
-    parts = _halves(image)
-    side = len(parts) == 2 and parts[0].height == image.height
-    encs = [encode_page(p, profile=job.profile, quality=job.quality) for p in parts]
-    job.tokens += sum(e.tokens for e in encs)
-    reads = await asyncio.gather(
-        *(
-            _aread_region(job, p, e, _half_prompt(i, len(parts), job.plain), attempt + 1, label)
-            for i, (p, e) in enumerate(zip(parts, encs, strict=True), start=1)
-        )
-    )
+    halves, side = _split(job, image)
+    reads = await asyncio.gather(*(_aread_region(job, *h[:2], h[2], attempt + 1, label) for h in halves))
     return _combine(list(reads), note, side)
 
 

@@ -411,9 +411,9 @@ def test_ingest_resumes_after_interrupt(
     coloured_pdf(Path("docs/b.pdf"), COLOURS[2:5])
     vllm_server.set_responder(lambda body: f"text of colour {COLOURS.index(colour_of(body))}")
 
-    import minimaxvl_tools.pages as pages_mod
+    from minimaxvl_tools.pages.pipeline import PageReader
 
-    real = pages_mod.ocr_page
+    real = PageReader.read
     calls = {"n": 0}
 
     def interrupting(*a: Any, **kw: Any) -> Any:
@@ -422,7 +422,7 @@ def test_ingest_resumes_after_interrupt(
             raise KeyboardInterrupt
         return real(*a, **kw)
 
-    monkeypatch.setattr(pages_mod, "ocr_page", interrupting)
+    monkeypatch.setattr(PageReader, "read", interrupting)  # every page goes through the pipeline's read
     code, _, err = run(capsys, *_ingest_args(vllm_server, "--max-concurrency", "1"))  # exact stop point
     assert code == 130
     assert "interrupted" in err and "rerun to resume" in err and "3 page(s)" in err
@@ -431,7 +431,7 @@ def test_ingest_resumes_after_interrupt(
     assert not list(Path("out").glob("*.tmp")) and not list(Path("out").glob(".*.tmp"))
     assert [colour_of(b) for b in vllm_server.requests] == COLOURS[:3]
 
-    monkeypatch.setattr(pages_mod, "ocr_page", real)
+    monkeypatch.setattr(PageReader, "read", real)
     vllm_server.requests.clear()
     code, out, err = run(capsys, *_ingest_args(vllm_server, "--json"))
     assert code == 0, err
