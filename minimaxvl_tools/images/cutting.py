@@ -72,14 +72,20 @@ class Layout:
 
 # ------------------------------------------------------------------------------------------------- ink
 def _ink(image: Image.Image, ink_delta: int) -> np.ndarray:
-    gray = np.asarray(image if image.mode == "L" else image.convert("L"), dtype=np.int16)
-    background = int(np.median(gray[::4, ::4]))
-    ink = (background - gray) > ink_delta
-    # specks: a pixel with no ink among its 8 neighbours is noise, not print
-    p = np.pad(ink, 1)
-    h, w = ink.shape
-    nb = sum(p[dy : dy + h, dx : dx + w].astype(np.uint8) for dy in range(3) for dx in range(3))
+    gray = np.asarray(image if image.mode == "L" else image.convert("L"))
+    # background: the median grey of a 1-in-16 sample, from its histogram (uint8, no sort)
+    sample = gray[::4, ::4].ravel()
+    cdf = np.cumsum(np.bincount(sample, minlength=256))
+    n = sample.size
+    lo, hi = np.searchsorted(cdf, [(n - 1) // 2 + 1, n // 2 + 1])
+    background = int((int(lo) + int(hi)) / 2)
+    ink = gray < background - ink_delta  # darker than the background by more than ink_delta
+    # specks: a pixel with no ink among its 8 neighbours is noise, not print (3x3 sums, separable)
+    p = np.pad(ink, 1).view(np.uint8)
+    rows = p[:, :-2] + p[:, 1:-1] + p[:, 2:]
+    nb = rows[:-2] + rows[1:-1] + rows[2:]
     ink &= nb >= 2
+    h, w = ink.shape
     # scan borders: rows/columns near an edge that are mostly dark belong to the scanner, not the page
     for axis, length in ((0, h), (1, w)):
         frac = ink.mean(axis=1 - axis)
