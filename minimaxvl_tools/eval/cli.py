@@ -124,15 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The client settings a command line may set (the parent CLI's options, where it defines them).
+_SETTINGS_ARGS = ("base_url", "model", "api_key", "timeout", "max_retries", "max_concurrency")
+
+
 def _settings(args: argparse.Namespace) -> Settings:
-    return Settings.from_env(
-        base_url=getattr(args, "base_url", None),
-        model=getattr(args, "model", None),
-        api_key=getattr(args, "api_key", None),
-        timeout=getattr(args, "timeout", None),
-        max_retries=getattr(args, "max_retries", None),
-        max_concurrency=getattr(args, "max_concurrency", None),
-    )
+    """Settings from ``MINIMAXVL_*``, the command line's options winning where given."""
+    return Settings.from_env(**{name: getattr(args, name, None) for name in _SETTINGS_ARGS})
 
 
 def _print_human(result: EvalResult) -> None:
