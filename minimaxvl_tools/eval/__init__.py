@@ -9,18 +9,22 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .datasets import (
+from .datasets import (  # noqa: F401 - re-exported through _datasets_all
     DATASET_LAYOUTS,
     EvalItem,
+    ReadOptions,
+    file_sha256,
     load_ai2d,
     load_benchmark,
     load_chartqa,
     load_docvqa,
     load_jsonl,
     load_mathvista,
+    load_ocr_cer,
     load_ocrbench,
     sample,
 )
+from .datasets import __all__ as _datasets_all
 from .metrics import (
     OCRBENCH_CATEGORIES,
     ErrorCounts,
@@ -52,7 +56,6 @@ _LAZY = {
     "TASKS": "runner",
     "TASK_UNITS": "runner",
     "TokenCounts": "runner",
-    "load_ocr_cer": "runner",
     "load_task": "runner",
     "benchmark_prompt": "runner",
     "read_records": "runner",
@@ -65,12 +68,10 @@ _LAZY = {
 }
 
 __all__ = [
-    "DATASET_LAYOUTS",
     "OCRBENCH_CATEGORIES",
     "PUBLISHED",
     "PUBLISHED_METRICS",
     "ErrorCounts",
-    "EvalItem",
     "OCRBenchScore",
     "anls",
     "anls_score",
@@ -81,22 +82,15 @@ __all__ = [
     "final_answer",
     "format_report",
     "format_run_report",
-    "load_ai2d",
-    "load_benchmark",
-    "load_chartqa",
-    "load_docvqa",
-    "load_jsonl",
-    "load_mathvista",
-    "load_ocrbench",
     "mathvista_correct",
     "ocrbench_match",
     "ocrbench_score",
     "parse_choice",
     "relaxed_accuracy",
     "relaxed_correctness",
-    "sample",
     "wer",
     "wilson_interval",
+    *_datasets_all,
     *_LAZY,
 ]
 

@@ -13,10 +13,11 @@ import argparse
 import contextlib
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import MiniMaxVLError
+from ..errors import JobAbortedError, MiniMaxVLError
 from ..settings import Settings
 from .datasets import DATASET_LAYOUTS
 from .runner import TASKS, EvalConfig, EvalResult, EvalRunner, load_task, rescore
@@ -31,6 +32,76 @@ _EPILOG = (
 )
 
 
+_FLAG: dict[str, Any] = {"action": "store_true"}
+
+#: The ``eval`` options as ``(flag, help, add_argument keywords)``, in help order.
+_OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("--limit", "keep the first N items of the file", {"type": int}),
+    ("--sample", "a seeded sample of N items", {"type": int, "metavar": "N"}),
+    ("--seed", "seed of --sample (default 0)", {"type": int, "default": 0}),
+    ("--out", "results JSONL, appended to (default: eval-<TASK>.jsonl)", {"type": Path}),
+    ("--concurrency", "items in flight (default: the client's limit)", {"type": int}),
+    (
+        "--max-failure-rate",
+        "stop once more than this fraction (0-1) of the items run fail; a rerun resumes",
+        {"type": float, "metavar": "X"},
+    ),
+    (
+        "--engine",
+        "ocr-cer: MiniMax-VL-01 or local Tesseract",
+        {"choices": ("vlm", "local"), "default": "vlm"},
+    ),
+    ("--no-resume", "run every item again, ignoring --out", _FLAG),
+    ("--dpi", "PDF render resolution (default 200)", {"type": int, "default": 200}),
+    ("--split", "dataset split (default: test; docvqa val; mathvista testmini)", {}),
+    (
+        "--images-dir",
+        "where the images are (docvqa spdocvqa_images/, OCRBench_Images/) or go (parquet exports)",
+        {"type": Path},
+    ),
+    (
+        "--prompt-mode",
+        "benchmark: the benchmarks' own prompts (default); tools: through the package's tools",
+        {"choices": ("benchmark", "tools"), "default": "benchmark"},
+    ),
+    ("--no-cot", "benchmark mode: short-answer prompts instead of 0-shot CoT", _FLAG),
+    (
+        "--chartqa-lenient",
+        "also report ChartQA's lenient variant (not pix2struct's metric) as its own row",
+        _FLAG,
+    ),
+    (
+        "--mathvista-fallback",
+        "what replaces MathVista's GPT extraction step offline (default: the reply's Answer: line)",
+        {"choices": ("answer_line", "none"), "default": "answer_line"},
+    ),
+    ("--lang", "Tesseract language(s) for --engine local", {"default": "eng"}),
+    ("--max-tokens", "completion budget per request", {"type": int}),
+    ("--no-tile", "OCR: send each page as one image, never in crops", _FLAG),
+    ("--case-fold", "ocr-cer: ignore case", _FLAG),
+    (
+        "--keep-whitespace",
+        "ocr-cer: count line-break and spacing differences as errors (default: collapsed)",
+        _FLAG,
+    ),
+    (
+        "--ocrbench-docqa-only",
+        "ocrbench, tools mode: answer every item with document_qa (default: recognition uses OCRTool)",
+        _FLAG,
+    ),
+    ("--report", "also write the markdown table here", {"type": Path}),
+)
+
+#: Options the parent ``minimaxvl`` CLI may define already (then its definition stands).
+_COMMON: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("--base-url", "vLLM OpenAI endpoint (default: MINIMAXVL_BASE_URL)", {}),
+    ("--model", "served model name (default: MINIMAXVL_MODEL)", {}),
+    ("--api-key", "bearer token (default: MINIMAXVL_API_KEY)", {}),
+    ("--json", "print the summaries as JSON", _FLAG),
+    ("--allow-root", "ocr-cer: also allow documents under DIR", {"action": "append", "metavar": "DIR"}),
+)
+
+
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Add the ``eval`` arguments to ``parser`` (which may be a subcommand's parser)."""
     parser.description = parser.description or "Evaluate MiniMax-VL-01 through the tools on a benchmark."
@@ -39,78 +110,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     choices = (*TASKS, "rescore")
     parser.add_argument("task", metavar="TASK", choices=choices, help="one of: " + ", ".join(choices))
     parser.add_argument("data", metavar="DATA", type=Path, help="local dataset path (see layouts below)")
-    parser.add_argument("--limit", type=int, default=None, help="keep the first N items of the file")
-    parser.add_argument("--sample", type=int, default=None, metavar="N", help="a seeded sample of N items")
-    parser.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
-    parser.add_argument(
-        "--out", type=Path, default=None, help="results JSONL, appended to (default: eval-<TASK>.jsonl)"
-    )
-    parser.add_argument(
-        "--concurrency", type=int, default=None, help="items in flight (default: the client's limit)"
-    )
-    parser.add_argument(
-        "--engine", choices=("vlm", "local"), default="vlm", help="ocr-cer: MiniMax-VL-01 or local Tesseract"
-    )
-    parser.add_argument("--no-resume", action="store_true", help="run every item again, ignoring --out")
-    parser.add_argument("--dpi", type=int, default=200, help="PDF render resolution (default 200)")
-    parser.add_argument(
-        "--split", default=None, help="dataset split (default: test; docvqa val; mathvista testmini)"
-    )
-    parser.add_argument(
-        "--images-dir",
-        type=Path,
-        default=None,
-        help="where the images are (docvqa spdocvqa_images/, OCRBench_Images/) or go (parquet exports)",
-    )
-    parser.add_argument(
-        "--prompt-mode",
-        choices=("benchmark", "tools"),
-        default="benchmark",
-        help="benchmark: the benchmarks' own prompts (default); tools: through the package's tools",
-    )
-    parser.add_argument(
-        "--no-cot", action="store_true", help="benchmark mode: short-answer prompts instead of 0-shot CoT"
-    )
-    parser.add_argument(
-        "--chartqa-lenient",
-        action="store_true",
-        help="also report ChartQA's lenient variant (not pix2struct's metric) as its own row",
-    )
-    parser.add_argument(
-        "--mathvista-fallback",
-        choices=("answer_line", "none"),
-        default="answer_line",
-        help="what replaces MathVista's GPT extraction step offline (default: the reply's Answer: line)",
-    )
-    parser.add_argument("--lang", default="eng", help="Tesseract language(s) for --engine local")
-    parser.add_argument("--max-tokens", type=int, default=None, help="completion budget per request")
-    parser.add_argument(
-        "--no-tile", action="store_true", help="OCR: send each page as one image, never in crops"
-    )
-    parser.add_argument("--case-fold", action="store_true", help="ocr-cer: ignore case")
-    parser.add_argument(
-        "--keep-whitespace",
-        action="store_true",
-        help="ocr-cer: count line-break and spacing differences as errors (default: collapsed)",
-    )
-    parser.add_argument(
-        "--ocrbench-docqa-only",
-        action="store_true",
-        help="ocrbench, tools mode: answer every item with document_qa (default: recognition uses OCRTool)",
-    )
-    parser.add_argument("--report", type=Path, default=None, help="also write the markdown table here")
-    for flag, kw in (
-        ("--base-url", {"default": None, "help": "vLLM OpenAI endpoint (default: MINIMAXVL_BASE_URL)"}),
-        ("--model", {"default": None, "help": "served model name (default: MINIMAXVL_MODEL)"}),
-        ("--api-key", {"default": None, "help": "bearer token (default: MINIMAXVL_API_KEY)"}),
-        ("--json", {"action": "store_true", "help": "print the summaries as JSON"}),
-        (
-            "--allow-root",
-            {"action": "append", "metavar": "DIR", "help": "ocr-cer: also allow documents under DIR"},
-        ),
-    ):
+    for flag, text, kw in _OPTIONS:
+        parser.add_argument(flag, help=text, **kw)
+    for flag, text, kw in _COMMON:
         with contextlib.suppress(argparse.ArgumentError):  # the parent CLI may define it already
-            parser.add_argument(flag, **kw)  # type: ignore[arg-type]
+            parser.add_argument(flag, help=text, **kw)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,15 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The client settings a command line may set (the parent CLI's options, where it defines them).
+_SETTINGS_ARGS = ("base_url", "model", "api_key", "timeout", "max_retries", "max_concurrency")
+
+
 def _settings(args: argparse.Namespace) -> Settings:
-    return Settings.from_env(
-        base_url=getattr(args, "base_url", None),
-        model=getattr(args, "model", None),
-        api_key=getattr(args, "api_key", None),
-        timeout=getattr(args, "timeout", None),
-        max_retries=getattr(args, "max_retries", None),
-        max_concurrency=getattr(args, "max_concurrency", None),
-    )
+    """Settings from ``MINIMAXVL_*``, the command line's options winning where given."""
+    return Settings.from_env(**{name: getattr(args, name, None) for name in _SETTINGS_ARGS})
 
 
 def _print_human(result: EvalResult) -> None:
@@ -158,6 +160,25 @@ def _print_human(result: EvalResult) -> None:
     print(result.report(), end="")
 
 
+def _emit(
+    args: argparse.Namespace, result: EvalResult, human: Callable[[EvalResult], None], **extra: Any
+) -> None:
+    """Print ``result`` (``--json``: the summaries, ``extra``, the records file and the report; else
+    ``human``) and write the report to ``--report`` when asked."""
+    if getattr(args, "json", False):
+        payload = {
+            "summaries": [s.model_dump() for s in result.summaries],
+            **extra,
+            "out": str(result.out) if result.out else None,
+            "report": result.report(),
+        }
+        print(json.dumps(payload, indent=2))
+    else:
+        human(result)
+    if args.report is not None:
+        args.report.write_text(result.report(), encoding="utf-8")
+
+
 def _rescore(args: argparse.Namespace) -> int:
     """``eval rescore OUT.jsonl``: print the report of the saved replies scored by the current scorers."""
     try:
@@ -170,25 +191,20 @@ def _rescore(args: argparse.Namespace) -> int:
     except MiniMaxVLError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if getattr(args, "json", False):
-        payload = {
-            "summaries": [s.model_dump() for s in result.summaries],
-            "out": str(result.out) if result.out else None,
-            "report": result.report(),
-        }
-        print(json.dumps(payload, indent=2))
-    else:
+
+    def human(result: EvalResult) -> None:
         for s in result.summaries:
             print(f"{s.task} ({s.split or '-'}): {s.score:.2f} ({s.unit}) on {s.n} items, {s.errors} errors")
         print()
         print(result.report(), end="")
-    if args.report is not None:
-        args.report.write_text(result.report(), encoding="utf-8")
+
+    _emit(args, result, human)
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
-    """Execute parsed ``eval`` arguments; 0 on success, 1 when every item failed, 2 on bad input."""
+    """Execute parsed ``eval`` arguments; 0 on success, 1 when every item failed or the failure-rate stop
+    ended the run, 2 on bad input."""
     task: str = args.task
     if task == "rescore":
         return _rescore(args)
@@ -224,25 +240,21 @@ def run(args: argparse.Namespace) -> int:
         )
         out = args.out if args.out is not None else Path(f"eval-{task}.jsonl")
         runner = EvalRunner(
-            config, settings=settings, out=out, concurrency=args.concurrency, resume=not args.no_resume
+            config,
+            settings=settings,
+            out=out,
+            concurrency=args.concurrency,
+            resume=not args.no_resume,
+            max_failure_rate=getattr(args, "max_failure_rate", None),
         )
         result = runner.run(items)
+    except JobAbortedError as exc:  # the failure-rate stop: the records so far are in --out
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except MiniMaxVLError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if getattr(args, "json", False):
-        payload = {
-            "summaries": [s.model_dump() for s in result.summaries],
-            "config": config.as_dict(),
-            "config_hash": config.config_hash(),
-            "out": str(result.out) if result.out else None,
-            "report": result.report(),
-        }
-        print(json.dumps(payload, indent=2))
-    else:
-        _print_human(result)
-    if args.report is not None:
-        args.report.write_text(result.report(), encoding="utf-8")
+    _emit(args, result, _print_human, config=config.as_dict(), config_hash=config.config_hash())
     all_failed = all(s.errors == s.n for s in result.summaries)
     return 1 if all_failed else 0
 

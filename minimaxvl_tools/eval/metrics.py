@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -499,26 +499,34 @@ def wer(
     return _corpus([reference], [hypothesis], "word", case_fold, collapse_whitespace).rate
 
 
-def corpus_cer(
-    references: Sequence[str],
-    hypotheses: Sequence[str],
-    *,
-    case_fold: bool = False,
-    collapse_whitespace: bool = False,
-) -> ErrorCounts:
-    """Corpus CER: total character edits / total reference characters (not a mean of per-item rates)."""
-    return _corpus(references, hypotheses, "char", case_fold, collapse_whitespace)
+def _corpus_rate(unit: Literal["char", "word"], name: str, doc: str) -> Callable[..., ErrorCounts]:
+    """The public corpus rate at ``unit`` level: ``name(references, hypotheses, *, case_fold=False,
+    collapse_whitespace=False) -> ErrorCounts``."""
+
+    def rate(
+        references: Sequence[str],
+        hypotheses: Sequence[str],
+        *,
+        case_fold: bool = False,
+        collapse_whitespace: bool = False,
+    ) -> ErrorCounts:
+        return _corpus(references, hypotheses, unit, case_fold, collapse_whitespace)
+
+    rate.__name__ = rate.__qualname__ = name
+    rate.__doc__ = doc
+    return rate
 
 
-def corpus_wer(
-    references: Sequence[str],
-    hypotheses: Sequence[str],
-    *,
-    case_fold: bool = False,
-    collapse_whitespace: bool = False,
-) -> ErrorCounts:
-    """Corpus WER: total word edits / total reference words (not a mean of per-item rates)."""
-    return _corpus(references, hypotheses, "word", case_fold, collapse_whitespace)
+corpus_cer = _corpus_rate(
+    "char",
+    "corpus_cer",
+    "Corpus CER: total character edits / total reference characters (not a mean of per-item rates).",
+)
+corpus_wer = _corpus_rate(
+    "word",
+    "corpus_wer",
+    "Corpus WER: total word edits / total reference words (not a mean of per-item rates).",
+)
 
 
 # ---------------------------------------------------------------------------------------------- MathVista

@@ -12,6 +12,8 @@ import base64
 import contextlib
 import io
 import json
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from minimaxvl_tools.client import MiniMaxVLClient
+from minimaxvl_tools.errors import InvalidInputError, JobAbortedError
 from minimaxvl_tools.eval import (
     EvalConfig,
     EvalRunner,
@@ -360,6 +363,93 @@ def test_item_errors_are_recorded_and_the_run_goes_on(tmp_path: Path, vllm_serve
     res = _run("chartqa", data, vllm_server, out)
     assert [_item_index(b) for b in vllm_server.requests] == [1]
     assert res.summary.errors == 1 and res.summary.score == 80.0
+
+
+def test_window_caps_items_in_flight_and_hands_records_out_in_item_order(
+    tmp_path: Path, vllm_server: LocalVLLMServer
+) -> None:
+    data = make_chartqa(tmp_path / "chartqa")
+    lock = threading.Lock()
+    flight = {"now": 0, "most": 0}
+
+    def answer(i: int, _: dict[str, Any]) -> str:
+        with lock:
+            flight["now"] += 1
+            flight["most"] = max(flight["most"], flight["now"])
+        time.sleep(0.04 * (5 - i))  # later items finish first
+        with lock:
+            flight["now"] -= 1
+        return _chart(CHART_GOLD[i])
+
+    vllm_server.set_responder(_responder(answer))
+    out = tmp_path / "out.jsonl"
+    res = _run("chartqa", data, vllm_server, out, concurrency=2)
+    assert flight["most"] == 2  # the window holds two items, never more
+    ids = [it.id for it in load_task("chartqa", data)]
+    assert [r.id for r in read_records(out)] == ids  # written as handed out: in item order
+    assert [r.id for r in res.records] == ids and res.summary.score == 100.0
+
+
+def test_failure_rate_stops_the_run_and_a_rerun_resumes(tmp_path: Path, vllm_server: LocalVLLMServer) -> None:
+    data = make_chartqa(tmp_path / "chartqa")
+    items = load_task("chartqa", data)
+    cfg = EvalConfig(task="chartqa", model=vllm_server.model, prompt_mode="tools")
+    failing = _responder(
+        lambda i, _: _chart(CHART_GOLD[i]) if i == 0 else Reply(status=400, error="scripted: bad image")
+    )
+    vllm_server.set_responder(failing)
+    out = tmp_path / "out.jsonl"
+
+    def runner(**kw: Any) -> EvalRunner:
+        return EvalRunner(cfg, client=_client(vllm_server), out=out, concurrency=1, **kw)
+
+    # 20% of 5 items may fail: the second failure makes the final rate certain to pass it
+    with pytest.raises(JobAbortedError, match=r"stopped after 3 of 5 .*2 failed.*max_failure_rate 20%"):
+        runner(max_failure_rate=0.2).run(items)
+    kept = list(read_records(out))
+    assert [(r.id, r.error is None) for r in kept] == [
+        ("human-0", True),
+        ("human-1", False),
+        ("human-2", False),
+    ]
+    assert len(vllm_server.requests) == 3  # nothing was sent after the stop
+
+    # the async driver stops at the same place
+    out.unlink()
+    vllm_server.reset()
+    vllm_server.set_responder(failing)
+    with pytest.raises(JobAbortedError, match="stopped after 3 of 5"):
+        asyncio.run(runner(max_failure_rate=0.2).arun(items))
+    assert len(list(read_records(out))) == 3
+
+    # a rate the run cannot pass never stops it
+    vllm_server.reset()
+    vllm_server.set_responder(failing)
+    res = runner(max_failure_rate=1.0).run(items)
+    assert res.summary.errors == 4 and res.ran == 4 and res.resumed == 1
+
+    # rerun with a healthy server: the recorded success is kept, the errors run again
+    vllm_server.reset()
+    vllm_server.set_responder(_responder(lambda i, _: _chart(CHART_GOLD[i])))
+    res = runner(max_failure_rate=0.2).run(items)
+    assert sorted(_item_index(b) for b in vllm_server.requests) == [1, 2, 3, 4]
+    assert res.resumed == 1 and res.summary.score == 100.0
+
+    with pytest.raises(InvalidInputError, match="max_failure_rate"):
+        runner(max_failure_rate=1.5)
+
+
+def test_cli_max_failure_rate_exits_1_and_keeps_records(
+    tmp_path: Path, vllm_server: LocalVLLMServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = make_ai2d(tmp_path / "ai2d")
+    vllm_server.set_responder(lambda body: Reply(status=400, error="scripted: bad image"))
+    out = tmp_path / "ai2d.jsonl"
+    argv = ["ai2d", str(data), "--out", str(out), "--base-url", vllm_server.base_url]
+    argv += ["--model", vllm_server.model, "--concurrency", "1", "--max-failure-rate", "0.5"]
+    assert run(build_parser().parse_args(argv)) == 1
+    assert "max_failure_rate 50%" in capsys.readouterr().err
+    assert len(list(read_records(out))) == 3  # 3 of 5 failed: over half, whatever the rest do
 
 
 def test_cli_run_json_and_resume(
