@@ -73,6 +73,24 @@ class Collection(Protocol):
         ...
 
 
+class ChromaClient(Protocol):
+    """The part of a Chroma client (``PersistentClient`` or ``HttpClient``) the index uses."""
+
+    def list_collections(self) -> Sequence[Any]:
+        """The store's collections (objects with a ``name``, or names)."""
+        ...
+
+    def get_collection(self, name: str, embedding_function: None = None) -> Collection:
+        """An existing collection."""
+        ...
+
+    def get_or_create_collection(
+        self, name: str, embedding_function: None = None, configuration: Mapping[str, Any] | None = None
+    ) -> Collection:
+        """A collection, made when missing."""
+        ...
+
+
 @dataclass(frozen=True)
 class Collections:
     """An open index: ``chunks`` (text, vector, place of each chunk) and ``pages`` (the manifest)."""
@@ -93,7 +111,7 @@ def _corrupt(store: str, what: str, e: Exception) -> IndexStoreError:
     )
 
 
-def connect(store: str, *, create: bool) -> Any:
+def connect(store: str, *, create: bool) -> ChromaClient:
     """A Chroma client for ``store`` (``HttpClient`` for a URL, ``PersistentClient`` for a folder).
 
     ``create=False`` refuses a folder without a store instead of making one.
@@ -142,7 +160,7 @@ def connect(store: str, *, create: bool) -> Any:
         raise _corrupt(str(path), "the index store does not open", e) from e
 
 
-def open_collections(client: Any, store: str, embedder: str, *, create: bool) -> Collections:
+def open_collections(client: ChromaClient, store: str, embedder: str, *, create: bool) -> Collections:
     """The index's collections in ``client``, made when the store is empty and ``create`` is true.
 
     Refuses a store with other collections, another format, or vectors of another ``embedder``.
@@ -183,7 +201,7 @@ def open_collections(client: Any, store: str, embedder: str, *, create: bool) ->
     return Collections(chunks, pages)
 
 
-def create_collections(client: Any, embedder: str) -> Collections:
+def create_collections(client: ChromaClient, embedder: str) -> Collections:
     """Make both collections (cosine HNSW for the chunks) and the ``__meta__`` record naming ``embedder``."""
     cfg = {"hnsw": {"space": "cosine"}}
     chunks = client.get_or_create_collection(CHUNKS, embedding_function=None, configuration=cfg)
@@ -226,6 +244,7 @@ __all__ = [
     "FORMAT",
     "META_ID",
     "PAGES",
+    "ChromaClient",
     "Collection",
     "Collections",
     "connect",
