@@ -7,9 +7,9 @@ Names are imported lazily so ``import minimaxvl_tools`` stays cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ._lazy import lazy_exports, lazy_names
 from .errors import *  # noqa: F403
 from .errors import __all__ as _errors_all
 from .profile import MINIMAX_VL_01, ModelProfile, best_canvas, image_tokens
@@ -17,53 +17,33 @@ from .settings import Settings
 
 __version__ = "0.1.0"
 
-_LAZY: dict[str, str] = {
-    # images
-    "InputPolicy": "images.policy",
-    "load_image": "images.load",
-    "iter_images": "images.load",
-    "SizePlan": "images.sizing",
-    "plan_size": "images.sizing",
-    "fit_image": "images.sizing",
-    "Tile": "images.tiling",
-    "TilePlan": "images.tiling",
-    "plan_tiles": "images.tiling",
-    "EncodedImage": "images.encode",
-    "encode_image": "images.encode",
-    # pdf
-    "PDFPage": "pdf",
-    "iter_pdf_pages": "pdf",
-    "pdf_page_count": "pdf",
-    # client
-    "MiniMaxVLClient": "client",
-    "ChatResult": "client",
-    "Usage": "client",
-    "HealthStatus": "client",
-    # results
-    "ChartData": "results",
-    "DocumentAnswer": "results",
-    "OCRPage": "results",
-    "OCRResult": "results",
-    "DiagramAnswer": "results",
-    # tools
-    "ChartReaderTool": "tools",
-    "DocumentVQATool": "tools",
-    "OCRTool": "tools",
-    "DiagramReasoningTool": "tools",
-    "MiniMaxVLToolkit": "tools",
-    # loader, chat model, local engine
-    "MiniMaxVLDocumentLoader": "loaders",
-    "ChatMiniMaxVL": "chat_model",
-    "MiniMaxVLImageBlobParser": "blob_parser",
-    "PageIndex": "index",
-    "MiniMaxVLIndexRetriever": "index",
-    "LocalOCREngine": "local_ocr",
-    "JobStats": "loaders",
-    "AdaptiveConcurrencyLimiter": "backpressure",
-    "ServePlan": "serve",
-    "parse_tool_calls": "tool_format",
-    "quote_document_text": "tool_format",
-}
+_LAZY = lazy_names(
+    {
+        "images.policy": ["InputPolicy"],
+        "images.load": ["load_image", "iter_images"],
+        "images.sizing": ["SizePlan", "plan_size", "fit_image"],
+        "images.tiling": ["Tile", "TilePlan", "plan_tiles"],
+        "images.encode": ["EncodedImage", "encode_image"],
+        "pdf": ["PDFPage", "iter_pdf_pages", "pdf_page_count"],
+        "client": ["MiniMaxVLClient", "ChatResult", "Usage", "HealthStatus"],
+        "results": ["ChartData", "DocumentAnswer", "OCRPage", "OCRResult", "DiagramAnswer"],
+        "tools": [
+            "ChartReaderTool",
+            "DocumentVQATool",
+            "OCRTool",
+            "DiagramReasoningTool",
+            "MiniMaxVLToolkit",
+        ],
+        "loaders": ["MiniMaxVLDocumentLoader", "JobStats"],
+        "chat_model": ["ChatMiniMaxVL"],
+        "blob_parser": ["MiniMaxVLImageBlobParser"],
+        "index": ["PageIndex", "MiniMaxVLIndexRetriever"],
+        "local_ocr": ["LocalOCREngine"],
+        "backpressure": ["AdaptiveConcurrencyLimiter"],
+        "serve": ["ServePlan"],
+        "tool_format": ["parse_tool_calls", "quote_document_text"],
+    }
+)
 
 __all__ = [
     "MINIMAX_VL_01",
@@ -77,17 +57,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    mod = _LAZY.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'minimaxvl_tools' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{mod}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals(), __all__)
 
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -333,14 +333,17 @@ class AdaptiveConcurrencyLimiter:
                     self._ensure_poller(st)
             finally:
                 self._waiters -= 1
-            with self._lock:
-                self.in_flight += 1
-                self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            self._book(+1)
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
+    def _book(self, delta: int) -> None:
+        """Count a request into (+1) or out of (-1) flight; the counts are shared across threads and loops."""
         with self._lock:
-            self.in_flight -= 1
+            self.in_flight += delta
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._book(-1)
         st = self._state()
         async with st.cond:
             st.cond.notify(max(1, self.limit - self.in_flight))

@@ -10,12 +10,13 @@ import csv
 import io
 import re
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, TypedDict
 
 from pydantic import BaseModel, Field
 
 __all__ = [
     "Axis",
+    "BlockMeta",
     "ChartData",
     "CropInfo",
     "DataPoint",
@@ -152,6 +153,19 @@ class CropInfo(BaseModel):
     tokens: int = 0
 
 
+class _BlockBox(TypedDict):
+    box: list[int]
+    kind: str
+
+
+class BlockMeta(_BlockBox, total=False):
+    """A text block as page Document metadata carries it: its box and kind, the box in PDF points when
+    the page is a PDF's, and ``span`` ([start, end) of its text in the page text) when the loader found it."""
+
+    pdf_box: list[float]
+    span: list[int]
+
+
 class TextBlock(BaseModel):
     """Where on the page a transcribed line or block was read, so an answer can cite a region.
 
@@ -166,9 +180,9 @@ class TextBlock(BaseModel):
     )
     kind: Literal["line", "block"] = Field("block", description="One text line, or a block of lines.")
 
-    def compact(self) -> dict[str, object]:
+    def compact(self) -> BlockMeta:
         """JSON-ready dict without None values (for Document metadata)."""
-        out: dict[str, object] = {"box": list(self.box), "kind": self.kind}
+        out = BlockMeta(box=list(self.box), kind=self.kind)
         if self.pdf_box is not None:
             out["pdf_box"] = [round(v, 2) for v in self.pdf_box]
         return out

@@ -137,27 +137,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--pages", type=int, default=1_000_000)
     p.add_argument("--replicas", type=int, default=1)
     p.add_argument("--gpus-per-replica", type=int, default=8)
-    p.add_argument("--prefill-tps", type=float, help="measured prompt tokens/s of one replica")
-    p.add_argument("--decode-tps", type=float, help="measured generation tokens/s of one replica")
+    # each option's dest is the estimate() parameter it sets
+    p.add_argument(
+        "--prefill-tps",
+        dest="prefill_tokens_per_s",
+        metavar="PREFILL_TPS",
+        type=float,
+        help="measured prompt tokens/s of one replica",
+    )
+    p.add_argument(
+        "--decode-tps",
+        dest="decode_tokens_per_s",
+        metavar="DECODE_TPS",
+        type=float,
+        help="measured generation tokens/s of one replica",
+    )
     p.add_argument("--replica-pages-per-s", type=float, help="measured pages/s of one replica")
     p.add_argument("--small-print", action="store_true", help="our plan's tokens and requests (tokens.txt)")
     p.add_argument("--decode-tokens-per-page", type=float, default=DECODE_TOKENS_PER_PAGE)
-    p.add_argument("--client-cpu-ms", type=float, default=CLIENT_CPU_MS_PER_PAGE)
-    p.add_argument("--client-cores", type=int, default=16)
-    a = p.parse_args(argv)
+    p.add_argument(
+        "--client-cpu-ms",
+        dest="client_cpu_ms_per_page",
+        metavar="CLIENT_CPU_MS",
+        type=float,
+        default=CLIENT_CPU_MS_PER_PAGE,
+    )
+    p.add_argument(
+        "--client-cores", dest="cores_per_client_machine", metavar="CLIENT_CORES", type=int, default=16
+    )
+    kw = vars(p.parse_args(argv))
+    small_print = kw.pop("small_print")
     try:
         est = estimate(
-            pages=a.pages,
-            replicas=a.replicas,
-            gpus_per_replica=a.gpus_per_replica,
-            prefill_tokens_per_s=a.prefill_tps,
-            decode_tokens_per_s=a.decode_tps,
-            replica_pages_per_s=a.replica_pages_per_s,
-            image_tokens_per_page=IMAGE_TOKENS_OUR_PLAN if a.small_print else IMAGE_TOKENS_ONE_IMAGE,
-            requests_per_page=REQUESTS_OUR_PLAN if a.small_print else 1.0,
-            decode_tokens_per_page=a.decode_tokens_per_page,
-            client_cpu_ms_per_page=a.client_cpu_ms,
-            cores_per_client_machine=a.client_cores,
+            image_tokens_per_page=IMAGE_TOKENS_OUR_PLAN if small_print else IMAGE_TOKENS_ONE_IMAGE,
+            requests_per_page=REQUESTS_OUR_PLAN if small_print else 1.0,
+            **kw,
         )
     except ValueError as e:
         p.error(str(e))

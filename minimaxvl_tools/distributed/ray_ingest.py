@@ -40,13 +40,17 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import InvalidInputError
 from ..images.policy import InputPolicy
 from ..ingest import IngestSummary, failed_file_record, list_files, page_record, safe_text
 from ..loaders import DOC_SUFFIXES, FallbackEngine, LoaderMode, MiniMaxVLDocumentLoader, PageCache
 from ..settings import Settings
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+    import pyarrow.fs
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +80,7 @@ writes it."""
 METADATA_KEYS = tuple(METADATA_FIELDS)
 
 
-def parquet_schema() -> Any:
+def parquet_schema() -> pa.Schema:
     """The pyarrow schema of Parquet shards: ``source``, ``page``, ``text``, ``metadata`` (a struct)."""
     import pyarrow as pa
 
@@ -354,7 +358,7 @@ def ray_ingest(
     workers: int | None = None,
     pages_per_task: int = 8,
     shard_pages: int = 256,
-    filesystem: Any | None = None,
+    filesystem: pyarrow.fs.FileSystem | None = None,
 ) -> IngestSummary:
     """Ingest ``inputs`` (files, folders, object-store URLs) into page-record shards in ``OUT/records``.
 

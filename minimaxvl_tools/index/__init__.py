@@ -11,36 +11,26 @@ binary not on PyPI. Lexical search is bm25s (a maintained BM25 library) because 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports, lazy_names
 
 if TYPE_CHECKING:  # pragma: no cover
     from .chunks import Chunk, page_id, split_page
     from .embeddings import OpenAICompatibleEmbeddings, WordLlamaEmbeddings, embeddings_from_env
+    from .fusion import rrf
     from .retriever import MiniMaxVLIndexRetriever
-    from .store import FORMAT, IndexReport, PageIndex, rrf
+    from .store import FORMAT, IndexReport, PageIndex
 
-_WHERE = {
-    "Chunk": "chunks",
-    "page_id": "chunks",
-    "split_page": "chunks",
-    "OpenAICompatibleEmbeddings": "embeddings",
-    "WordLlamaEmbeddings": "embeddings",
-    "embeddings_from_env": "embeddings",
-    "MiniMaxVLIndexRetriever": "retriever",
-    "FORMAT": "store",
-    "IndexReport": "store",
-    "PageIndex": "store",
-    "rrf": "store",
-}
-
-
-def __getattr__(name: str) -> Any:
-    """Names load on first use, so ``minimaxvl --help`` (which registers the index commands) stays light."""
-    if name in _WHERE:
-        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+_WHERE = lazy_names(
+    {
+        "chunks": ["Chunk", "page_id", "split_page"],
+        "embeddings": ["OpenAICompatibleEmbeddings", "WordLlamaEmbeddings", "embeddings_from_env"],
+        "retriever": ["MiniMaxVLIndexRetriever"],
+        "store": ["FORMAT", "IndexReport", "PageIndex"],
+        "fusion": ["rrf"],
+    }
+)
 
 __all__ = [
     "FORMAT",
@@ -55,3 +45,6 @@ __all__ = [
     "rrf",
     "split_page",
 ]
+
+# names load on first use, so ``minimaxvl --help`` (which registers the index commands) stays light
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE, globals(), __all__)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 from langchain_core.documents import Document
 from PIL import Image
@@ -20,8 +20,25 @@ from ..tools.docvqa import keywords
 from .chunks import Box, union
 from .store import PageIndex
 
+if TYPE_CHECKING:  # pragma: no cover
+    from ..client import MiniMaxVLClient
+    from ..images.policy import InputPolicy
+
 CROP_MARGIN = 24
 MAX_CROP_RATIO = 4.0
+
+
+class Citation(TypedDict):
+    """A cited region: the file, its 1-based page, and the box in page pixels (None: the whole page)."""
+
+    source: str
+    page: int
+    box: list[float] | None
+
+
+def citation(source: str, page: int, box: Sequence[float] | None) -> Citation:
+    """The citation of ``box`` (or the whole page) on ``page`` of ``source``."""
+    return Citation(source=source, page=int(page), box=list(box) if box else None)
 
 
 @dataclass
@@ -30,7 +47,7 @@ class IndexAnswer:
 
     question: str
     answer: str
-    citations: list[dict[str, Any]] = field(default_factory=list)
+    citations: list[Citation] = field(default_factory=list)
     engine: str = ""
     evidence: str = ""
     found: bool = False
@@ -119,10 +136,10 @@ def ask(
     index: PageIndex,
     question: str,
     *,
-    client: Any | None = None,
+    client: MiniMaxVLClient | None = None,
     k: int = 5,
     max_pages: int = 2,
-    policy: Any | None = None,
+    policy: InputPolicy | None = None,
     online: bool | None = None,
 ) -> IndexAnswer:
     """Answer ``question`` from ``index``: DocumentVQA over the retrieved regions when the endpoint is up
@@ -146,16 +163,11 @@ def ask(
     return _ask_vlm(question, hits, client, max_pages=max_pages, policy=policy)
 
 
-def _cite(doc: Document, box: Box | None = None) -> dict[str, Any]:
-    b = box or doc.metadata.get("box")
-    return {
-        "source": doc.metadata["source"],
-        "page": int(doc.metadata["page"]),
-        "box": list(b) if b else None,
-    }
+def _cite(doc: Document) -> Citation:
+    return citation(doc.metadata["source"], doc.metadata["page"], doc.metadata.get("box"))
 
 
-def _endpoint_up(client: Any) -> bool:
+def _endpoint_up(client: MiniMaxVLClient) -> bool:
     try:
         h = client.health()
     except Exception:  # any failure means: answer offline
@@ -164,7 +176,12 @@ def _endpoint_up(client: Any) -> bool:
 
 
 def _ask_vlm(
-    question: str, hits: Sequence[Document], client: Any, *, max_pages: int, policy: Any | None
+    question: str,
+    hits: Sequence[Document],
+    client: MiniMaxVLClient,
+    *,
+    max_pages: int,
+    policy: InputPolicy | None,
 ) -> IndexAnswer:
     from ..images.encode import encode_image
     from ..pages import iter_pages
@@ -199,7 +216,7 @@ def _ask_vlm(
     return IndexAnswer(
         question,
         ans.answer,
-        [{"source": s, "page": p, "box": list(b) if b else None} for s, p, b in cited],
+        [citation(s, p, b) for s, p, b in cited],
         engine=f"MiniMax-VL-01 DocumentVQA ({client.settings.model}) over {len(sources)} retrieved region(s)",
         evidence=ans.evidence or "",
         found=bool(ans.found),
@@ -208,4 +225,4 @@ def _ask_vlm(
     )
 
 
-__all__ = ["IndexAnswer", "ask", "best_sentence", "region_image"]
+__all__ = ["Citation", "IndexAnswer", "ask", "best_sentence", "citation", "region_image"]

@@ -8,8 +8,23 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .store import PageIndex
+
+Command = Callable[[argparse.Namespace], int]
+
+
+class SubcommandFactory(Protocol):
+    """The CLI's subcommand maker: a parser for ``name`` that runs ``func``, with the shared options."""
+
+    def __call__(self, name: str, help_: str, func: Command, *, client: bool) -> argparse.ArgumentParser:
+        """Add and return the subcommand's parser."""
+        ...
+
 
 MODES = ["vlm", "text-layer", "auto", "local"]
 
@@ -23,7 +38,7 @@ def _embed_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--embed-model", help="embedding model served there (MINIMAXVL_EMBED_MODEL)")
 
 
-def _open(args: argparse.Namespace, *, create: bool) -> Any:
+def _open(args: argparse.Namespace, *, create: bool) -> PageIndex:
     from .embeddings import embeddings_from_env
     from .store import PageIndex
 
@@ -92,14 +107,14 @@ def cmd_ask_store(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def register(sub: Any, add: Any = None) -> None:
+def register(sub: argparse._SubParsersAction[Any], add: SubcommandFactory | None = None) -> None:
     """Add ``index`` and ``search`` to the ``minimaxvl`` subparsers, and ``--store``/``--k`` to ``ask``.
 
     ``add`` is the CLI's subcommand factory (shared output, server and input options).
     """
     from ..cli import _add_client, _add_inputs
 
-    def make(name: str, help_: str, func: Any, client: bool) -> argparse.ArgumentParser:
+    def make(name: str, help_: str, func: Command, client: bool) -> argparse.ArgumentParser:
         if add is not None:
             return add(name, help_, func, client=client)
         p = sub.add_parser(name, help=help_, description=help_)
