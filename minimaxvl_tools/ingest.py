@@ -36,8 +36,9 @@ from typing import Any, Literal
 from pydantic import Field
 
 from .errors import InvalidInputError, JobAbortedError, MiniMaxVLError
+from .hashing import file_digest
 from .images.policy import InputPolicy
-from .loaders import FallbackEngine, JobStats, LoaderMode, MiniMaxVLDocumentLoader, file_digest
+from .loaders import FallbackEngine, JobStats, LoaderMode, MiniMaxVLDocumentLoader
 
 MANIFEST = ".minimaxvl-ingest.json"
 """Per output folder: which documents are complete, for which input bytes and settings."""

@@ -8,7 +8,6 @@ processes, Ray) yields the same keys.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -18,6 +17,7 @@ from typing import Any, Literal
 from langchain_core.documents import Document
 from pydantic import BaseModel, ConfigDict
 
+from ..hashing import file_digest
 from ..pages.fallback import fallback_kind
 from ..results import OCRPage, markdown_to_text
 
@@ -138,15 +138,6 @@ def block_meta(ocr: OCRPage, content: str) -> list[dict[str, Any]]:
             cursor = at + len(needle)
         out.append(item)
     return out
-
-
-def file_digest(path: Path) -> str:
-    """The sha256 (hex) of a file's bytes: the content part of every page's cache key."""
-    h = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class PageCache:
