@@ -390,6 +390,14 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         )
         return reader, pages, digest
 
+    def _item(self, path: Path, page: PageImage, digest: str, make: Callable[..., Any]) -> tuple[_Meta, Any]:
+        """One page's item: its cached record, or the job ``make(path, page, key)`` builds."""
+        key = self._key(digest, page.number)
+        rec = self._cached(key)
+        if rec is not None:
+            return (path, page, True), Ready(rec)
+        return (path, page, False), make(path, page, key)
+
     def _items(self) -> Iterator[tuple[_Meta, Callable[[], PageRecord] | Ready[Any]]]:
         """Every page of every file with its job (or its cached record), in order; a file that cannot be
         opened is one item carrying its error, after the pages it gave."""
@@ -398,12 +406,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
             try:
                 reader, pages, digest = self._file_pages(path)
                 for page in pages:
-                    key = self._key(digest, page.number)
-                    rec = self._cached(key)
-                    if rec is not None:
-                        yield (path, page, True), Ready(rec)
-                    else:
-                        yield (path, page, False), self._job(reader, path, page, key)
+                    yield self._item(path, page, digest, partial(self._job, reader))
             except MiniMaxVLError as e:  # the whole file is unreadable: record it after its pages
                 yield (path, None, False), Ready(e)
 
@@ -416,12 +419,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
                 reader, pages, digest = await asyncio.to_thread(self._file_pages, path)
                 while (page := await asyncio.to_thread(next, pages, sentinel)) is not sentinel:
                     assert isinstance(page, PageImage)
-                    key = self._key(digest, page.number)
-                    rec = self._cached(key)
-                    if rec is not None:
-                        yield (path, page, True), Ready(rec)
-                    else:
-                        yield (path, page, False), self._ajob(reader, path, page, key)
+                    yield self._item(path, page, digest, partial(self._ajob, reader))
             except MiniMaxVLError as e:
                 yield (path, None, False), Ready(e)
 
