@@ -39,6 +39,7 @@ from .errors import InvalidInputError, JobAbortedError, MiniMaxVLError
 from .hashing import file_digest
 from .images.policy import InputPolicy
 from .loaders import FallbackEngine, JobStats, LoaderMode, MiniMaxVLDocumentLoader
+from .settings import check_dpi, current
 
 MANIFEST = ".minimaxvl-ingest.json"
 """Per output folder: which documents are complete, for which input bytes and settings."""
@@ -292,7 +293,7 @@ class IngestJob:
         client: Any | None = None,
         policy: InputPolicy | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
-        dpi: int = 200,
+        dpi: int | None = None,
         plain: bool = False,
         fallbacks: Sequence[FallbackEngine] = ("text-layer", "local"),
         detect_rotation: bool = True,
@@ -318,7 +319,7 @@ class IngestJob:
         self.client = client if mode in ("vlm", "auto") else None
         self.policy = policy
         self.cache_dir = Path(cache_dir) if cache_dir is not None else self.out / ".cache"
-        self.dpi = dpi
+        self.dpi = check_dpi(dpi) if dpi is not None else current(getattr(client, "settings", None)).dpi
         self.plain = plain
         self.fallbacks = tuple(fallbacks)
         self.detect_rotation = detect_rotation

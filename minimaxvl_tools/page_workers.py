@@ -47,6 +47,7 @@ from .pages import (
     read_prepared,
     single_fit,
 )
+from .settings import DEFAULT_DPI
 
 if TYPE_CHECKING:  # pragma: no cover
     pass
@@ -86,7 +87,7 @@ class PageJob:
 
     path: str
     number: int
-    dpi: int = 200
+    dpi: int = DEFAULT_DPI
     password: str | None = None
     fit: bool = True
     image_max_tokens: int | None = None

@@ -23,6 +23,7 @@ from PIL import Image
 from .errors import ImageTooLargeError, InvalidInputError, PDFError, PDFPasswordError
 from .images.load import _try_base64, describe, read_bytes, sniff
 from .images.policy import InputPolicy
+from .settings import DEFAULT_DPI, check_dpi
 
 PDFSource = Union[str, os.PathLike, bytes, bytearray, BinaryIO]  # noqa: UP007
 Backend = Literal["pypdfium2", "pdf2image"]
@@ -280,7 +281,7 @@ def iter_pdf_pages(
     source: PDFSource,
     *,
     pages: str | Sequence[int] | None = None,
-    dpi: float = 200,
+    dpi: float = DEFAULT_DPI,
     long_side: int | None = None,
     password: str | None = None,
     backend: Backend = "pypdfium2",
@@ -306,8 +307,8 @@ def iter_pdf_pages(
     """
     if backend not in ("pypdfium2", "pdf2image"):
         raise InvalidInputError(f"PDF backend {backend!r} is unknown: use 'pypdfium2' or 'pdf2image'")
-    if long_side is None and not (isinstance(dpi, (int, float)) and 1 <= dpi <= 2400):
-        raise InvalidInputError(f"dpi must be a number in 1..2400, got {dpi!r}")
+    if long_side is None:
+        check_dpi(dpi)
     if long_side is not None and (not isinstance(long_side, int) or not 16 <= long_side <= 20000):
         raise InvalidInputError(f"long_side must be an integer in 16..20000 pixels, got {long_side!r}")
     pol = policy or _DEFAULT_POLICY
@@ -381,7 +382,7 @@ def render_page(
     source: PDFSource,
     number: int,
     *,
-    dpi: float = 200,
+    dpi: float = DEFAULT_DPI,
     long_side: int | None = None,
     password: str | None = None,
     policy: InputPolicy | None = None,

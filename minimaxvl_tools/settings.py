@@ -17,6 +17,25 @@ from .errors import redact_url
 ENV_PREFIX = "MINIMAXVL_"
 DEFAULT_BASE_URL = "http://localhost:8000/v1"
 DEFAULT_MODEL = "MiniMaxAI/MiniMax-VL-01"
+DEFAULT_DPI = 200
+"""PDF rendering resolution when nothing else says (``MINIMAXVL_DPI``, ``--dpi``, ``dpi=``)."""
+DPI_RANGE = (30, 1200)
+"""The one allowed range of ``dpi`` everywhere (tools, loader, ingest, eval, CLI, renderer)."""
+
+
+def check_dpi(dpi: Any, name: str = "dpi") -> int | float:
+    """``dpi`` when it is a number in :data:`DPI_RANGE`, else InvalidInputError naming it and the range."""
+    from .errors import InvalidInputError
+
+    lo, hi = DPI_RANGE
+    if isinstance(dpi, bool) or not isinstance(dpi, int | float) or not lo <= dpi <= hi:
+        raise InvalidInputError(f"{name} must be a number in {lo}..{hi}, got {dpi!r}")
+    return dpi
+
+
+def current(settings: Settings | None = None) -> Settings:
+    """``settings`` when given, else the environment's (``MINIMAXVL_*`` over the defaults)."""
+    return settings if isinstance(settings, Settings) else Settings.from_env()
 
 
 def _split_list(value: str) -> list[str]:
@@ -57,6 +76,9 @@ class Settings(BaseModel):
         150_000_000, gt=0, description="Largest decoded image or rendered PDF page, in pixels."
     )
     cache_dir: Path = Field(default_factory=lambda: Path(".minimaxvl-cache"))
+    dpi: int = Field(
+        DEFAULT_DPI, ge=DPI_RANGE[0], le=DPI_RANGE[1], description="PDF rendering resolution (MINIMAXVL_DPI)."
+    )
     workers: int | None = Field(
         None,
         ge=0,
@@ -105,4 +127,13 @@ class Settings(BaseModel):
         return cls(**data)
 
 
-__all__ = ["DEFAULT_BASE_URL", "DEFAULT_MODEL", "ENV_PREFIX", "Settings"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_DPI",
+    "DEFAULT_MODEL",
+    "DPI_RANGE",
+    "ENV_PREFIX",
+    "Settings",
+    "check_dpi",
+    "current",
+]

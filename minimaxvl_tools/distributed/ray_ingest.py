@@ -46,7 +46,7 @@ from ..errors import InvalidInputError
 from ..images.policy import InputPolicy
 from ..ingest import IngestSummary, failed_file_record, list_files, page_record, safe_text
 from ..loaders import DOC_SUFFIXES, FallbackEngine, LoaderMode, MiniMaxVLDocumentLoader, PageCache
-from ..settings import Settings
+from ..settings import Settings, check_dpi, current
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -349,7 +349,7 @@ def ray_ingest(
     mode: LoaderMode = "auto",
     policy: InputPolicy | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
-    dpi: int = 200,
+    dpi: int | None = None,
     plain: bool = False,
     fallbacks: Sequence[FallbackEngine] = ("text-layer", "local"),
     detect_rotation: bool = True,
@@ -402,7 +402,7 @@ def ray_ingest(
     odd = [os.fsencode(os.path.abspath(f)) for f in readable if safe_text(str(f)) != str(f)]
     opts = _Options(
         mode=mode,
-        dpi=dpi,
+        dpi=check_dpi(dpi) if dpi is not None else current(settings).dpi,
         plain=plain,
         fallbacks=tuple(fallbacks),
         detect_rotation=detect_rotation,

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from ..errors import InvalidInputError
+from ..settings import DEFAULT_DPI, check_dpi
 
 __all__ = ["OCRBENCH_OCR_CATEGORIES", "TASKS", "TASK_UNITS", "Engine", "EvalConfig", "PromptMode"]
 
@@ -60,7 +61,7 @@ class EvalConfig:
     task: str
     model: str = ""
     engine: Engine = "vlm"
-    dpi: int = 200
+    dpi: int = DEFAULT_DPI
     tile: Literal["auto"] | bool = "auto"
     lang: str = "eng"
     psm: int = 3
@@ -80,8 +81,7 @@ class EvalConfig:
             raise InvalidInputError(f"engine must be 'vlm' or 'local', got {self.engine!r}")
         if self.engine == "local" and self.task != "ocr-cer":
             raise InvalidInputError("engine='local' (Tesseract) only applies to the ocr-cer task")
-        if not 50 <= self.dpi <= 600:
-            raise InvalidInputError(f"dpi must be in 50..600, got {self.dpi}")
+        check_dpi(self.dpi)
         if self.prompt_mode not in ("benchmark", "tools"):
             raise InvalidInputError(f"prompt_mode must be 'benchmark' or 'tools', got {self.prompt_mode!r}")
         if self.mathvista_fallback not in ("answer_line", "none"):

@@ -39,6 +39,7 @@ from ..pages.send import failed_page
 from ..pages.window import FailureRule, Ready, ain_order, in_order
 from ..pdf import text_layer_is_good
 from ..results import OCRPage
+from ..settings import check_dpi, current
 from .records import (
     CACHE_VERSION,
     JobStats,
@@ -84,7 +85,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         mode: LoaderMode = "auto",
         client: Any | None = None,
         pages: str | Sequence[int] | None = None,
-        dpi: int = 200,
+        dpi: int | None = None,
         password: str | None = None,
         plain: bool = False,
         recursive: bool = True,
@@ -118,7 +119,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         self.mode: LoaderMode = mode
         self._client = client
         self.pages = pages
-        self.dpi = dpi
+        self.dpi = check_dpi(dpi) if dpi is not None else current(getattr(client, "settings", None)).dpi
         self.password = password
         self.plain = plain
         self.recursive = recursive

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError, MiniMaxVLError
 from ..results import OCRPage
+from ..settings import DEFAULT_DPI
 from .fallback import Fallbacks
 from .plan import MIN_X_HEIGHT
 from .prepare import PreparedPage, PrepareOptions, prepare
@@ -53,7 +54,7 @@ class PageReader:
     fallbacks: Fallbacks = field(default_factory=Fallbacks)
     rotation_engine: LocalOCREngine | None = None
     pool: PagePool | None = None
-    dpi: int = 200
+    dpi: int = DEFAULT_DPI
     password: str | None = None
     fit: bool = False
     release: bool = True

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from PIL import Image
 
 from ..errors import InvalidInputError, MiniMaxVLError
+from ..settings import DEFAULT_DPI
 
 if TYPE_CHECKING:  # pragma: no cover
     from ...images.policy import InputPolicy
@@ -67,7 +68,7 @@ def iter_pages(
     source: Any,
     *,
     pages: PageSpec = None,
-    dpi: int = 200,
+    dpi: int = DEFAULT_DPI,
     policy: InputPolicy | None = None,
     password: str | None = None,
     render: bool = True,
