@@ -52,6 +52,8 @@ from .records import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..client import MiniMaxVLClient
+    from ..local_ocr import LocalOCREngine
     from ..page_workers import PagePool
 
 log = logging.getLogger(__name__)
@@ -83,7 +85,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         *,
         file_path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
         mode: LoaderMode = "auto",
-        client: Any | None = None,
+        client: MiniMaxVLClient | None = None,
         pages: str | Sequence[int] | None = None,
         dpi: int | None = None,
         password: str | None = None,
@@ -99,7 +101,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         max_failure_rate: float | None = None,
         min_pages_before_abort: int = 5,
         policy: InputPolicy | None = None,
-        local_engine: Any | None = None,
+        local_engine: LocalOCREngine | None = None,
         workers: int | None = None,
         digests: dict[Path, str] | None = None,
     ) -> None:
@@ -160,7 +162,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
 
     # ------------------------------------------------------------ engines
     @property
-    def client(self) -> Any:
+    def client(self) -> MiniMaxVLClient:
         """The MiniMaxVLClient used in ``vlm``/``auto`` modes (built from the environment when not given)."""
         if self._client is None:
             from ..client import MiniMaxVLClient
@@ -169,7 +171,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         return self._client
 
     @property
-    def local_engine(self) -> Any:
+    def local_engine(self) -> LocalOCREngine:
         """The offline engine used in ``local`` mode and as a fallback."""
         if self._local is None:
             from ..local_ocr import LocalOCREngine
@@ -244,7 +246,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
             **self._plan_kwargs(),
         )
 
-    def _rotation_engine(self) -> Any:
+    def _rotation_engine(self) -> LocalOCREngine | None:
         if not self.detect_rotation or self.mode == "text-layer":
             return None
         try:
@@ -503,7 +505,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
             return 1
 
 
-def _configured_policy(client: Any) -> InputPolicy | None:
+def _configured_policy(client: MiniMaxVLClient | None) -> InputPolicy | None:
     """The policy ``MINIMAXVL_*`` (or the client's settings) configure for a loader given none: None (paths
     as given, anywhere) unless roots, URLs, private hosts or the pixel cap are set there."""
     from ..settings import Settings
