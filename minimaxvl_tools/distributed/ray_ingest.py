@@ -117,16 +117,12 @@ class _Options:
             from ..client import MiniMaxVLClient
 
             client = MiniMaxVLClient(self.settings)
-        return MiniMaxVLDocumentLoader(
-            [],
-            mode=self.mode,
-            client=client,
-            dpi=self.dpi,
-            plain=self.plain,
-            cache_dir=self.cache_dir,
-            fallbacks=self.fallbacks,
-            detect_rotation=self.detect_rotation,
-        )
+        same = {name: getattr(self, name) for name in _LOADER_OPTIONS}  # exactly the local loader's
+        return MiniMaxVLDocumentLoader([], client=client, **same)
+
+
+_LOADER_OPTIONS = ("mode", "dpi", "plain", "cache_dir", "fallbacks", "detect_rotation")
+"""The :class:`_Options` fields that are loader options of the same name."""
 
 
 # ---------------------------------------------------------------------------------------------- stage 1
