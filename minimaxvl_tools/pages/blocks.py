@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..images.cutting import Region, line_boxes
 from ..results import TextBlock
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -29,7 +30,6 @@ class BlockGeometry:
 
 def block_geometry(page: PageImage, regions: Sequence[Region] = ()) -> BlockGeometry:
     """The :class:`BlockGeometry` of a rendered page for its plan's ``regions`` (else the whole page)."""
-    from ..images.cutting import Region, line_boxes
 
     image = page.pixels()
     parts = list(regions) or [Region((0, 0, image.width, image.height))]
@@ -42,7 +42,6 @@ def _text_blocks(
 ) -> list[TextBlock]:
     """Boxes of what was read: per region of a whitespace plan (else the page's text area), split into
     one box per line when the region's text lines (ink rows) and the transcription's lines agree."""
-    from ..images.cutting import Region
 
     width, height = geometry.size
     if parts is None:

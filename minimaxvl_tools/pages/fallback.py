@@ -12,6 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from ..errors import InvalidInputError
+from ..local_ocr import LocalOCREngine
+from ..pdf import text_layer_is_good
 from ..results import OCRPage
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -38,7 +41,6 @@ class Fallbacks:
     local_engine: LocalOCREngine | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        from ..errors import InvalidInputError
 
         bad = [k for k in self.order if k not in FALLBACK_ENGINES]
         if bad:
@@ -56,7 +58,6 @@ class Fallbacks:
     def engine(self) -> LocalOCREngine:
         """The local engine (built on first use)."""
         if self.local_engine is None:
-            from ..local_ocr import LocalOCREngine
 
             self.local_engine = LocalOCREngine()
         return self.local_engine
@@ -78,7 +79,6 @@ class Fallbacks:
         """
         if ocr.status != "failed" or not self.order:
             return ocr
-        from ..pdf import text_layer_is_good
 
         warnings = list(ocr.warnings)
         for kind in self.order:

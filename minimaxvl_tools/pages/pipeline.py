@@ -19,6 +19,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError, MiniMaxVLError
+from ..images.quality import correct_rotation
 from ..results import OCRPage
 from ..settings import DEFAULT_DPI
 from .fallback import Fallbacks
@@ -116,7 +117,6 @@ class PageReader:
         the page came without pixels (prepared by a worker)."""
 
         def pixels() -> Image.Image | None:
-            from ..images.quality import correct_rotation
 
             source = page if page.image is not None else (self.render(page) if self.render else None)
             if source is None or source.image is None:

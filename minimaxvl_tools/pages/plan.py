@@ -10,7 +10,11 @@ from typing import TYPE_CHECKING, Literal
 from PIL import Image
 
 from ..errors import AspectRatioError, InvalidInputError
+from ..images.cutting import Region, cut_regions, find_layout, region_image
 from ..images.encode import EncodedImage, encode_image
+from ..images.quality import estimate_x_height
+from ..images.sizing import fit_image, plan_size
+from ..images.tiling import Tile, TilePlan, cut_tiles, needs_tiling, plan_tiles
 from ..profile import DEFAULT_PROFILE, ModelProfile
 from ..prompts import ocr as ocr_prompts
 
@@ -61,7 +65,6 @@ class PagePlan:
 
 def _tile_plan(width: int, height: int, profile: ModelProfile) -> TilePlan:
     """Crops of full page width when a canvas is that wide (text lines stay whole), else the cheapest grid."""
-    from ..images.tiling import plan_tiles
 
     limit = profile.max_aspect_ratio
     shaped = [c for c in profile.canvases if c[1] <= limit * width and c[0] <= limit * height]
@@ -104,8 +107,6 @@ def plan_page(
     choosing the scale whose full-width strips cost the fewest tokens. ``True`` always tiles, ``False``
     never does (one image fitted to ``max_tokens``).
     """
-    from ..images.sizing import plan_size
-    from ..images.tiling import needs_tiling
 
     if x_height is not None and not (x_height > 0 and min_x_height > 0):
         raise InvalidInputError(f"x_height={x_height} and min_x_height={min_x_height} must be positive")
@@ -176,7 +177,6 @@ def plan_page_image(
     plan = plan_page(image.width, image.height, tile=tile, max_tokens=max_tokens, profile=profile)
     if plan.mode != "tiles" or tile is False:
         return plan
-    from ..images.quality import estimate_x_height
 
     x = estimate_x_height(image)
     if x is None or x > min(image.size) / 4:  # no text lines (a figure, a photo): the render's resolution
@@ -211,8 +211,6 @@ def _whitespace_plan(
     """The cheapest whitespace-cut plan that shows print of ``x_height`` at ``min_x_height`` px: the
     content box as one image when that suffices, else crops cut between lines and at gutters, tried at
     the lowest legible scale and at the scales that make the text columns exactly a canvas wide."""
-    from ..images.cutting import Region, cut_regions, find_layout
-    from ..images.tiling import Tile, TilePlan
 
     layout = find_layout(image, x_height=x_height)
     if layout.content is None:
@@ -319,7 +317,6 @@ def encode_page(
     profile: ModelProfile = DEFAULT_PROFILE,
 ) -> EncodedImage:
     """Fit a whole page to the token budget (:func:`~.images.sizing.fit_image`) and encode it."""
-    from ..images.sizing import fit_image
 
     fitted, _ = fit_image(image, max_tokens=max_tokens, mode=mode, profile=profile)
     return encode_image(fitted, quality=quality, profile=profile)
@@ -329,7 +326,6 @@ def cut_page(image: Image.Image, plan: PagePlan) -> list[tuple[Image.Image, Tile
     """The crops of a tiled ``plan`` from the page's pixels, in plan order: whitespace regions cut from the
     page (ink beyond their seams whitened) and scaled to their tile size; or, for a grid plan, the page
     scaled to the plan first (Lanczos, sharpest for small print), then cut."""
-    from ..images.tiling import cut_tiles
 
     if plan.tiles is None:
         raise InvalidInputError("cut_page() needs a tiled plan (plan.mode == 'tiles')")
@@ -338,7 +334,6 @@ def cut_page(image: Image.Image, plan: PagePlan) -> list[tuple[Image.Image, Tile
             f"image is {image.width}x{image.height} but the plan is for a {plan.width}x{plan.height} page"
         )
     if plan.regions:
-        from ..images.cutting import region_image
 
         out = []
         for region, t in zip(plan.regions, plan.tiles.tiles, strict=True):

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import InvalidInputError, MiniMaxVLError
 from ..images.encode import EncodedImage
+from ..images.quality import correct_rotation, detect_rotation, is_blank
+from ..pdf import text_layer_is_good
 from ..profile import DEFAULT_PROFILE, ModelProfile
 from ..prompts import ocr as ocr_prompts
 from .blocks import BlockGeometry, block_geometry
@@ -112,8 +114,6 @@ def is_blank_page(page: PageImage, use_text_layer: bool = True) -> tuple[bool, s
     With ``use_text_layer`` a page whose text layer holds real text is not blank (its pixels are not
     looked at).
     """
-    from ..images.quality import is_blank
-    from ..pdf import text_layer_is_good
 
     if use_text_layer and page.text_layer and text_layer_is_good(page.text_layer):
         return False, ""
@@ -132,7 +132,6 @@ def upright(
     the page's own (PDF ``/Rotate``) rotation; the caller's page is left untouched. Detection errors never
     stop the page: it is sent as it is, with a warning.
     """
-    from ..images.quality import correct_rotation, detect_rotation
 
     try:
         chk = detect_rotation(page.pixels(), engine=engine, precheck=precheck)

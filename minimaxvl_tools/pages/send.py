@@ -19,6 +19,7 @@ from PIL import Image
 
 from ..errors import InvalidInputError, MiniMaxVLError
 from ..images.encode import EncodedImage
+from ..output_checks import temperature_schedule
 from ..prompts import ocr as ocr_prompts
 from ..results import CropInfo, OCRPage, markdown_to_text
 from .blocks import _text_blocks
@@ -110,7 +111,6 @@ def _start(
             warnings=list(prepared.warnings),
         )
         return None, blank
-    from ..output_checks import temperature_schedule
 
     if not isinstance(max_attempts, int) or max_attempts < 1:
         raise InvalidInputError(f"max_attempts={max_attempts!r} must be a positive integer")

@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from PIL import Image
 
 from ..errors import InvalidInputError, MiniMaxVLError
+from ..images import load
+from ..images.load import describe
+from ..pdf import iter_pdf_pages, parse_page_range
 from ..settings import DEFAULT_DPI
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -86,8 +89,6 @@ def iter_pages(
     ``page_errors=True`` yields a PDF page that cannot be rendered (over the pixel cap even at 1 dpi) with
     ``image=None`` and the reason in ``error`` instead of raising, so the pages after it still come.
     """
-    from ..images import load
-    from ..pdf import iter_pdf_pages, parse_page_range
 
     name = _describe(source)
     if isinstance(source, Image.Image):
@@ -147,7 +148,6 @@ def _pdf_pages(iter_pdf_pages: Any, src: Any, name: str, **kw: Any) -> Iterator[
 
 def _describe(source: Any) -> str:
     try:
-        from ..images.load import describe
 
         return describe(source)
     except Exception:  # pragma: no cover - describe must never hide the real error
