@@ -33,13 +33,10 @@ from ..images.policy import InputPolicy
 from ..pages import PageImage, iter_pages
 from ..pages.fallback import FallbackEngine, Fallbacks
 from ..pages.pipeline import PageReader
-from ..pages.prepare import is_blank_page, upright
 from ..pages.read import setting_of
-from ..pages.send import failed_page
 from ..pages.window import FailureRule, Ready, ain_order, in_order
-from ..pdf import text_layer_is_good
-from ..results import OCRPage
 from ..settings import check_dpi, current
+from .recorder import PageRecorder
 from .records import (
     CACHE_VERSION,
     JobStats,
@@ -48,7 +45,6 @@ from .records import (
     error_document,
     file_digest,
     page_document,
-    record_of,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -213,7 +209,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
 
     def process_page(self, page: PageImage) -> dict[str, Any]:
         """One page through the loader's pipeline (no cache): its record; errors become a failed record."""
-        return self._read(self._reader(None), page).cache_dict()
+        return self._recorder(None).read(page).cache_dict()
 
     def page_document(self, path: Path, page: PageImage, rec: dict[str, Any], cached: bool) -> Document:
         """The ``Document`` the loader yields for ``page`` of ``path`` with record ``rec``."""
@@ -225,25 +221,39 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         return PageRecord.model_validate(rec).cacheable
 
     # ------------------------------------------------------------ per page
-    def _reader(self, pool: PagePool | None, path: Path | None = None) -> PageReader:
-        """The page pipeline of this run: pixel-only blank check (text layers are the loader's own
-        business), rotation with Tesseract when installed, the loader's fallbacks, the worker pool."""
-        render = None
-        if path is not None and "local" in self.fallbacks:
-            render = partial(self._render_one, path)
-        return PageReader.build(
-            self.client,
+    def _recorder(self, pool: PagePool | None, path: Path | None = None) -> PageRecorder:
+        """How this run records a page: pixel-only blank check (text layers are the loader's own business),
+        rotation with Tesseract when installed, the loader's fallbacks, the worker pool (model modes)."""
+        fallbacks = Fallbacks(self.fallbacks, min_text_chars=1, local_engine=self._local)
+        rotation = self._rotation_engine()
+        reader = None
+        if self.mode in ("vlm", "auto"):
+            local_fallback = path is not None and "local" in self.fallbacks
+            render = partial(self._render_one, path) if local_fallback else None
+            reader = PageReader.build(
+                self.client,
+                plain=self.plain,
+                skip_blank=self.skip_blank,
+                blank_uses_text_layer=False,
+                fix_rotation=self.detect_rotation,
+                rotation_engine=rotation,
+                fallbacks=fallbacks,
+                pool=pool,
+                dpi=self.dpi,
+                password=self.password,
+                render=render,
+                **self._plan_kwargs(),
+            )
+        return PageRecorder(
+            mode=self.mode,
+            reader=reader,
+            fallbacks=fallbacks,
+            local_engine=lambda: self.local_engine,
+            rotation_engine=rotation,
             plain=self.plain,
+            min_text_chars=self.min_text_chars,
             skip_blank=self.skip_blank,
-            blank_uses_text_layer=False,
-            fix_rotation=self.detect_rotation,
-            rotation_engine=self._rotation_engine(),
-            fallbacks=Fallbacks(self.fallbacks, min_text_chars=1, local_engine=self._local),
-            pool=pool,
-            dpi=self.dpi,
-            password=self.password,
-            render=render,
-            **self._plan_kwargs(),
+            detect_rotation=self.detect_rotation,
         )
 
     def _rotation_engine(self) -> LocalOCREngine | None:
@@ -257,75 +267,6 @@ class MiniMaxVLDocumentLoader(BaseLoader):
     def _render_one(self, path: Path, page: PageImage) -> PageImage | None:
         """``page`` of ``path`` rendered here (the local fallback of a page a worker prepared)."""
         return next(iter(iter_pages(path, pages=[page.number], dpi=self.dpi, password=self.password)), None)
-
-    def _needs_model(self, page: PageImage) -> bool:
-        if self.mode == "vlm":
-            return True
-        if self.mode == "auto":
-            return not text_layer_is_good(page.text_layer or "", self.min_text_chars)
-        return False
-
-    def _early(self, reader: PageReader, page: PageImage) -> PageRecord | None:
-        """The record of a page that needs no pixels work: text layers, and pages that did not render."""
-        if self.mode == "text-layer" or (self.mode == "auto" and not self._needs_model(page)):
-            return PageRecord.text_layer(page.text_layer or "")
-        if page.error is not None:  # not rendered: the text-layer fallback, else failed
-            failed = failed_page(page, page.error)
-            failed.error = f"{type(page.error).__name__}: {page.error}"
-            ocr = reader.fallbacks.apply(page, failed, None)
-            return record_of(ocr, plain=self.plain, page_rotation=page.rotation)
-        return None
-
-    def _read(self, reader: PageReader, page: PageImage) -> PageRecord:
-        """One rendered page, isolated: any error becomes this page's failed record, never the job's."""
-        try:
-            rec = self._early(reader, page)
-            if rec is not None:
-                return rec
-            if self.mode == "local":
-                return self._read_local(reader, page)
-            return record_of(reader.read(page), plain=self.plain, page_rotation=page.rotation)
-        except Exception as e:  # a page we cannot even prepare fails alone
-            return PageRecord.failed(f"{type(e).__name__}: {e}")
-
-    def _read_local(self, reader: PageReader, page: PageImage) -> PageRecord:
-        """``local`` mode: the same blank and rotation checks as the model path, then Tesseract."""
-        if self.skip_blank and is_blank_page(page, use_text_layer=False)[0]:
-            return PageRecord(status="blank")
-        turned = 0
-        if self.detect_rotation:
-            fixed, _ = upright(page, reader.rotation_engine)
-            turned, page = (fixed.rotation - page.rotation) % 360, fixed
-        res = self.local_engine.ocr(page.pixels())
-        return PageRecord(
-            content=res.text, status="ok", engine=res.engine, extraction="ocr", rotation_corrected=turned
-        )
-
-    async def _aread(self, reader: PageReader, page: PageImage) -> PageRecord:
-        """Async :meth:`_read`: the model path awaits the requests on the loop, the rest runs in a thread."""
-        if self.mode in ("text-layer", "local") or page.error is not None or not self._needs_model(page):
-            return await asyncio.to_thread(self._read, reader, page)
-        try:
-            ocr = await reader.aread(page)
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:
-            return PageRecord.failed(f"{type(e).__name__}: {e}")
-        return record_of(ocr, plain=self.plain, page_rotation=page.rotation)
-
-    def _pooled(self, job: Callable[[], OCRPage], page: PageImage) -> PageRecord:
-        try:
-            return record_of(job(), plain=self.plain, page_rotation=page.rotation)
-        except Exception as e:
-            return PageRecord.failed(f"{type(e).__name__}: {e}")
-
-    async def _apooled(self, job: Callable[[], Awaitable[OCRPage]], page: PageImage) -> PageRecord:
-        try:
-            return record_of(await job(), plain=self.plain, page_rotation=page.rotation)
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:
-            return PageRecord.failed(f"{type(e).__name__}: {e}")
 
     # ------------------------------------------------------------ jobs
     def _window(self) -> int:
@@ -354,33 +295,29 @@ class MiniMaxVLDocumentLoader(BaseLoader):
     def _cached(self, key: str) -> PageRecord | None:
         return self.cache.record(key) if self.cache is not None else None
 
-    def _job(self, reader: PageReader, path: Path, page: PageImage, key: str) -> Callable[[], PageRecord]:
+    def _job(self, rec: PageRecorder, path: Path, page: PageImage, key: str) -> Callable[[], PageRecord]:
         """The window's job for one page; it caches the page as soon as it is done (on the worker, not when
         it is handed out), so a stopped run keeps every finished page."""
-        if page.image is None and reader.pool is not None and self._early(reader, page) is None:
-            inner = reader.job(page, str(path))  # the worker starts on it now, in page order
-            return lambda: self._store(key, self._pooled(inner, page))
-        return lambda: self._store(key, self._read(reader, page))
+        pooled = rec.pooled(page, str(path))  # a worker process starts on it now, in page order
+        return lambda: self._store(key, pooled() if pooled is not None else rec.read(page))
 
     def _ajob(
-        self, reader: PageReader, path: Path, page: PageImage, key: str
+        self, rec: PageRecorder, path: Path, page: PageImage, key: str
     ) -> Callable[[], Awaitable[PageRecord]]:
         """Async :meth:`_job`."""
+        pooled = rec.apooled(page, str(path))
 
         async def run() -> PageRecord:
-            if page.image is None and reader.pool is not None and self._early(reader, page) is None:
-                rec = await self._apooled(reader.ajob(page, str(path)), page)
-            else:
-                rec = await self._aread(reader, page)
-            return await asyncio.to_thread(self._store, key, rec)
+            done = await (pooled() if pooled is not None else rec.aread(page))
+            return await asyncio.to_thread(self._store, key, done)
 
         return run
 
-    def _file_pages(self, path: Path) -> tuple[PageReader, Iterator[PageImage], str]:
-        """A file's reader (its worker pool, if any), its page stream and its content hash."""
+    def _file_pages(self, path: Path) -> tuple[PageRecorder, Iterator[PageImage], str]:
+        """A file's recorder (its worker pool, if any), its page stream and its content hash."""
         digest = self.digests.get(path) or file_digest(path)
         pool = self._page_pool(path)
-        reader = self._reader(pool, path)
+        reader = self._recorder(pool, path)
         render = pool is None and self.mode != "text-layer"
         pages = iter_pages(
             path,
@@ -389,7 +326,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
             policy=self.policy,
             password=self.password,
             render=render,
-            page_errors=True,  # a page that cannot be rendered fails alone (see _early)
+            page_errors=True,  # a page that cannot be rendered fails alone (see PageRecorder.early)
         )
         return reader, pages, digest
 
