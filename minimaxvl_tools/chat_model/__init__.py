@@ -2,8 +2,8 @@
 
 Why a dedicated chat model instead of ``ChatOpenAI``: MiniMax-VL-01's chat template silently drops OpenAI
 ``tool_calls`` and ``tool`` messages, wants every content as a *list* of typed parts, and answers tool calls
-as text (``<function_call>```typescript\\nfunctions.NAME({json})\\n``` ``) that vLLM has no parser for. This
-class translates in both directions (see :mod:`minimaxvl_tools.tool_format`):
+as text (``<function_call>```typescript\\nfunctions.NAME({json})\\n``` ``) that vLLM has no parser for.
+:class:`ChatMiniMaxVL` (:mod:`.base`) translates in both directions (see :mod:`minimaxvl_tools.tool_format`):
 
 * out: tool definitions are rendered for the model (appended to the system prompt, or sent as ``tools`` with
   ``tool_choice="none"`` so the template renders its ``function_setting`` turns); assistant turns with
@@ -18,7 +18,7 @@ class translates in both directions (see :mod:`minimaxvl_tools.tool_format`):
 from __future__ import annotations
 
 from .base import ChatMiniMaxVL, ToolRender
-from .messages import _ImageRef as _ImageRef
+from .messages import _ImageRef as _ImageRef  # the image placeholder in convert_messages output
 from .messages import convert_messages
 
 __all__ = ["ChatMiniMaxVL", "ToolRender", "convert_messages"]
