@@ -308,7 +308,8 @@ def chat_flow(req: ChatRequest) -> Flow:
     A reply cut at max_tokens (with a schema: one whose JSON does not validate) is sent again once with
     :func:`retry_budget` when the request gives ``max_retry_tokens``. A JSON still cut is not repaired
     (the whole object would need the same room again): it raises :class:`TruncatedOutputError` listing
-    the budgets tried, for the caller to give room. Any other invalid JSON gets one repair attempt.
+    the budgets tried, for the caller to give room. Any other invalid JSON gets one repair attempt, with
+    the budget of the answer it repairs.
     """
     plan: RequestPlan = yield plan_step(req)
     result: ChatResult = yield Send(plan)
@@ -337,7 +338,7 @@ def chat_flow(req: ChatRequest) -> Flow:
                 budgets=budgets,
             )
         hist, fix = repair_turns(plan, result.text, errors)
-        fix_req = ChatRequest(fix, [], "", hist, req.max_tokens, allow_downscale=False)
+        fix_req = ChatRequest(fix, [], "", hist, retry or req.max_tokens, allow_downscale=False)
         plan2: RequestPlan = yield plan_step(fix_req)
         second: ChatResult = yield Send(plan2)
         parsed, errors2 = validate(schema, second.text)

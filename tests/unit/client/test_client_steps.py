@@ -212,3 +212,13 @@ def test_flow_cut_json_without_room_reports_one_budget() -> None:
     with pytest.raises(TruncatedOutputError) as e:
         drive(chat_flow(req), [cut('{"answer": "4')])
     assert e.value.budgets == (64,) and "max_tokens 64 (finish_reason=length)" in str(e.value)
+
+
+def test_flow_repairs_an_invalid_retry_with_the_retry_budget() -> None:
+    req = ChatRequest("q", [], None, None, 64, schema=Answer, max_retry_tokens=1000)
+    replies = [cut('{"answer": "4'), ChatResult(text="not json"), ChatResult(text='{"answer": "42"}')]
+    result, steps = drive(chat_flow(req), replies)
+    assert result.parsed == Answer(answer="42") and [type(s) for s in steps] == [Plan, Send, Send, Plan, Send]
+    repair = steps[3]
+    assert isinstance(repair, Plan) and repair.max_tokens == 128  # the room the retry had, not less
+    assert repair.history[-1]["content"][0]["text"] == "not json"
