@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from typing import Any
 
 _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/?#@\s'\"]*@)")
@@ -151,7 +152,14 @@ class OutputValidationError(MiniMaxVLError):
 
 
 class TruncatedOutputError(OutputValidationError):
-    """Output cut off by ``max_tokens`` (finish_reason ``length``) after every retry."""
+    """Output cut off by ``max_tokens`` (finish_reason ``length``) after every retry; ``budgets`` lists
+    the max_tokens of each attempt that was cut (empty when the raiser does not say)."""
+
+    def __init__(
+        self, message: str, *, raw: str = "", errors: Any = None, budgets: Sequence[int] = ()
+    ) -> None:
+        super().__init__(message, raw=raw, errors=errors)
+        self.budgets: tuple[int, ...] = tuple(budgets)
 
 
 class RepetitionError(OutputValidationError):

@@ -39,8 +39,8 @@ from .steps import (
     Plan,
     Retrying,
     RetryPolicy,
-    Send,
     StreamUsage,
+    advance,
     chat_flow,
     check_options,
     plan_step,
@@ -357,30 +357,24 @@ class MiniMaxVLClient:
         return result
 
     def _drive(self, flow: Flow, kw: Mapping[str, Any]) -> ChatResult:
-        answer: Any = None
-        while True:
-            try:
-                step = flow.send(answer)
-            except StopIteration as done:
-                return done.value
-            answer = (
-                self._plan(step, self.max_model_len())
-                if isinstance(step, Plan)
-                else self._send(step.plan, kw)
-            )
+        """Perform the steps of ``flow`` (:mod:`.steps`) until it gives its result."""
+        step = advance(flow, None)
+        while not isinstance(step, ChatResult):
+            if isinstance(step, Plan):
+                step = advance(flow, self._plan(step, self.max_model_len()))
+            else:
+                step = advance(flow, self._send(step.plan, kw))
+        return step
 
     async def _adrive(self, flow: Flow, kw: Mapping[str, Any]) -> ChatResult:
-        answer: Any = None
-        while True:
-            try:
-                step = flow.send(answer)
-            except StopIteration as done:
-                return done.value
+        """Async :meth:`_drive`."""
+        step = advance(flow, None)
+        while not isinstance(step, ChatResult):
             if isinstance(step, Plan):
-                answer = await self._aplan(step)
+                step = advance(flow, await self._aplan(step))
             else:
-                assert isinstance(step, Send)
-                answer = await self._asend(step.plan, kw)
+                step = advance(flow, await self._asend(step.plan, kw))
+        return step
 
     # ------------------------------------------------------------------ chat
     def chat(
@@ -390,7 +384,9 @@ class MiniMaxVLClient:
 
         Options (:class:`~.steps.ChatOptions`): ``system`` (None: the client's prompt, "": none),
         ``max_tokens``, ``temperature``, ``schema``, ``messages`` (history), ``extra_body``, ``stop``,
-        ``allow_downscale`` (shrink images to fit the context).
+        ``allow_downscale`` (shrink images to fit the context), ``max_retry_tokens`` (a reply cut at
+        max_tokens is asked again once with up to twice the budget, within this cap and the context:
+        :func:`~.steps.retry_budget`).
         """
         kw = check_options(options, "chat")
         req = self._request(text, self.prepare_images(images), kw)
@@ -407,7 +403,8 @@ class MiniMaxVLClient:
 
     def structured(self, text: str, images: Sequence[ImageInput], schema: type[T], **kw: Any) -> T:
         """The answer validated as ``schema`` (json_schema guided decoding + one repair attempt; a JSON
-        cut at max_tokens raises :class:`TruncatedOutputError` at once, for the caller to give room)."""
+        cut at max_tokens is asked again with more room only under ``max_retry_tokens``, and one still cut
+        raises :class:`TruncatedOutputError`, for the caller to give room)."""
         return self.chat(text, images, schema=schema, **kw).parsed
 
     async def astructured(self, text: str, images: Sequence[ImageInput], schema: type[T], **kw: Any) -> T:

@@ -1,5 +1,6 @@
 """The request logic written once, as steps that do no I/O: the retry ladder over the endpoint pool,
-request bodies, answers into :class:`ChatResult`, and the structured-output flow (validate, one repair).
+request bodies, answers into :class:`ChatResult`, and the flow of bad answers (a reply cut at max_tokens
+asked again once with more room when the caller allows it; structured output validated, one repair).
 
 The client's sync and async methods are thin drivers: they perform what a step asks for (send a plan,
 prefetch token counts, sleep) and feed the outcome back, so both paths take the same decisions.
@@ -11,7 +12,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypedDict
 
 from pydantic import BaseModel, ValidationError
@@ -100,6 +101,7 @@ class ChatOptions(TypedDict, total=False):
     extra_body: Mapping[str, Any] | None
     stop: str | list[str] | None
     allow_downscale: bool
+    max_retry_tokens: int | None
 
 
 STREAM_ARGS = frozenset(ChatOptions.__annotations__)
@@ -114,8 +116,11 @@ def check_options(options: Mapping[str, Any], where: str) -> dict[str, Any]:
 
 
 def stream_args(kw: dict[str, Any], where: str) -> tuple[Callable[[Usage], Any] | None, dict[str, Any]]:
-    """``on_usage`` and the chat arguments of a stream call; unknown arguments are refused."""
+    """``on_usage`` and the chat arguments of a stream call; unknown arguments are refused, and so is
+    ``max_retry_tokens`` (deltas already shown cannot be asked again)."""
     on_usage = kw.pop("on_usage", None)
+    if kw.get("max_retry_tokens") is not None:
+        raise InvalidInputError(f"{where}() does not retry a cut reply: max_retry_tokens is for chat()")
     return on_usage, check_options(kw, where)
 
 
@@ -207,12 +212,14 @@ class ChatRequest:
     max_tokens: int
     allow_downscale: bool = True
     schema: type[BaseModel] | None = None
+    max_retry_tokens: int | None = None
 
     @classmethod
     def of(
         cls, text: str, images: list[EncodedImage], call: Mapping[str, Any], max_tokens: int
     ) -> ChatRequest:
-        """The request of a chat call's options (system, messages, allow_downscale, schema)."""
+        """The request of a chat call's options (system, messages, allow_downscale, schema,
+        max_retry_tokens)."""
         return cls(
             text,
             images,
@@ -221,6 +228,7 @@ class ChatRequest:
             max_tokens,
             call.get("allow_downscale", True),
             call.get("schema"),
+            call.get("max_retry_tokens"),
         )
 
 
@@ -282,29 +290,55 @@ def plan_step(req: ChatRequest) -> Plan:
     return Plan(req.text, req.images, req.system, req.history, req.max_tokens, req.allow_downscale)
 
 
-def chat_flow(req: ChatRequest) -> Flow:
-    """One chat call as steps: plan, send, and with a schema validate with one repair attempt.
+def retry_budget(req: ChatRequest, plan: RequestPlan) -> int:
+    """max_tokens of the one retry of a reply cut at max_tokens: twice the request's, within
+    ``max_retry_tokens`` and the room the prompt leaves in the context (the same messages are sent
+    again); 0 (no retry) when that is no more than the request's max_tokens or no cap was given."""
+    if req.max_retry_tokens is None:
+        return 0
+    want = min(2 * req.max_tokens, req.max_retry_tokens)
+    room = plan.max_model_len - plan.text_tokens - plan.image_tokens
+    budget = min(want, room)
+    return budget if budget > req.max_tokens else 0
 
-    A JSON answer cut at max_tokens is not repaired (the whole object would need the same room again):
-    it raises :class:`TruncatedOutputError` for the caller to give room.
+
+def chat_flow(req: ChatRequest) -> Flow:
+    """One chat call as steps: plan, send, then the bad-answer ladder.
+
+    A reply cut at max_tokens (with a schema: one whose JSON does not validate) is sent again once with
+    :func:`retry_budget` when the request gives ``max_retry_tokens``. A JSON still cut is not repaired
+    (the whole object would need the same room again): it raises :class:`TruncatedOutputError` listing
+    the budgets tried, for the caller to give room. Any other invalid JSON gets one repair attempt, with
+    the budget of the answer it repairs.
     """
     plan: RequestPlan = yield plan_step(req)
     result: ChatResult = yield Send(plan)
     schema = req.schema
+    parsed, errors = validate(schema, result.text) if schema is not None else (None, None)
+    budgets = [plan.max_tokens]
+    retry = retry_budget(req, plan) if result.finish_reason == "length" and parsed is None else 0
+    if retry:
+        budgets.append(retry)
+        first = result
+        result = yield Send(replace(plan, max_tokens=retry))
+        result.usage = first.usage + result.usage
+        if schema is not None:
+            parsed, errors = validate(schema, result.text)
     if schema is None:
         return result
-    parsed, errors = validate(schema, result.text)
     if parsed is None:
         errors = errors or ""
         if result.finish_reason == "length":
+            tried = ", then ".join(str(b) for b in budgets)
             raise TruncatedOutputError(
-                f"the model's {schema.__name__} JSON was cut at max_tokens {result.max_tokens} "
+                f"the model's {schema.__name__} JSON was cut at max_tokens {tried} "
                 "(finish_reason=length); raw text kept in .raw: raise max_tokens or ask for less output",
                 raw=result.text,
                 errors=errors,
+                budgets=budgets,
             )
         hist, fix = repair_turns(plan, result.text, errors)
-        fix_req = ChatRequest(fix, [], "", hist, req.max_tokens, allow_downscale=False)
+        fix_req = ChatRequest(fix, [], "", hist, retry or req.max_tokens, allow_downscale=False)
         plan2: RequestPlan = yield plan_step(fix_req)
         second: ChatResult = yield Send(plan2)
         parsed, errors2 = validate(schema, second.text)
@@ -321,19 +355,32 @@ def chat_flow(req: ChatRequest) -> Flow:
     return result
 
 
+def advance(flow: Flow, answer: Any) -> Step | ChatResult:
+    """Feed the outcome of the last step to ``flow``: its next step, or the call's result once it is done
+    (the one step both drivers share)."""
+    try:
+        return flow.send(answer)
+    except StopIteration as done:
+        return done.value
+
+
 __all__ = [
     "ChatOptions",
     "ChatRequest",
+    "Flow",
     "Plan",
     "RetryPolicy",
     "Retrying",
     "Send",
+    "Step",
     "StreamUsage",
+    "advance",
     "chat_flow",
     "check_options",
     "plan_step",
     "repair_turns",
     "request_kwargs",
+    "retry_budget",
     "stream_args",
     "strip_fences",
     "to_result",

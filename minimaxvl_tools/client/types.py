@@ -28,13 +28,8 @@ class Usage(BaseModel):
     latency_s: float = 0.0
 
     def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
-            completion_tokens=self.completion_tokens + other.completion_tokens,
-            image_tokens=self.image_tokens + other.image_tokens,
-            requests=self.requests + other.requests,
-            latency_s=self.latency_s + other.latency_s,
-        )
+        """Field-by-field sum (every field is a count or a duration)."""
+        return Usage(**{name: getattr(self, name) + getattr(other, name) for name in Usage.model_fields})
 
     @property
     def total_tokens(self) -> int:

@@ -33,6 +33,16 @@ def _short(source: str, limit: int = 100) -> str:
     return source if len(source) <= limit else source[: limit - 3] + "..."
 
 
+def shared_client(
+    client: MiniMaxVLClient | None, settings: Settings | None
+) -> tuple[MiniMaxVLClient, Settings]:
+    """The client tools share (the one given, else one built from ``settings`` or the environment) and
+    the settings that go with it (those given, else the client's)."""
+    if client is None:
+        client = MiniMaxVLClient(settings or Settings.from_env())
+    return client, settings if settings is not None else client.settings
+
+
 class MiniMaxVLBaseTool(BaseTool):
     """Base of the MiniMax-VL-01 tools: one client, an input policy, errors as ToolException text."""
 
@@ -59,10 +69,7 @@ class MiniMaxVLBaseTool(BaseTool):
 
     @model_validator(mode="after")
     def _build_client(self) -> MiniMaxVLBaseTool:
-        if self.client is None:
-            self.client = MiniMaxVLClient(self.settings or Settings.from_env())
-        if self.settings is None:
-            self.settings = self.client.settings
+        self.client, self.settings = shared_client(self.client, self.settings)
         # what is not given here comes from the settings (so MINIMAXVL_ALLOWED_ROOTS etc. reach the tool)
         if self.allowed_roots is None:
             self.allowed_roots = list(self.settings.allowed_roots)
@@ -172,4 +179,26 @@ class MiniMaxVLBaseTool(BaseTool):
         return f"{cut}\n\n[truncated: {rest} more characters; the full result is in the tool artifact]"
 
 
-__all__ = ["MiniMaxVLBaseTool"]
+class CutRetryTool(MiniMaxVLBaseTool):
+    """A tool asking one request whose reply, when cut at ``max_tokens`` (a long JSON, a long chain of
+    reasoning), the client asks again once with more room (its ``max_retry_tokens`` option)."""
+
+    max_tokens: int = Field(
+        2048,
+        ge=64,
+        description="Completion budget of the request; a reply cut there (finish_reason=length) is asked "
+        "again once with twice the budget.",
+    )
+    max_retry_tokens: int = Field(
+        8192,
+        ge=64,
+        description="Cap on that one retry's budget (the context room caps it too); at most max_tokens "
+        "turns the retry off.",
+    )
+
+    def budget(self) -> dict[str, int]:
+        """The client options of the request's budget and of its one retry with more room."""
+        return {"max_tokens": self.max_tokens, "max_retry_tokens": self.max_retry_tokens}
+
+
+__all__ = ["CutRetryTool", "MiniMaxVLBaseTool", "shared_client"]

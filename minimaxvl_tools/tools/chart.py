@@ -7,12 +7,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ..errors import ContextOverflowError, InvalidInputError, TruncatedOutputError
+from ..errors import InvalidInputError, TruncatedOutputError
 from ..images.encode import EncodedImage
 from ..pages import encode_page
 from ..prompts import chart as prompts
 from ..results import ChartData
-from .base import MiniMaxVLBaseTool
+from .base import CutRetryTool
 
 
 class ChartReaderInput(BaseModel):
@@ -45,7 +45,7 @@ def summarize_chart(data: ChartData) -> str:
     return "\n".join(lines)
 
 
-class ChartReaderTool(MiniMaxVLBaseTool):
+class ChartReaderTool(CutRetryTool):
     """Extract the data of a chart or plot (bar, line, pie, scatter) into a table, and answer a question."""
 
     name: str = "chart_reader"
@@ -55,18 +55,6 @@ class ChartReaderTool(MiniMaxVLBaseTool):
         "(maxima, differences, trends). Use for charts/plots only; not for text documents or diagrams."
     )
     args_schema: type[BaseModel] = ChartReaderInput
-    max_tokens: int = Field(
-        2048,
-        ge=64,
-        description="Completion budget for the JSON; a JSON cut there (finish_reason=length, e.g. many "
-        "series or points) is asked again once with twice the budget.",
-    )
-    max_retry_tokens: int = Field(
-        8192,
-        ge=64,
-        description="Cap on that one retry's budget (the context room caps it too); at most max_tokens "
-        "turns the retry off.",
-    )
 
     def _images(self, source: str, pages: str | None) -> list[EncodedImage]:
         limit = self.vl_client.settings.max_images_per_request
@@ -79,25 +67,15 @@ class ChartReaderTool(MiniMaxVLBaseTool):
         profile, quality = self.vl_client.profile, self.vl_client.settings.jpeg_quality
         return [encode_page(p.pixels(), profile=profile, quality=quality) for p in selected]
 
-    def _retry_tokens(self, text: str, images: list[EncodedImage]) -> int:
-        """Budget of the retry after a cut JSON: twice max_tokens within max_retry_tokens and the room the
-        prompt leaves in the context (images kept as sent); 0 when that is no more than max_tokens."""
-        want = min(2 * self.max_tokens, self.max_retry_tokens)
-        if want <= self.max_tokens:
-            return 0
-        try:
-            plan = self.vl_client.plan(
-                text, images, system=prompts.system_prompt(), max_tokens=want, allow_downscale=False
-            )
-        except ContextOverflowError:
-            return 0
-        return plan.max_tokens if plan.max_tokens > self.max_tokens else 0
+    def _options(self) -> dict[str, Any]:
+        """The chart call's options: its prompt, its budget, and the client's one retry of a cut JSON."""
+        return {"system": prompts.system_prompt(), **self.budget()}
 
-    def _still_cut(self, cut: TruncatedOutputError, retry_tokens: int) -> TruncatedOutputError:
+    def _still_cut(self, cut: TruncatedOutputError) -> TruncatedOutputError:
         """The error for a chart whose JSON outgrew every budget tried, saying what to do about it."""
         tried = (
-            f"{self.max_tokens}, then {retry_tokens}"
-            if retry_tokens
+            f"{self.max_tokens}, then {cut.budgets[-1]}"
+            if len(cut.budgets) > 1
             else f"{self.max_tokens} (no room to retry with more: max_retry_tokens or the context)"
         )
         return TruncatedOutputError(
@@ -106,35 +84,22 @@ class ChartReaderTool(MiniMaxVLBaseTool):
             "you need, or raise max_tokens/max_retry_tokens",
             raw=cut.raw,
             errors=cut.errors,
+            budgets=cut.budgets,
         )
 
     def _read(self, text: str, images: list[EncodedImage]) -> ChartData:
-        """The chart's data; a JSON cut at max_tokens is asked again once with more room."""
-        client, system, budget = self.vl_client, prompts.system_prompt(), self.max_tokens
+        """The chart's data (a JSON cut at max_tokens is asked again once with more room by the client)."""
         try:
-            return client.structured(text, images, ChartData, system=system, max_tokens=budget)
+            return self.vl_client.structured(text, images, ChartData, **self._options())
         except TruncatedOutputError as cut:
-            budget = self._retry_tokens(text, images)
-            if not budget:
-                raise self._still_cut(cut, 0) from cut
-        try:
-            return client.structured(text, images, ChartData, system=system, max_tokens=budget)
-        except TruncatedOutputError as cut:
-            raise self._still_cut(cut, budget) from cut
+            raise self._still_cut(cut) from cut
 
     async def _aread(self, text: str, images: list[EncodedImage]) -> ChartData:
         """Async :meth:`_read`."""
-        client, system, budget = self.vl_client, prompts.system_prompt(), self.max_tokens
         try:
-            return await client.astructured(text, images, ChartData, system=system, max_tokens=budget)
+            return await self.vl_client.astructured(text, images, ChartData, **self._options())
         except TruncatedOutputError as cut:
-            budget = await asyncio.to_thread(self._retry_tokens, text, images)
-            if not budget:
-                raise self._still_cut(cut, 0) from cut
-        try:
-            return await client.astructured(text, images, ChartData, system=system, max_tokens=budget)
-        except TruncatedOutputError as cut:
-            raise self._still_cut(cut, budget) from cut
+            raise self._still_cut(cut) from cut
 
     def _finish(self, data: Any) -> tuple[str, ChartData]:
         chart = data if isinstance(data, ChartData) else ChartData.model_validate(data)

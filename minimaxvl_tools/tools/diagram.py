@@ -12,7 +12,7 @@ from ..images.encode import EncodedImage
 from ..pages import encode_page
 from ..prompts import diagram as prompts
 from ..results import DiagramAnswer
-from .base import MiniMaxVLBaseTool
+from .base import CutRetryTool
 
 
 class DiagramInput(BaseModel):
@@ -27,8 +27,11 @@ class DiagramInput(BaseModel):
     )
 
 
-class DiagramReasoningTool(MiniMaxVLBaseTool):
-    """Reason step by step over a diagram and answer; with options, the chosen letter is parsed reliably."""
+class DiagramReasoningTool(CutRetryTool):
+    """Reason step by step over a diagram and answer; with options, the chosen letter is parsed reliably.
+
+    A reply cut at ``max_tokens`` usually lacks the answer line (it comes last): the client asks again
+    once with more room (``max_retry_tokens``)."""
 
     name: str = "diagram_reasoning"
     description: str = (
@@ -37,12 +40,6 @@ class DiagramReasoningTool(MiniMaxVLBaseTool):
         "multiple-choice options (returns the letter). Not for extracting chart numbers or transcribing text."
     )
     args_schema: type[BaseModel] = DiagramInput
-    max_tokens: int = Field(
-        2048,
-        ge=64,
-        description="Completion budget for the reasoning and answer; a reply cut there is retried once "
-        "with twice the budget (the answer line comes last, so a cut reply usually lacks it).",
-    )
     max_reasoning_chars: int = Field(
         1500, ge=0, description="Reasoning shown to the agent (full in artifact)."
     )
@@ -73,10 +70,7 @@ class DiagramReasoningTool(MiniMaxVLBaseTool):
     ) -> tuple[str, DiagramAnswer]:
         def go() -> tuple[str, DiagramAnswer]:
             enc, text = self._prepare(source, question, options)
-            system = prompts.system_prompt()
-            res = self.vl_client.chat(text, [enc], system=system, max_tokens=self.max_tokens)
-            if res.finish_reason == "length":  # reasoning cut before the answer line: once, with room
-                res = self.vl_client.chat(text, [enc], system=system, max_tokens=2 * self.max_tokens)
+            res = self.vl_client.chat(text, [enc], system=prompts.system_prompt(), **self.budget())
             return self._finish(res.text, options)
 
         return self.guard(source, go)
@@ -86,10 +80,7 @@ class DiagramReasoningTool(MiniMaxVLBaseTool):
     ) -> tuple[str, DiagramAnswer]:
         async def go() -> tuple[str, DiagramAnswer]:
             enc, text = await asyncio.to_thread(self._prepare, source, question, options)
-            system = prompts.system_prompt()
-            res = await self.vl_client.achat(text, [enc], system=system, max_tokens=self.max_tokens)
-            if res.finish_reason == "length":  # reasoning cut before the answer line: once, with room
-                res = await self.vl_client.achat(text, [enc], system=system, max_tokens=2 * self.max_tokens)
+            res = await self.vl_client.achat(text, [enc], system=prompts.system_prompt(), **self.budget())
             return self._finish(res.text, options)
 
         return await self.aguard(source, go)

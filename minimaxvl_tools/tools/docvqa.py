@@ -150,6 +150,12 @@ class DocumentVQATool(MiniMaxVLBaseTool):
     )
 
     # ------------------------------------------------------------------ planning
+    @staticmethod
+    def _check_question(question: str) -> None:
+        """Refuse an empty question before any page is read."""
+        if not question or not question.strip():
+            raise InvalidInputError("the question is empty: ask something about the document")
+
     def _collect(self, source: str | list[str], pages: str | None) -> list[_Page]:
         sources = [source] if isinstance(source, str) else list(source)
         if not sources:
@@ -186,6 +192,14 @@ class DocumentVQATool(MiniMaxVLBaseTool):
                 max_model_len=mml,
             )
         return n, per_page
+
+    def _ask_plan(
+        self, pages: list[_Page], question: str, short: bool, mml: int
+    ) -> tuple[list[list[_Page]], bool, int]:
+        """Page groups in the order to ask them, whether they are ranked, and the image tokens per page."""
+        n, per_page = self._capacity(mml, question, short)
+        groups, ranked = self._groups(pages, question, n)
+        return groups, ranked, per_page
 
     def _groups(self, pages: list[_Page], question: str, n: int) -> tuple[list[list[_Page]], bool]:
         """Page groups in the order to ask them, and whether they are ranked (text layer) or all pages."""
@@ -285,11 +299,10 @@ class DocumentVQATool(MiniMaxVLBaseTool):
         **_: Any,
     ) -> tuple[str, DocumentAnswer]:
         def go() -> tuple[str, DocumentAnswer]:
-            if not question or not question.strip():
-                raise InvalidInputError("the question is empty: ask something about the document")
+            self._check_question(question)
             collected = self._collect(source, pages)
-            n, per_page = self._capacity(self.vl_client.max_model_len(), question, short_answer)
-            groups, ranked = self._groups(collected, question, n)
+            mml = self.vl_client.max_model_len()
+            groups, ranked, per_page = self._ask_plan(collected, question, short_answer, mml)
             answers: list[DocumentAnswer] = []
             examined: list[int] = []
             for group in groups:
@@ -320,11 +333,10 @@ class DocumentVQATool(MiniMaxVLBaseTool):
             return self._fix(res.parsed, group, short_answer)
 
         async def go() -> tuple[str, DocumentAnswer]:
-            if not question or not question.strip():
-                raise InvalidInputError("the question is empty: ask something about the document")
+            self._check_question(question)
             collected = await asyncio.to_thread(self._collect, source, pages)
-            n, per_page = self._capacity(await self.vl_client.amax_model_len(), question, short_answer)
-            groups, ranked = self._groups(collected, question, n)
+            mml = await self.vl_client.amax_model_len()
+            groups, ranked, per_page = self._ask_plan(collected, question, short_answer, mml)
             answers: list[DocumentAnswer] = []
             examined: list[int] = []
             if ranked:  # best pages first: stop as soon as one group answers confidently

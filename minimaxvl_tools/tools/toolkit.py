@@ -10,6 +10,7 @@ from pydantic import ConfigDict, Field, model_validator
 from ..client import MiniMaxVLClient
 from ..images.policy import InputPolicy
 from ..settings import Settings
+from .base import shared_client
 from .chart import ChartReaderTool
 from .diagram import DiagramReasoningTool
 from .docvqa import DocumentVQATool
@@ -30,10 +31,7 @@ class MiniMaxVLToolkit(BaseToolkit):
 
     @model_validator(mode="after")
     def _build_client(self) -> MiniMaxVLToolkit:
-        if self.client is None:
-            self.client = MiniMaxVLClient(self.settings or Settings.from_env())
-        if self.settings is None:
-            self.settings = self.client.settings
+        self.client, self.settings = shared_client(self.client, self.settings)
         return self
 
     def get_tools(self) -> list[BaseTool]:

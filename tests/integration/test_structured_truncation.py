@@ -1,6 +1,7 @@
 """A structured (JSON) answer cut at max_tokens (finish_reason "length"), over the wire against the vLLM
-test double: the client reports it without a same-budget repair, ChartReaderTool retries once with more
-room and otherwise says what to do; other invalid answers keep the client's one repair attempt."""
+test double: the client reports it without a same-budget repair, and asks again once with more room when
+the caller gives max_retry_tokens (ChartReaderTool, DiagramReasoningTool), the chart tool saying what to do
+when that is not enough; other invalid answers keep the client's one repair attempt."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from minimaxvl_tools.errors import OutputValidationError, TruncatedOutputError
 from minimaxvl_tools.prompts import chart as prompts
 from minimaxvl_tools.results import ChartData
 from minimaxvl_tools.testing.server import LocalVLLMServer, Reply, estimate_tokens
-from minimaxvl_tools.tools import ChartReaderTool
+from minimaxvl_tools.tools import ChartReaderTool, DiagramReasoningTool
 
 MODES = ["sync", "async"]
 
@@ -226,3 +227,19 @@ async def test_chart_server_error_is_not_retried_for_room(vllm_server: LocalVLLM
     msg = await _call(tool, mode)
     assert msg.status == "error" and "bad request for this test" in msg.content
     assert len(vllm_server.requests) == 1
+
+
+# ------------------------------------------------------------------ diagram tool (plain text, same retry)
+@pytest.mark.parametrize("mode", MODES)
+async def test_diagram_cut_reply_is_asked_again_within_max_retry_tokens(
+    vllm_server: LocalVLLMServer, mode: str
+) -> None:
+    vllm_server.queue(Reply("Step 1: the lines rise. Step 2:", finish_reason="length"))
+    vllm_server.set_responder(lambda body: "The lines rise.\nAnswer: A")
+    tool = DiagramReasoningTool(client=_client(vllm_server), max_tokens=512, max_retry_tokens=800)
+    args = {"source": CHART_URL, "question": "Do the lines rise?", "options": ["yes", "no"]}
+    call = {"type": "tool_call", "id": "call-1", "name": tool.name, "args": args}
+    msg = tool.invoke(call) if mode == "sync" else await tool.ainvoke(call)
+    assert msg.status == "success" and msg.artifact.option == "A"
+    assert _budgets(vllm_server) == [512, 800]
+    assert vllm_server.requests[0]["messages"] == vllm_server.requests[1]["messages"]

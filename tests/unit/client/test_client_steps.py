@@ -16,9 +16,10 @@ from minimaxvl_tools.client.steps import (
     Send,
     chat_flow,
     request_kwargs,
+    retry_budget,
     stream_args,
 )
-from minimaxvl_tools.client.types import ChatResult, RequestPlan
+from minimaxvl_tools.client.types import ChatResult, RequestPlan, Usage
 from minimaxvl_tools.errors import (
     BadRequestError,
     InvalidInputError,
@@ -142,3 +143,82 @@ def test_stream_args_refuse_unknown_options() -> None:
         stream_args({"colour": 1}, "stream")
     cb = print
     assert stream_args({"on_usage": cb, "stop": "x"}, "stream") == (cb, {"stop": "x"})
+
+
+def test_stream_args_refuse_a_retry_of_cut_replies() -> None:
+    with pytest.raises(InvalidInputError, match="max_retry_tokens"):
+        stream_args({"max_retry_tokens": 512}, "astream")
+
+
+def cut(text: str, max_tokens: int = 64) -> ChatResult:
+    return ChatResult(
+        text=text, finish_reason="length", max_tokens=max_tokens, usage=Usage(completion_tokens=max_tokens)
+    )
+
+
+def test_retry_budget_doubles_within_the_cap_and_the_room() -> None:
+    def req(cap: int | None) -> ChatRequest:
+        return ChatRequest("q", [], None, None, 64, max_retry_tokens=cap)
+
+    roomy = plan_of("x")  # 4096 - 5 text tokens of room
+    assert retry_budget(req(None), roomy) == 0  # not asked for: no retry
+    assert retry_budget(req(1000), roomy) == 128 and retry_budget(req(100), roomy) == 100
+    assert retry_budget(req(64), roomy) == 0  # a cap at max_tokens turns it off
+    tight = RequestPlan(roomy.messages, 64, 0, 5, 0, 5 + 90, False)
+    assert retry_budget(req(1000), tight) == 90  # the room the prompt leaves
+    no_room = RequestPlan(roomy.messages, 64, 0, 5, 0, 5 + 64, False)
+    assert retry_budget(req(1000), no_room) == 0
+
+
+def test_flow_asks_a_cut_reply_again_once_with_more_room() -> None:
+    req = ChatRequest("q", [], None, None, 64, max_retry_tokens=1000)
+    replies = [cut("Step 1:"), cut("Step 1: still", 128)]
+    result, steps = drive(chat_flow(req), replies)
+    assert [type(s) for s in steps] == [Plan, Send, Send]
+    first, retry = steps[1], steps[2]
+    assert isinstance(first, Send) and isinstance(retry, Send)
+    assert (first.plan.max_tokens, retry.plan.max_tokens) == (64, 128)
+    assert retry.plan.messages == first.plan.messages  # the same ask, more room
+    assert result.text == "Step 1: still" and result.usage.completion_tokens == 64 + 128
+
+
+def test_flow_without_the_option_keeps_a_cut_reply() -> None:
+    result, steps = drive(chat_flow(ChatRequest("q", [], None, None, 64)), [cut("Step 1:")])
+    assert result.text == "Step 1:" and [type(s) for s in steps] == [Plan, Send]
+
+
+def test_flow_retries_a_cut_json_and_validates_the_retry() -> None:
+    req = ChatRequest("q", [], None, None, 64, schema=Answer, max_retry_tokens=1000)
+    result, steps = drive(chat_flow(req), [cut('{"answer": "4'), ChatResult(text='{"answer": "42"}')])
+    assert result.parsed == Answer(answer="42") and [type(s) for s in steps] == [Plan, Send, Send]
+
+
+def test_flow_keeps_a_valid_json_that_ends_at_max_tokens() -> None:
+    req = ChatRequest("q", [], None, None, 64, schema=Answer, max_retry_tokens=1000)
+    result, steps = drive(chat_flow(req), [cut('{"answer": "42"}')])
+    assert result.parsed == Answer(answer="42") and [type(s) for s in steps] == [Plan, Send]
+
+
+def test_flow_reports_every_budget_of_a_json_cut_twice() -> None:
+    req = ChatRequest("q", [], None, None, 64, schema=Answer, max_retry_tokens=1000)
+    with pytest.raises(TruncatedOutputError) as e:
+        drive(chat_flow(req), [cut('{"answer": "4'), cut('{"answer": "44', 128)])
+    assert e.value.budgets == (64, 128) and "max_tokens 64, then 128" in str(e.value)
+    assert e.value.raw == '{"answer": "44'
+
+
+def test_flow_cut_json_without_room_reports_one_budget() -> None:
+    req = ChatRequest("q", [], None, None, 64, schema=Answer, max_retry_tokens=64)
+    with pytest.raises(TruncatedOutputError) as e:
+        drive(chat_flow(req), [cut('{"answer": "4')])
+    assert e.value.budgets == (64,) and "max_tokens 64 (finish_reason=length)" in str(e.value)
+
+
+def test_flow_repairs_an_invalid_retry_with_the_retry_budget() -> None:
+    req = ChatRequest("q", [], None, None, 64, schema=Answer, max_retry_tokens=1000)
+    replies = [cut('{"answer": "4'), ChatResult(text="not json"), ChatResult(text='{"answer": "42"}')]
+    result, steps = drive(chat_flow(req), replies)
+    assert result.parsed == Answer(answer="42") and [type(s) for s in steps] == [Plan, Send, Send, Plan, Send]
+    repair = steps[3]
+    assert isinstance(repair, Plan) and repair.max_tokens == 128  # the room the retry had, not less
+    assert repair.history[-1]["content"][0]["text"] == "not json"
