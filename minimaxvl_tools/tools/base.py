@@ -20,7 +20,7 @@ from ..client import MiniMaxVLClient
 from ..errors import AccessDeniedError, InvalidInputError, MiniMaxVLError, redact_url
 from ..images.policy import InputPolicy
 from ..pages import PageImage, iter_pages
-from ..settings import Settings
+from ..settings import DPI_RANGE, Settings
 
 T = TypeVar("T")
 
@@ -63,7 +63,12 @@ class MiniMaxVLBaseTool(BaseTool):
         default=None, exclude=True, description="A ready policy; overrides the four fields above when set."
     )
     max_content_chars: int = Field(12_000, ge=200, description="Longest content returned to the agent.")
-    dpi: int = Field(200, ge=50, le=600, description="PDF rendering resolution.")
+    dpi: int | None = Field(
+        None,
+        ge=DPI_RANGE[0],
+        le=DPI_RANGE[1],
+        description="PDF rendering resolution (default: settings, MINIMAXVL_DPI, else 200).",
+    )
     response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
     handle_tool_error: bool | str | Callable[[ToolException], str] | None = True
 
@@ -77,6 +82,8 @@ class MiniMaxVLBaseTool(BaseTool):
             self.allow_urls = self.settings.allow_urls
         if self.allow_private_hosts is None:
             self.allow_private_hosts = self.settings.allow_private_hosts
+        if self.dpi is None:
+            self.dpi = self.settings.dpi
         return self
 
     # ------------------------------------------------------------------ inputs

@@ -37,3 +37,14 @@ def test_one_range_everywhere(bad: object, tmp_path: Path) -> None:
     if isinstance(bad, int) and not isinstance(bad, bool):  # the environment's "200" is text by nature
         with pytest.raises(ValueError):
             Settings(dpi=bad)
+
+
+def test_tools_read_the_dpi_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from minimaxvl_tools.tools import OCRTool
+
+    monkeypatch.setenv("MINIMAXVL_DPI", "144")
+    assert OCRTool().dpi == 144
+    assert OCRTool(dpi=300).dpi == 300
+    assert OCRTool(settings=Settings(dpi=96)).dpi == 96
+    with pytest.raises(ValueError):
+        OCRTool(dpi=DPI_RANGE[1] + 1)
