@@ -22,9 +22,9 @@ Exit codes (scripts can rely on them):
 ====  =====================================================================================
 
 Modules, one job each: :mod:`.parser` (the argparse tree), :mod:`.common` (exit codes, settings/client/
-policy from the arguments, JSON output, progress), :mod:`.read` (``ocr``, ``ask``, ``chart``, ``diagram``,
-``plan``, ``health``), :mod:`.ingest`, :mod:`.serve` and :mod:`.app` (:func:`main`: parse, dispatch, map
-errors to exit codes).
+policy from the arguments, JSON output), :mod:`.progress` (the progress line), :mod:`.read` (``ocr``,
+``ask``, ``chart``, ``diagram``, ``plan``, ``health``), :mod:`.ingest`, :mod:`.serve` and :mod:`.app`
+(:func:`main`: parse, dispatch, map errors to exit codes).
 """
 
 from __future__ import annotations

@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .common import EXIT_OK, EXIT_USAGE, CLIError, _emit_json
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..serve import ServePlan
 
 _PLAN_OPTIONS = (
     "quantization",
@@ -24,7 +27,7 @@ _PLAN_OPTIONS = (
 """Options passed as they are to :func:`~minimaxvl_tools.serve.plan_for` (same names), when given."""
 
 
-def _serve_plan(args: argparse.Namespace) -> Any:
+def _serve_plan(args: argparse.Namespace) -> ServePlan:
     """The plan of ``args``: ``--gpus``, ``--gpu-mem``, ``--nodes`` and :data:`_PLAN_OPTIONS` to plan_for."""
     from pydantic import ValidationError
 
