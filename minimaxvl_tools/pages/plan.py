@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from PIL import Image
 
@@ -22,7 +22,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ...images.cutting import Region
     from ...images.sizing import SizePlan
     from ...images.tiling import Tile, TilePlan
-from .source import Box, PageImage, TileMode
+    from ..images.policy import InputPolicy
+from .source import Box, PageImage, PageSpec, TileMode, iter_pages
 
 
 # ---------------------------------------------------------------------------------------------- planning
@@ -61,6 +62,31 @@ class PagePlan:
     def crops(self) -> int:
         """Number of crops (0 when the page goes in one image)."""
         return len(self.boxes) if self.mode == "tiles" else 0
+
+    def summary(self) -> dict[str, Any]:
+        """What a dry run reports of this plan, JSON-ready: mode, size sent, crops, canvases, image tokens,
+        requests, the cut kind and boxes, and the small print's x-height on the page and as sent."""
+        if self.mode == "tiles" and self.tiles is not None:
+            canvases = sorted({t.canvas for t in self.tiles.tiles})
+            sent = list(self.tiled_size)
+        else:
+            assert self.size is not None
+            canvases = [self.size.canvas]
+            sent = list(self.size.final)
+        gain = self.legibility_gain
+        return {
+            "mode": self.mode,
+            "sent_size": sent,
+            "crops": self.crops,
+            "canvases": [list(c) for c in canvases],
+            "image_tokens": self.tokens,
+            "requests": self.requests,
+            "cut": self.cut or "none",  # whitespace, whitespace+overlap, grid (overlapping strips), none
+            "cuts": [list(b) for b in self.boxes] if self.mode == "tiles" else [],
+            "x_height": self.x_height,  # the small print, page px (None: no text measured)
+            "x_height_shown": self.shown_x_height,  # ... as the server sees it in the images sent
+            "legibility_gain": None if gain is None else round(gain, 3),
+        }
 
 
 def _tile_plan(width: int, height: int, profile: ModelProfile) -> TilePlan:
@@ -365,3 +391,29 @@ def _crop_requests(
         prompt = ocr_prompts.crop_prompt(i, len(crops), row=row, column=column, plain=plain)
         out.append((prompt, encode_image(img, quality=quality, profile=profile), t, img))
     return out
+
+
+def plan_rows(
+    source: Any, *, pages: PageSpec = None, dpi: int = 200, policy: InputPolicy | None = None
+) -> Iterator[dict[str, Any]]:
+    """One dry-run row per page of ``source``, no server: source, page, size and :meth:`PagePlan.summary`.
+
+    Pages are planned as the OCR tool plans them (:func:`plan_page_image`: small print measured), one
+    rendered page in memory at a time.
+    """
+    for page in iter_pages(source, pages=pages, dpi=dpi, policy=policy):
+        plan = plan_page_image(page.pixels())
+        w, h = page.size
+        page.image = None
+        yield {"source": source, "page": page.number, "width": w, "height": h, **plan.summary()}
+
+
+def plan_totals(rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Totals over :func:`plan_rows` rows: pages, tiled pages, crops, image tokens and requests."""
+    return {
+        "pages": len(rows),
+        "tiled_pages": sum(r["mode"] == "tiles" for r in rows),
+        "crops": sum(r["crops"] for r in rows),
+        "image_tokens": sum(r["image_tokens"] for r in rows),
+        "requests": sum(r["requests"] for r in rows),
+    }

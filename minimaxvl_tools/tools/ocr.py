@@ -106,7 +106,7 @@ class OCRTool(MiniMaxVLBaseTool):
         None, ge=0.0, le=1.0, description="Stop the job once failed pages exceed this share of the pages."
     )
 
-    def _pages(self, source: str, pages: str | None) -> list[PageImage]:
+    def select_pages(self, source: str, pages: str | None = None) -> list[PageImage]:
         """The selected pages, PDF pages not rendered yet: the count is checked before any pixels."""
         selected = self.load_pages(source, pages=pages, render=False, text=False)
         if len(selected) > self.max_pages:
@@ -237,22 +237,37 @@ class OCRTool(MiniMaxVLBaseTool):
             return self._unrendered(meta, e)
         return await reader.aread(page)
 
+    def read_selected(
+        self,
+        source: str,
+        selected: list[PageImage],
+        *,
+        plain: bool = False,
+        on_page: Callable[[], object] | None = None,
+    ) -> tuple[str, OCRResult]:
+        """Read ``selected`` (from :meth:`select_pages`) through the page pipeline, as the tool's call does,
+        calling ``on_page`` after each page (a progress line); returns (content, result) like the tool.
+
+        Up to ``max_concurrency`` pages are in flight, results come in page order; errors raise as typed
+        package errors (every page failed: the kind they share; ``max_failure_rate`` passed: JobAbortedError).
+        """
+        done: list[OCRPage] = []
+        reader = self._reader(source, plain, self._pool(source, len(selected)))
+        window = self.vl_client.settings.max_concurrency
+        with closing(in_order(self._items(source, selected, reader), window)) as finished:
+            for _meta, ocr in finished:
+                done.append(ocr)
+                self._check_failures(done, len(selected))
+                if on_page is not None:
+                    on_page()
+        return self._finish(source, done)
+
     def _run(
         self, source: str, pages: str | None = None, plain: bool = False, **_: Any
     ) -> tuple[str, OCRResult]:
-        def go() -> tuple[str, OCRResult]:
-            done: list[OCRPage] = []
-            selected = self._pages(source, pages)
-            reader = self._reader(source, plain, self._pool(source, len(selected)))
-            # up to max_concurrency pages in flight, as on the async path; results in page order
-            window = self.vl_client.settings.max_concurrency
-            with closing(in_order(self._items(source, selected, reader), window)) as finished:
-                for _meta, ocr in finished:
-                    done.append(ocr)
-                    self._check_failures(done, len(selected))
-            return self._finish(source, done)
-
-        return self.guard(source, go)
+        return self.guard(
+            source, lambda: self.read_selected(source, self.select_pages(source, pages), plain=plain)
+        )
 
     async def _arun(
         self, source: str, pages: str | None = None, plain: bool = False, **_: Any
@@ -267,7 +282,7 @@ class OCRTool(MiniMaxVLBaseTool):
 
         async def go() -> tuple[str, OCRResult]:
             done: list[OCRPage] = []
-            selected = await asyncio.to_thread(self._pages, source, pages)
+            selected = await asyncio.to_thread(self.select_pages, source, pages)
             reader = self._reader(source, plain, self._pool(source, len(selected)))
             items = self._aitems(source, selected, reader, render_pool)
             async with aclosing(ain_order(items, window)) as finished:

@@ -180,11 +180,32 @@ def test_ocr_text_json_out_file(vllm_server: LocalVLLMServer, capsys: pytest.Cap
     assert saved == "# Heading\n\ncolour 0\n\f# Heading\n\ncolour 1\n"  # pages split by form feeds
 
 
+def test_ocr_tool_reads_selected_pages_with_a_hook(vllm_server: LocalVLLMServer) -> None:
+    """What ``ocr`` calls: the tool's pipeline over the selected pages, one hook call per page, in order."""
+    from minimaxvl_tools.client import MiniMaxVLClient
+    from minimaxvl_tools.settings import Settings
+    from minimaxvl_tools.tools import OCRTool
+
+    coloured_pdf(Path("doc.pdf"), COLOURS[:3])
+    vllm_server.set_responder(lambda body: f"colour {COLOURS.index(colour_of(body))}")
+    client = MiniMaxVLClient(Settings(base_url=vllm_server.base_url, max_retries=0))
+    tool = OCRTool(client=client, fix_rotation=False)
+    selected = tool.select_pages("doc.pdf", "1,3")
+    assert [p.number for p in selected] == [1, 3] and all(p.image is None for p in selected)
+    calls: list[int] = []
+    content, result = tool.read_selected("doc.pdf", selected, on_page=lambda: calls.append(1))
+    assert len(calls) == 2
+    assert [(p.page, p.markdown) for p in result.pages] == [(1, "colour 0"), (3, "colour 2")]
+    assert "colour 2" in content
+
+
 def test_ocr_partial_failure_exits_1(
     vllm_server: LocalVLLMServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     coloured_pdf(Path("doc.pdf"), COLOURS[:2])
-    vllm_server.queue("page one text", Reply(status=400, error="something about this request"))
+    rejected = Reply(status=400, error="something about this request")
+    # pages are read concurrently: the reply follows the page's colour, not the order of the requests
+    vllm_server.set_responder(lambda body: "page one text" if colour_of(body) == COLOURS[0] else rejected)
     code, out, err = run(capsys, "ocr", "doc.pdf", *srv(vllm_server))
     assert code == 1
     assert "page one text" in out

@@ -15,6 +15,7 @@ from minimaxvl_tools import serve
 from minimaxvl_tools.serve import (
     REMOVED_REASON,
     XGRAMMAR_COMPACT,
+    Check,
     Inspect,
     ServePlan,
     build_command,
@@ -399,3 +400,29 @@ def test_memory_check_skips_other_checkpoints() -> None:
     assert chk.ok and chk.level == "info" and "not MiniMax-VL-01" in chk.message
     big = serve.ServePlan(tensor_parallel_size=1, quantization=None)
     assert serve.check_gpu_memory(big, fake).level == "error"
+
+
+def test_plan_for_bf16_names_mean_no_quantization() -> None:
+    for name in ("none", "bf16", "bfloat16"):
+        plan = plan_for(8, H200[1], quantization=name)
+        assert plan.quantization is None
+        assert "--quantization" not in build_command(plan)
+
+
+def test_plan_report_is_the_plan_command_and_verdicts() -> None:
+    fake = Inspect(package_version={"vllm": "0.24.0", "transformers": "4.57.0"}.get, gpus=lambda: [H100] * 8)
+    plan = plan_for(8, H100[1])
+    report = serve.plan_report(plan, fake)
+    assert json.loads(json.dumps(report)) == report  # JSON-ready as it is
+    assert report["command"] == build_command(plan) and report["multinode_script"] is None
+    assert [c["name"] for c in report["checks"]] == [c.name for c in run_checks(plan, fake)]
+    assert report["errors"] == ["vllm"]  # 0.24.0 removed the model class: the one error-level failure
+    two_nodes = serve.plan_report(plan_for(8, H100[1], nodes=2), fake)
+    assert "ray start --head" in two_nodes["multinode_script"]
+
+
+def test_check_verdict_constructors() -> None:
+    assert Check.passed("x", "m") == Check(name="x", ok=True, level="info", message="m")
+    assert Check.error("x", "m") == Check(name="x", ok=False, level="error", message="m")
+    assert Check.warning("x", "m") == Check(name="x", ok=False, level="warning", message="m")
+    assert str(Check.error("vllm", "gone")) == "[ERROR] vllm: gone"
