@@ -19,6 +19,7 @@ from .common import (
     _json_emitted,
     _json_error,
     _preflight,
+    _settings,
     exit_code_for,
 )
 from .parser import _UsageError, build_parser
@@ -72,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with _logging(args.verbose):
             _preflight(args)
+            if hasattr(args, "dpi") and args.dpi is None:  # the one default: Settings (MINIMAXVL_DPI)
+                args.dpi = _settings(args).dpi
             return int(func(args) or 0)
     except CLIError as e:
         print(f"{PROG}: error: {redact_url(str(e))}", file=sys.stderr)

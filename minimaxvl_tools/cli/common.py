@@ -118,7 +118,16 @@ def _roots(args: argparse.Namespace) -> list[Path]:
     return list(dict.fromkeys(roots))
 
 
-_SETTINGS_OPTIONS = ("base_url", "model", "api_key", "timeout", "max_concurrency", "max_retries", "workers")
+_SETTINGS_OPTIONS = (
+    "base_url",
+    "model",
+    "api_key",
+    "timeout",
+    "max_concurrency",
+    "max_retries",
+    "workers",
+    "dpi",
+)
 """Options that are Settings fields of the same name (None where a command lacks the option)."""
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import JobAbortedError, MiniMaxVLError
-from ..settings import Settings
+from ..settings import Settings, current
 from .datasets import DATASET_LAYOUTS
 from .runner import TASKS, EvalConfig, EvalResult, EvalRunner, load_task, rescore
 
@@ -52,7 +52,7 @@ _OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
         {"choices": ("vlm", "local"), "default": "vlm"},
     ),
     ("--no-resume", "run every item again, ignoring --out", _FLAG),
-    ("--dpi", "PDF render resolution (default 200)", {"type": int, "default": 200}),
+    ("--dpi", "PDF render resolution (default: MINIMAXVL_DPI, else 200)", {"type": int}),
     ("--split", "dataset split (default: test; docvqa val; mathvista testmini)", {}),
     (
         "--images-dir",
@@ -226,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
             task=task,
             model=settings.model if settings else "",
             engine=args.engine,
-            dpi=args.dpi,
+            dpi=args.dpi if args.dpi is not None else current(settings).dpi,
             tile=False if args.no_tile else "auto",
             lang=args.lang,
             case_fold=args.case_fold,

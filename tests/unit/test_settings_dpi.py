@@ -48,3 +48,23 @@ def test_tools_read_the_dpi_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     assert OCRTool(settings=Settings(dpi=96)).dpi == 96
     with pytest.raises(ValueError):
         OCRTool(dpi=DPI_RANGE[1] + 1)
+
+
+def test_the_cli_takes_dpi_from_the_flag_else_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from PIL import Image
+
+    from minimaxvl_tools.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (400, 300), "white").save("page.png")
+    monkeypatch.setenv("MINIMAXVL_DPI", "150")
+    assert main(["plan", "page.png", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["dpi"] == 150
+    assert main(["plan", "page.png", "--json", "--dpi", "100"]) == 0
+    assert json.loads(capsys.readouterr().out)["dpi"] == 100
+    assert main(["plan", "page.png", "--dpi", "5000"]) != 0  # outside the one range: refused
+    assert "dpi" in capsys.readouterr().err
