@@ -183,6 +183,7 @@ async def _throughput(
     pdf: Path, port: int, pages: int, *, fix_rotation: bool = False
 ) -> tuple[float, dict[str, Any]]:
     """Wall seconds and page/request counts of one ``OCRTool._arun`` over the first ``pages`` pages."""
+    from minimaxvl_tools.page_workers import default_workers
     from minimaxvl_tools.tools.ocr import OCRTool
 
     client = make_client(port, CONCURRENCY)
@@ -190,8 +191,9 @@ async def _throughput(
     if "fix_rotation" in OCRTool.model_fields:
         extra["fix_rotation"] = fix_rotation
     tool = OCRTool(client=client, allowed_roots=[pdf.parent], max_pages=pages, tile=False, **extra)
-    # connection, /v1/models and the tool's lazy imports outside the window: one page first
-    await tool._arun(str(pdf), pages="1")
+    # connection, /v1/models, the tool's lazy imports and the page-worker pool (jobs of 8+ pages use it,
+    # its processes start on first use) outside the window
+    await tool._arun(str(pdf), pages=f"1-{min(pages, max(8, 2 * default_workers()))}")
     t0, c0 = time.perf_counter(), time.process_time()
     _, result = await tool._arun(str(pdf), pages=f"1-{pages}")
     wall = time.perf_counter() - t0
