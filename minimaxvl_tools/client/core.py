@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import openai
+from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, SecretStr
 from typing_extensions import Unpack
 
@@ -44,6 +46,7 @@ from .steps import (
     chat_flow,
     check_options,
     plan_step,
+    request_content,
     request_kwargs,
     stream_args,
     to_result,
@@ -52,6 +55,7 @@ from .types import ChatResult, HealthStatus, ImageInput, RequestPlan, Usage
 
 T = TypeVar("T", bound=BaseModel)
 _UNSET: Any = object()
+_SDK_TAKES_CONTENT = "content" in inspect.signature(openai.OpenAI.post).parameters
 
 
 def merge_settings(settings: Settings | None, **overrides: Any) -> Settings:
@@ -338,20 +342,29 @@ class MiniMaxVLClient:
             ladder.succeeded(ep)
             return result
 
+    @staticmethod
+    def _create(body: dict[str, Any]) -> Callable[[Any], Any]:
+        """``client -> completion`` for a non-streamed body: its JSON encoded once, ASCII-only
+        (:func:`.steps.request_content`), where the SDK takes raw content; else via ``create``."""
+        if not _SDK_TAKES_CONTENT:
+            return lambda c: c.chat.completions.create(**body)
+        content = request_content(body)
+        return lambda c: c.post("/chat/completions", content=content, cast_to=ChatCompletion)
+
     def _send(self, plan: RequestPlan, kw: Mapping[str, Any]) -> ChatResult:
-        body = self._body(plan, kw)
+        create = self._create(self._body(plan, kw))
         with sync_slot(self.limiter):
             t0 = time.perf_counter()
-            resp = self._with_retries(lambda c: c.chat.completions.create(**body))
+            resp = self._with_retries(create)
             result = to_result(resp, plan, time.perf_counter() - t0, self.settings.model)
         self._record(result.usage)
         return result
 
     async def _asend(self, plan: RequestPlan, kw: Mapping[str, Any]) -> ChatResult:
-        body = self._body(plan, kw)
+        create = self._create(self._body(plan, kw))
         async with self.limiter:
             t0 = time.perf_counter()
-            resp = await self._awith_retries(lambda c: c.chat.completions.create(**body))
+            resp = await self._awith_retries(create)
             result = to_result(resp, plan, time.perf_counter() - t0, self.settings.model)
         self._record(result.usage)
         return result

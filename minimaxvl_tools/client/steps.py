@@ -8,6 +8,7 @@ prefetch token counts, sleep) and feed the outcome back, so both paths take the 
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import time
@@ -151,6 +152,15 @@ def request_kwargs(
         kw["stream"] = True
         kw["stream_options"] = {"include_usage": True}
     return kw
+
+
+def request_content(kw: Mapping[str, Any]) -> bytes:
+    """The JSON body ``chat.completions.create(**kw)`` would send (``extra_body`` merged at the top),
+    encoded ASCII-only: on Python 3.12 ``json.dumps`` with ``ensure_ascii=False`` (the SDK's choice) takes
+    ~8 ms for a page's base64 data URL, ASCII output ~1 ms, for the same JSON value."""
+    body = {k: v for k, v in kw.items() if k != "extra_body"}
+    body.update(kw.get("extra_body") or {})
+    return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
 
 
 def to_result(resp: Any, plan: RequestPlan, latency: float, model: str) -> ChatResult:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import base64
 import io
+import random
+import socket
 
 import httpx
 import pytest
 from PIL import Image
 
 from minimaxvl_tools.images.encode import encode_image
+from minimaxvl_tools.profile import MINIMAX_VL_01
 from minimaxvl_tools.testing import LocalVLLMServer
-from minimaxvl_tools.testing.server import schema_instance
+from minimaxvl_tools.testing.accounting import HEADER_CHARS
+from minimaxvl_tools.testing.server import IMAGE_CHECKS, schema_instance
 
 pytestmark = pytest.mark.timeout(20)
 MODEL = "MiniMaxAI/MiniMax-VL-01"
@@ -150,3 +154,42 @@ def test_session_fixture_reset(vllm_server_session: LocalVLLMServer) -> None:
     vllm_server_session.reset()
     chat(vllm_server_session, [{"type": "text", "text": "hi"}])
     assert len(vllm_server_session.requests) == 1
+
+
+def _noise_jpeg(size: tuple[int, int]) -> bytes:
+    """A JPEG of random pixels: its data URL is far longer than the header read of image_check='header'."""
+    buf = io.BytesIO()
+    Image.frombytes("L", size, bytes(random.Random(0).randbytes(size[0] * size[1]))).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def test_header_image_check_counts_like_decode_and_keeps_vllm_refusals() -> None:
+    raw = _noise_jpeg((1008, 1305))
+    url = "data:image/jpeg;base64," + base64.b64encode(raw).decode()
+    assert len(url) > 2 * HEADER_CHARS
+    cut = "data:image/jpeg;base64," + base64.b64encode(raw[: len(raw) // 2]).decode()
+    not_image = "data:image/png;base64," + base64.b64encode(b"hello" * 20000).decode()
+    counts = {}
+    for check in IMAGE_CHECKS:
+        with LocalVLLMServer(image_check=check) as srv:
+            body = {"model": MODEL, "messages": [{"role": "user", "content": [image_part(url)]}]}
+            counts[check] = httpx.post(srv.root_url + "/tokenize", json=body, timeout=10).json()["count"]
+            assert chat(srv, [image_part(url)]).status_code == 200
+            r = chat(srv, [image_part("data:image/png;base64,@@@" + "A" * HEADER_CHARS)])
+            assert r.status_code == 400 and "Non-base64" in r.json()["error"]["message"]
+            r = chat(srv, [image_part(not_image)])  # no header: the full decode gives vLLM's error
+            assert r.status_code == 400 and r.json()["error"]["message"].startswith("Failed to load image")
+            assert chat(srv, [image_part("file:///etc/hosts")]).status_code == 500
+            # a page cut in half: only the full decode sees it (the header read trades this for speed)
+            assert chat(srv, [image_part(cut)]).status_code == (400 if check == "decode" else 200)
+    w, h = Image.open(io.BytesIO(raw)).size
+    assert counts["header"] == counts["decode"] > MINIMAX_VL_01.image_tokens(w, h)
+    with pytest.raises(ValueError, match="image_check='pixels' is unknown"):
+        LocalVLLMServer(image_check="pixels")
+
+
+def test_answers_are_not_held_back_by_nagle(vllm_server: LocalVLLMServer) -> None:
+    with httpx.Client(timeout=5) as client:  # one keep-alive connection
+        assert client.get(vllm_server.root_url + "/health").status_code == 200
+        (conn,) = vllm_server._connections
+        assert conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
