@@ -1,7 +1,7 @@
 """Benchmark-mode runs end to end through the test double (LocalVLLMServer), per benchmark and layout.
 
 Replies are scripted per item (each image carries a colour naming its item); every expected score is computed
-by the line-by-line reference ports in ``tests/unit/_eval_reference_ports.py`` on the same replies, so the
+by the line-by-line reference ports in ``tests/unit/eval/_reference_ports.py`` on the same replies, so the
 runner must give exactly the reference scorer's result. Also: the prompts sent, resume that never reuses
 another split's or file's records, and ``eval rescore``.
 """
@@ -28,7 +28,7 @@ from minimaxvl_tools.eval.metrics import anls, ocrbench_score
 from minimaxvl_tools.testing.server import LocalVLLMServer, Reply
 
 _spec = importlib.util.spec_from_file_location(
-    "_eval_reference_ports", Path(__file__).parents[1] / "unit" / "_eval_reference_ports.py"
+    "_reference_ports", Path(__file__).parents[1] / "unit" / "eval" / "_reference_ports.py"
 )
 assert _spec is not None and _spec.loader is not None
 ref = importlib.util.module_from_spec(_spec)

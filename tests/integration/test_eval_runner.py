@@ -2,7 +2,8 @@
 
 Each item's image carries a large block of a unique colour; the responder decodes the image the tools sent
 and finds which item it is from that colour, so answers are scripted per item even with concurrency.
-Expected scores are computed by hand in each test.
+Expected scores are computed by hand in each test. Tests that take the ``drive`` fixture run twice, through
+``EvalRunner.run`` and through ``EvalRunner.arun``, with the same assertions (tests/drive.py).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from minimaxvl_tools.eval import (
 )
 from minimaxvl_tools.eval.cli import build_parser, run
 from minimaxvl_tools.testing.server import LocalVLLMServer, Reply
+from tests.drive import Drive
 
 COLOURS = [
     (220, 20, 20),
@@ -183,21 +185,25 @@ def make_ocrbench(root: Path) -> Path:
 
 
 # ----------------------------------------------------------------------------------------------- runs
-def _run(task: str, data: Path, server: LocalVLLMServer, out: Path | None, **kw: Any) -> Any:
+def _run(task: str, data: Path, server: LocalVLLMServer, out: Path | None, drive: Drive, **kw: Any) -> Any:
     items = load_task(task, data)
     cfg = EvalConfig(task=task, model=server.model, prompt_mode=kw.pop("prompt_mode", "tools"))
     concurrency = kw.pop("concurrency", 4)
-    return EvalRunner(cfg, client=_client(server), out=out, concurrency=concurrency, **kw).run(items)
+    return drive.call(
+        EvalRunner(cfg, client=_client(server), out=out, concurrency=concurrency, **kw), "run", items
+    )
 
 
 def _responder(answers: Callable[[int, dict[str, Any]], str | Reply]) -> Callable[[dict[str, Any]], Any]:
     return lambda body: answers(_item_index(body), body)
 
 
-def test_chartqa_gold_answers_score_exactly_100(tmp_path: Path, vllm_server: LocalVLLMServer) -> None:
+def test_chartqa_gold_answers_score_exactly_100(
+    tmp_path: Path, vllm_server: LocalVLLMServer, drive: Drive
+) -> None:
     data = make_chartqa(tmp_path / "chartqa")
     vllm_server.set_responder(_responder(lambda i, _: _chart(CHART_GOLD[i])))
-    res = _run("chartqa", data, vllm_server, tmp_path / "out.jsonl")
+    res = _run("chartqa", data, vllm_server, tmp_path / "out.jsonl", drive)
     s = res.summary
     assert (s.task, s.n, s.score, s.errors, s.unit) == ("chartqa", 5, 100.0, 0, "relaxed accuracy, %")
     assert len(vllm_server.requests) == 5
@@ -214,12 +220,14 @@ def test_chartqa_gold_answers_score_exactly_100(tmp_path: Path, vllm_server: Loc
     assert len(lines) == 5 and {json.loads(ln)["prediction"] for ln in lines} == set(CHART_GOLD)
 
 
-def test_chartqa_two_of_five_wrong_gives_60(tmp_path: Path, vllm_server: LocalVLLMServer) -> None:
+def test_chartqa_two_of_five_wrong_gives_60(
+    tmp_path: Path, vllm_server: LocalVLLMServer, drive: Drive
+) -> None:
     data = make_chartqa(tmp_path / "chartqa")
     # item 0: 12.5 vs 12 is 4.2% off, still correct (relaxed); 1: wrong text; 3: 3.9 vs 3.5 is 11% off
     preds = ["12.5", "Europe", "45%", "3.9", "north"]
     vllm_server.set_responder(_responder(lambda i, _: _chart(preds[i])))
-    res = _run("chartqa", data, vllm_server, None)
+    res = _run("chartqa", data, vllm_server, None, drive)
     assert res.summary.score == 60.0
     assert [r.score for r in res.records] == [1.0, 0.0, 1.0, 0.0, 1.0]
     # cross-check against the corpus metric
@@ -230,12 +238,12 @@ def test_chartqa_two_of_five_wrong_gives_60(tmp_path: Path, vllm_server: LocalVL
     assert "| ChartQA augmented (test) | 2 | 50.0 |" in table
 
 
-def test_docvqa_short_answers_anls(tmp_path: Path, vllm_server: LocalVLLMServer) -> None:
+def test_docvqa_short_answers_anls(tmp_path: Path, vllm_server: LocalVLLMServer, drive: Drive) -> None:
     data = make_docvqa(tmp_path / "docvqa")
     # exact; case/space differences (ANLS normalizes); "1,25" vs "1,250": 1 edit / 5 chars -> 0.8; wrong -> 0
     preds = ["1,250.00", "  john   SMITH ", "1,25", "April 9"]
     vllm_server.set_responder(_responder(lambda i, _: _doc(preds[i])))
-    res = _run("docvqa", data, vllm_server, None)
+    res = _run("docvqa", data, vllm_server, None, drive)
     assert [round(r.score, 6) for r in res.records] == [1.0, 1.0, 0.8, 0.0]
     assert res.summary.score == pytest.approx(70.0)
     assert res.summary.unit == "ANLS, %"
@@ -244,27 +252,27 @@ def test_docvqa_short_answers_anls(tmp_path: Path, vllm_server: LocalVLLMServer)
     assert all("exact words" in json.dumps(b["messages"]) for b in vllm_server.requests)
 
     vllm_server.set_responder(_responder(lambda i, _: _doc(DOC_GOLD[i][0])))
-    assert _run("docvqa", data, vllm_server, None).summary.score == 100.0
+    assert _run("docvqa", data, vllm_server, None, drive).summary.score == 100.0
 
 
-def test_ai2d_option_letters(tmp_path: Path, vllm_server: LocalVLLMServer) -> None:
+def test_ai2d_option_letters(tmp_path: Path, vllm_server: LocalVLLMServer, drive: Drive) -> None:
     data = make_ai2d(tmp_path / "ai2d")
     letters = "ABCD"
     gold = [letters[a] for a in AI2D_GOLD]
     vllm_server.set_responder(_responder(lambda i, _: f"Energy flows up the web.\nAnswer: {gold[i]}"))
-    res = _run("ai2d", data, vllm_server, None)
+    res = _run("ai2d", data, vllm_server, None, drive)
     assert res.summary.score == 100.0 and [r.prediction for r in res.records] == gold
     # the options were sent (DiagramReasoningTool with options)
     assert all("rabbit" in json.dumps(b["messages"]) for b in vllm_server.requests)
 
     wrong = {1: "Answer: (A)", 4: "I cannot tell."}  # one wrong letter, one unparseable reply
     vllm_server.set_responder(_responder(lambda i, _: wrong.get(i, f"Answer: {gold[i]}")))
-    res = _run("ai2d", data, vllm_server, None)
+    res = _run("ai2d", data, vllm_server, None, drive)
     assert res.summary.score == 60.0
     assert [r.prediction for r in res.records][1] == "A" and res.records[4].score == 0.0
 
 
-def test_ocrbench_full_marks_and_routing(tmp_path: Path, vllm_server: LocalVLLMServer) -> None:
+def test_ocrbench_full_marks_and_routing(tmp_path: Path, vllm_server: LocalVLLMServer, drive: Drive) -> None:
     data = make_ocrbench(tmp_path / "OCRBench")
 
     def answer(i: int, body: dict[str, Any]) -> str:
@@ -273,7 +281,7 @@ def test_ocrbench_full_marks_and_routing(tmp_path: Path, vllm_server: LocalVLLMS
         return _doc(gold) if _is_structured(body) else f"some words {gold} more words"
 
     vllm_server.set_responder(_responder(answer))
-    res = _run("ocrbench", data, vllm_server, None)
+    res = _run("ocrbench", data, vllm_server, None, drive)
     s = res.summary
     assert (s.score, s.n, s.unit) == (1000.0, 4, "points / 1000")
     assert s.extra["total"] == 4 and s.extra["per_category"]["Doc-oriented VQA"] == 1
@@ -282,7 +290,7 @@ def test_ocrbench_full_marks_and_routing(tmp_path: Path, vllm_server: LocalVLLMS
     assert [r.detail.get("tool") for r in res.records] == ["ocr_transcribe"] * 2 + ["document_qa"] * 2
 
     vllm_server.set_responder(_responder(lambda i, b: "4O71" if i == 1 else answer(i, b)))  # letter O
-    res = _run("ocrbench", data, vllm_server, None)
+    res = _run("ocrbench", data, vllm_server, None, drive)
     assert res.summary.score == 750.0
     cats = [r.meta["category"] for r in res.records]
     ref = ocrbench_score([r.prediction or "" for r in res.records], [r.gold for r in res.records], cats)
@@ -290,13 +298,16 @@ def test_ocrbench_full_marks_and_routing(tmp_path: Path, vllm_server: LocalVLLMS
     assert "| OCRBench (test) | 4 | 750 | 301–954 | 865 | -115 |" in res.report()
 
 
-def test_resume_sends_only_remaining_items(tmp_path: Path, vllm_server: LocalVLLMServer) -> None:
+def test_resume_sends_only_remaining_items(
+    tmp_path: Path, vllm_server: LocalVLLMServer, drive: Drive
+) -> None:
     data = make_chartqa(tmp_path / "chartqa")
     out = tmp_path / "results.jsonl"
     vllm_server.set_responder(_responder(lambda i, _: Reply(text=_chart(CHART_GOLD[i]), delay=0.15)))
     items = load_task("chartqa", data)
     cfg = EvalConfig(task="chartqa", model=vllm_server.model, prompt_mode="tools")
 
+    # the interruption is a cancelled task (Ctrl-C under asyncio); the reruns go through both sides
     async def interrupted() -> None:
         runner = EvalRunner(cfg, client=_client(vllm_server), out=out, concurrency=1)
         task = asyncio.create_task(runner.arun(items))
@@ -311,7 +322,7 @@ def test_resume_sends_only_remaining_items(tmp_path: Path, vllm_server: LocalVLL
     assert len(done) == 2
     vllm_server.reset()
     vllm_server.set_responder(_responder(lambda i, _: _chart(CHART_GOLD[i])))
-    res = EvalRunner(cfg, client=_client(vllm_server), out=out, concurrency=2).run(items)
+    res = drive.call(EvalRunner(cfg, client=_client(vllm_server), out=out, concurrency=2), "run", items)
     sent = sorted(_item_index(b) for b in vllm_server.requests)
     assert sent == [2, 3, 4]  # items 0 and 1 were recorded: never asked again
     assert res.ran == 3 and res.resumed == 2 and res.summary.resumed == 2
@@ -322,22 +333,21 @@ def test_resume_sends_only_remaining_items(tmp_path: Path, vllm_server: LocalVLL
     with out.open("a") as fh:
         fh.write('{"id": "human-0", "task": "cha')
     vllm_server.reset()
-    res = EvalRunner(cfg, client=_client(vllm_server), out=out).run(items)
+    res = drive.call(EvalRunner(cfg, client=_client(vllm_server), out=out), "run", items)
     assert vllm_server.requests == [] and res.ran == 0 and res.summary.score == 100.0
 
     # another configuration (dpi) does not reuse these records; resume=False neither
-    res = EvalRunner(
-        EvalConfig(task="chartqa", model=vllm_server.model, dpi=150, prompt_mode="tools"),
-        client=_client(vllm_server),
-        out=out,
-    ).run(items)
+    other = EvalConfig(task="chartqa", model=vllm_server.model, dpi=150, prompt_mode="tools")
+    res = drive.call(EvalRunner(other, client=_client(vllm_server), out=out), "run", items)
     assert len(vllm_server.requests) == 5 and res.ran == 5
     vllm_server.reset()
-    EvalRunner(cfg, client=_client(vllm_server), out=out, resume=False).run(items)
+    drive.call(EvalRunner(cfg, client=_client(vllm_server), out=out, resume=False), "run", items)
     assert len(vllm_server.requests) == 5
 
 
-def test_item_errors_are_recorded_and_the_run_goes_on(tmp_path: Path, vllm_server: LocalVLLMServer) -> None:
+def test_item_errors_are_recorded_and_the_run_goes_on(
+    tmp_path: Path, vllm_server: LocalVLLMServer, drive: Drive
+) -> None:
     data = make_chartqa(tmp_path / "chartqa")
     (data / "test" / "png" / "c4.png").write_bytes(b"not a png at all")  # fails before any request
 
@@ -348,7 +358,7 @@ def test_item_errors_are_recorded_and_the_run_goes_on(tmp_path: Path, vllm_serve
 
     vllm_server.set_responder(_responder(answer))
     out = tmp_path / "out.jsonl"
-    res = _run("chartqa", data, vllm_server, out)
+    res = _run("chartqa", data, vllm_server, out, drive)
     by_id = {r.id: r for r in res.records}
     assert res.summary.errors == 2 and res.summary.n == 5
     assert res.summary.score == 60.0  # 3 correct of 5; errors score 0
@@ -360,13 +370,13 @@ def test_item_errors_are_recorded_and_the_run_goes_on(tmp_path: Path, vllm_serve
     # on rerun (resume), only the two errored items are tried again
     vllm_server.reset()
     vllm_server.set_responder(_responder(lambda i, _: _chart(CHART_GOLD[i])))
-    res = _run("chartqa", data, vllm_server, out)
+    res = _run("chartqa", data, vllm_server, out, drive)
     assert [_item_index(b) for b in vllm_server.requests] == [1]
     assert res.summary.errors == 1 and res.summary.score == 80.0
 
 
 def test_window_caps_items_in_flight_and_hands_records_out_in_item_order(
-    tmp_path: Path, vllm_server: LocalVLLMServer
+    tmp_path: Path, vllm_server: LocalVLLMServer, drive: Drive
 ) -> None:
     data = make_chartqa(tmp_path / "chartqa")
     lock = threading.Lock()
@@ -383,14 +393,16 @@ def test_window_caps_items_in_flight_and_hands_records_out_in_item_order(
 
     vllm_server.set_responder(_responder(answer))
     out = tmp_path / "out.jsonl"
-    res = _run("chartqa", data, vllm_server, out, concurrency=2)
+    res = _run("chartqa", data, vllm_server, out, drive, concurrency=2)
     assert flight["most"] == 2  # the window holds two items, never more
     ids = [it.id for it in load_task("chartqa", data)]
     assert [r.id for r in read_records(out)] == ids  # written as handed out: in item order
     assert [r.id for r in res.records] == ids and res.summary.score == 100.0
 
 
-def test_failure_rate_stops_the_run_and_a_rerun_resumes(tmp_path: Path, vllm_server: LocalVLLMServer) -> None:
+def test_failure_rate_stops_the_run_and_a_rerun_resumes(
+    tmp_path: Path, vllm_server: LocalVLLMServer, drive: Drive
+) -> None:
     data = make_chartqa(tmp_path / "chartqa")
     items = load_task("chartqa", data)
     cfg = EvalConfig(task="chartqa", model=vllm_server.model, prompt_mode="tools")
@@ -405,7 +417,7 @@ def test_failure_rate_stops_the_run_and_a_rerun_resumes(tmp_path: Path, vllm_ser
 
     # 20% of 5 items may fail: the second failure makes the final rate certain to pass it
     with pytest.raises(JobAbortedError, match=r"stopped after 3 of 5 .*2 failed.*max_failure_rate 20%"):
-        runner(max_failure_rate=0.2).run(items)
+        drive.call(runner(max_failure_rate=0.2), "run", items)
     kept = list(read_records(out))
     assert [(r.id, r.error is None) for r in kept] == [
         ("human-0", True),
@@ -414,24 +426,16 @@ def test_failure_rate_stops_the_run_and_a_rerun_resumes(tmp_path: Path, vllm_ser
     ]
     assert len(vllm_server.requests) == 3  # nothing was sent after the stop
 
-    # the async driver stops at the same place
-    out.unlink()
-    vllm_server.reset()
-    vllm_server.set_responder(failing)
-    with pytest.raises(JobAbortedError, match="stopped after 3 of 5"):
-        asyncio.run(runner(max_failure_rate=0.2).arun(items))
-    assert len(list(read_records(out))) == 3
-
     # a rate the run cannot pass never stops it
     vllm_server.reset()
     vllm_server.set_responder(failing)
-    res = runner(max_failure_rate=1.0).run(items)
+    res = drive.call(runner(max_failure_rate=1.0), "run", items)
     assert res.summary.errors == 4 and res.ran == 4 and res.resumed == 1
 
     # rerun with a healthy server: the recorded success is kept, the errors run again
     vllm_server.reset()
     vllm_server.set_responder(_responder(lambda i, _: _chart(CHART_GOLD[i])))
-    res = runner(max_failure_rate=0.2).run(items)
+    res = drive.call(runner(max_failure_rate=0.2), "run", items)
     assert sorted(_item_index(b) for b in vllm_server.requests) == [1, 2, 3, 4]
     assert res.resumed == 1 and res.summary.score == 100.0
 

@@ -1,5 +1,8 @@
 """MiniMaxVLDocumentLoader end to end: every mode, metadata, async order, cache/resume, failures, fallbacks.
 
+Tests that take the ``drive`` fixture run twice, through ``lazy_load`` and through ``alazy_load``, with the
+same assertions (tests/drive.py).
+
 Model modes run against :class:`LocalVLLMServer` (the vLLM TEST DOUBLE) with scripted markdown. Each
 generated page carries a coloured marker block (red, green, blue, ...), so a responder can tell from the
 image alone which page a request is for, whatever order the requests arrive in; that is how the
@@ -8,7 +11,6 @@ resume tests prove that finished pages are never sent again.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 import subprocess
@@ -30,6 +32,7 @@ from minimaxvl_tools.errors import InvalidInputError, JobAbortedError
 from minimaxvl_tools.loaders import MiniMaxVLDocumentLoader, PageCache
 from minimaxvl_tools.local_ocr import LocalOCREngine
 from minimaxvl_tools.testing.server import LocalVLLMServer, Reply
+from tests.drive import Drive
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -137,11 +140,13 @@ def scans(tmp_path: Path) -> Path:
 
 
 # ------------------------------------------------------------------ modes and metadata
-def test_vlm_mode_scripted_markdown_and_metadata(vllm_server: LocalVLLMServer, tmp_path: Path) -> None:
+def test_vlm_mode_scripted_markdown_and_metadata(
+    vllm_server: LocalVLLMServer, tmp_path: Path, drive: Drive
+) -> None:
     pdf = make_pdf(tmp_path / "three.pdf", [page_image(n) for n in (1, 2, 3)])
     vllm_server.set_responder(markdown_responder())
     ld = loader(pdf, tmp_path, mode="vlm", client=client_for(vllm_server))
-    docs = ld.load()
+    docs = drive.iterate(ld, "lazy_load")
 
     assert [d.metadata["page_number"] for d in docs] == [1, 2, 3]
     for n, d in enumerate(docs, start=1):
@@ -163,19 +168,22 @@ def test_vlm_mode_scripted_markdown_and_metadata(vllm_server: LocalVLLMServer, t
     assert (s.documents, s.pages, s.ok, s.requests, s.image_tokens) == (1, 3, 3, 3, sum(served.values()))
 
 
-def test_plain_vlm_output_is_text_not_markdown(vllm_server: LocalVLLMServer, tmp_path: Path) -> None:
+def test_plain_vlm_output_is_text_not_markdown(
+    vllm_server: LocalVLLMServer, tmp_path: Path, drive: Drive
+) -> None:
     pdf = make_pdf(tmp_path / "one.pdf", [page_image(1)])
     vllm_server.set_responder(markdown_responder())
-    (doc,) = loader(pdf, tmp_path, mode="vlm", plain=True, client=client_for(vllm_server)).load()
+    ld = loader(pdf, tmp_path, mode="vlm", plain=True, client=client_for(vllm_server))
+    (doc,) = drive.iterate(ld, "lazy_load")
     assert "#" not in doc.page_content and "**" not in doc.page_content
     assert "Scripted text of page 1." in doc.page_content
 
 
 def test_text_layer_mode_reads_born_digital_pdf_without_the_model(
-    vllm_server: LocalVLLMServer, tmp_path: Path
+    vllm_server: LocalVLLMServer, tmp_path: Path, drive: Drive
 ) -> None:
     ld = loader(SAMPLES / "born_digital.pdf", tmp_path, mode="text-layer", client=client_for(vllm_server))
-    docs = ld.load()
+    docs = drive.iterate(ld, "lazy_load")
     assert [d.metadata["page_number"] for d in docs] == [1, 2]
     assert "Maintenance report" in docs[0].page_content
     assert "312 days" in docs[0].page_content
@@ -186,13 +194,13 @@ def test_text_layer_mode_reads_born_digital_pdf_without_the_model(
 
 
 def test_auto_mode_uses_text_layer_where_good_and_ocr_elsewhere(
-    vllm_server: LocalVLLMServer, tmp_path: Path
+    vllm_server: LocalVLLMServer, tmp_path: Path, drive: Drive
 ) -> None:
     text = "This page was typed, not scanned. It has a real text layer with plenty of characters in it."
     pdf = make_pdf(tmp_path / "mixed.pdf", [text, page_image(2)])
     vllm_server.set_responder(markdown_responder())
     ld = loader(pdf, tmp_path, mode="auto", client=client_for(vllm_server))
-    typed, scanned = ld.load()
+    typed, scanned = drive.iterate(ld, "lazy_load")
     assert typed.metadata["extraction"] == "text-layer"
     assert "real text layer" in typed.page_content
     assert scanned.metadata["extraction"] == "ocr"
@@ -203,7 +211,7 @@ def test_auto_mode_uses_text_layer_where_good_and_ocr_elsewhere(
 
 
 @needs_tesseract
-def test_local_mode_reads_generated_text_pages_with_tesseract(tmp_path: Path) -> None:
+def test_local_mode_reads_generated_text_pages_with_tesseract(tmp_path: Path, drive: Drive) -> None:
     pdf = make_pdf(
         tmp_path / "local.pdf",
         [
@@ -211,7 +219,7 @@ def test_local_mode_reads_generated_text_pages_with_tesseract(tmp_path: Path) ->
             page_image(2, ["Invoice number 4471", "Total due 312.50 EUR"]),
         ],
     )
-    docs = loader(pdf, tmp_path, mode="local", dpi=150).load()
+    docs = drive.iterate(loader(pdf, tmp_path, mode="local", dpi=150), "lazy_load")
     assert "maintenance" in docs[0].page_content.lower()
     assert "station seven" in docs[0].page_content.lower()
     assert "312.50" in docs[1].page_content
@@ -221,7 +229,7 @@ def test_local_mode_reads_generated_text_pages_with_tesseract(tmp_path: Path) ->
 
 
 @needs_tesseract
-def test_rotated_page_is_corrected_in_local_mode(tmp_path: Path) -> None:
+def test_rotated_page_is_corrected_in_local_mode(tmp_path: Path, drive: Drive) -> None:
     upright = page_image(
         1,
         [
@@ -235,30 +243,32 @@ def test_rotated_page_is_corrected_in_local_mode(tmp_path: Path) -> None:
     rotated = upright.rotate(90, expand=True)  # counter-clockwise: a page scanned sideways
     path = tmp_path / "sideways.png"
     rotated.save(path)
-    (doc,) = loader(path, tmp_path, mode="local", detect_rotation=True).load()
+    (doc,) = drive.iterate(loader(path, tmp_path, mode="local", detect_rotation=True), "lazy_load")
     assert doc.metadata["rotation_corrected"] == 90
     assert "committee approved the budget" in doc.page_content.lower()
 
 
-def test_blank_pages_send_no_request(vllm_server: LocalVLLMServer, tmp_path: Path) -> None:
+def test_blank_pages_send_no_request(vllm_server: LocalVLLMServer, tmp_path: Path, drive: Drive) -> None:
     pdf = make_pdf(tmp_path / "blank.pdf", [page_image(1), None, page_image(3)])
     vllm_server.set_responder(markdown_responder())
     ld = loader(pdf, tmp_path, mode="vlm", client=client_for(vllm_server))
-    docs = ld.load()
+    docs = drive.iterate(ld, "lazy_load")
     assert [d.metadata["status"] for d in docs] == ["ok", "blank", "ok"]
     assert docs[1].page_content == "" and docs[1].metadata["requests"] == 0
     assert sorted(requested_pages(vllm_server)) == [1, 3]
     assert (ld.stats.blank, ld.stats.ok) == (1, 2)
 
 
-def test_unreadable_file_is_recorded_and_the_rest_go_on(vllm_server: LocalVLLMServer, tmp_path: Path) -> None:
+def test_unreadable_file_is_recorded_and_the_rest_go_on(
+    vllm_server: LocalVLLMServer, tmp_path: Path, drive: Drive
+) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
     (folder / "a_broken.pdf").write_bytes(b"%PDF-1.4 this is not really a pdf")
     make_pdf(folder / "b_good.pdf", [page_image(1)])
     vllm_server.set_responder(markdown_responder())
     ld = loader(folder, tmp_path, mode="vlm", client=client_for(vllm_server))
-    broken, good = ld.load()
+    broken, good = drive.iterate(ld, "lazy_load")
     assert broken.metadata["status"] == "failed" and broken.metadata["error"]
     assert broken.metadata["source"].endswith("a_broken.pdf")
     assert good.metadata["status"] == "ok" and good.page_content.startswith("# Page 1")
@@ -278,11 +288,13 @@ def six_scans(tmp_path: Path) -> Path:
     return folder
 
 
-def test_lazy_load_overlaps_pages_across_files_in_order(vllm_server: LocalVLLMServer, tmp_path: Path) -> None:
+def test_pages_overlap_across_files_in_order(
+    vllm_server: LocalVLLMServer, tmp_path: Path, drive: Drive
+) -> None:
     # earlier pages answer later, so results finish out of order; one-page files must still overlap
     vllm_server.set_responder(markdown_responder(delay=lambda n: 0.05 * (7 - n)))
     ld = loader(six_scans(tmp_path), tmp_path, mode="vlm", client=client_for(vllm_server, max_concurrency=3))
-    docs = list(ld.lazy_load())
+    docs = drive.iterate(ld, "lazy_load")
     assert [d.page_content.splitlines()[0] for d in docs] == [f"# Page {n}" for n in range(1, 7)]
     assert [Path(d.metadata["source"]).name for d in docs] == [
         "a.png",
@@ -297,45 +309,35 @@ def test_lazy_load_overlaps_pages_across_files_in_order(vllm_server: LocalVLLMSe
     assert (ld.stats.documents, ld.stats.ok, ld.stats.requests) == (5, 6, 6)
 
 
-async def test_alazy_load_overlaps_pages_across_files_in_order(
-    vllm_server: LocalVLLMServer, tmp_path: Path
-) -> None:
-    vllm_server.set_responder(markdown_responder(delay=lambda n: 0.05 * (7 - n)))
-    ld = loader(six_scans(tmp_path), tmp_path, mode="vlm", client=client_for(vllm_server, max_concurrency=3))
-    docs = [d async for d in ld.alazy_load()]
-    assert [d.page_content.splitlines()[0] for d in docs] == [f"# Page {n}" for n in range(1, 7)]
-    assert vllm_server.max_running == 3
-    assert (ld.stats.documents, ld.stats.ok) == (5, 6)
-
-
-def test_lazy_load_one_page_at_a_time_when_max_concurrency_is_1(
-    vllm_server: LocalVLLMServer, tmp_path: Path
+def test_one_page_at_a_time_when_max_concurrency_is_1(
+    vllm_server: LocalVLLMServer, tmp_path: Path, drive: Drive
 ) -> None:
     vllm_server.set_responder(markdown_responder(delay=lambda n: 0.02))
     ld = loader(six_scans(tmp_path), tmp_path, mode="vlm", client=client_for(vllm_server, max_concurrency=1))
-    docs = ld.load()
+    docs = drive.iterate(ld, "lazy_load")
     assert vllm_server.max_running == 1
     assert requested_pages(vllm_server) == [1, 2, 3, 4, 5, 6]  # strictly in order
     assert [d.metadata["page_number"] for d in docs] == [1, 1, 1, 2, 1, 1]
 
 
-def test_lazy_load_break_keeps_pages_finished_in_flight(
-    vllm_server: LocalVLLMServer, scans: Path, tmp_path: Path
+def test_stopping_early_keeps_pages_finished_in_flight(
+    vllm_server: LocalVLLMServer, scans: Path, tmp_path: Path, drive: Drive
 ) -> None:
     # page 1 is slow, pages 2 and 3 finish on the workers first; the consumer stops after page 1
     vllm_server.set_responder(markdown_responder(delay=lambda n: 0.6 if n == 1 else 0.0))
     client = client_for(vllm_server, max_concurrency=3)
-    for d in loader(scans, tmp_path, mode="vlm", client=client).lazy_load():
-        assert d.metadata["page_number"] == 1
-        break
+    (d,) = drive.iterate(loader(scans, tmp_path, mode="vlm", client=client), "lazy_load", take=1)
+    assert d.metadata["page_number"] == 1  # break / aclose cancel nothing that already finished
     assert sorted(requested_pages(vllm_server)) == [1, 2, 3]  # window of 3: pages 4, 5 never started
 
     vllm_server.reset()
     vllm_server.set_responder(markdown_responder())
     second = loader(scans, tmp_path, mode="vlm", client=client)
-    docs = second.load()
+    docs = drive.iterate(second, "lazy_load")
     assert sorted(requested_pages(vllm_server)) == [4, 5]  # 2 and 3 were cached by their workers
     assert [d.metadata["cached"] for d in docs] == [True, True, True, False, False]
+    assert second.stats.cached == 3
+    assert [d.metadata["page_number"] for d in docs] == [1, 2, 3, 4, 5]
 
 
 def test_page_cache_one_key_written_by_many_threads_at_once(tmp_path: Path) -> None:
@@ -363,14 +365,13 @@ def test_page_cache_one_key_written_by_many_threads_at_once(tmp_path: Path) -> N
     assert not list((tmp_path / "cache").rglob("*.tmp"))
 
 
-@pytest.mark.parametrize("use_async", [False, True])
 def test_unwritable_cache_warns_and_keeps_every_page(
     vllm_server: LocalVLLMServer,
     scans: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
-    use_async: bool,
+    drive: Drive,
 ) -> None:
     vllm_server.set_responder(markdown_responder())
 
@@ -379,33 +380,32 @@ def test_unwritable_cache_warns_and_keeps_every_page(
 
     monkeypatch.setattr(PageCache, "put", full_disk)
     ld = loader(scans, tmp_path, mode="vlm", client=client_for(vllm_server, max_concurrency=3))
-
-    async def collect() -> list[Any]:
-        return [d async for d in ld.alazy_load()]
-
-    docs = asyncio.run(collect()) if use_async else ld.load()
+    docs = drive.iterate(ld, "lazy_load")
     assert [d.page_content.splitlines()[0] for d in docs] == [f"# Page {n}" for n in range(1, 6)]
     assert ld.stats.ok == 5
     assert "No space left on device" in caplog.text and "not written" in caplog.text
 
 
-def test_lazy_load_cached_pages_do_not_wait_behind_the_window(
-    vllm_server: LocalVLLMServer, scans: Path, tmp_path: Path
+def test_cached_pages_do_not_wait_behind_the_window(
+    vllm_server: LocalVLLMServer, scans: Path, tmp_path: Path, drive: Drive
 ) -> None:
     vllm_server.set_responder(markdown_responder())
     client = client_for(vllm_server, max_concurrency=2)
-    loader(scans, tmp_path, mode="vlm", client=client, pages="2,4").load()  # pages 2 and 4 cached
+    # pages 2 and 4 cached
+    drive.iterate(loader(scans, tmp_path, mode="vlm", client=client, pages="2,4"), "lazy_load")
     vllm_server.reset()
     vllm_server.set_responder(markdown_responder())
     ld = loader(scans, tmp_path, mode="vlm", client=client)
-    docs = ld.load()
+    docs = drive.iterate(ld, "lazy_load")
     assert sorted(requested_pages(vllm_server)) == [1, 3, 5]
     assert [d.metadata["cached"] for d in docs] == [False, True, False, True, False]
     assert [d.page_content.splitlines()[0] for d in docs] == [f"# Page {n}" for n in range(1, 6)]
     assert (ld.stats.cached, ld.stats.requests, ld.stats.ok) == (2, 3, 5)
 
 
-def test_failure_rate_abort_with_pages_in_flight(vllm_server: LocalVLLMServer, tmp_path: Path) -> None:
+def test_failure_rate_abort_with_pages_in_flight(
+    vllm_server: LocalVLLMServer, tmp_path: Path, drive: Drive
+) -> None:
     pdf = make_pdf(tmp_path / "many.pdf", [page_image(n) for n in range(1, 8)] * 2)
     vllm_server.set_responder(lambda body: Reply(status=400))
     ld = loader(
@@ -418,20 +418,20 @@ def test_failure_rate_abort_with_pages_in_flight(vllm_server: LocalVLLMServer, t
         min_pages_before_abort=2,
     )
     with pytest.raises(JobAbortedError, match="max_failure_rate"):
-        ld.load()
+        drive.iterate(ld, "lazy_load")
     assert ld.stats.pages == 2
     time.sleep(0.2)  # a page already on a worker may still finish
     assert len(vllm_server.requests) <= 2 + 3  # stopped within one window: the other 9 pages never sent
 
 
-# ------------------------------------------------------------------ async
-async def test_alazy_load_keeps_page_order_and_bounds_concurrency(
-    vllm_server: LocalVLLMServer, scans: Path, tmp_path: Path
+# ------------------------------------------------------------------ order, and sync against async
+def test_pages_keep_their_order_and_max_concurrency_bounds_them(
+    vllm_server: LocalVLLMServer, scans: Path, tmp_path: Path, drive: Drive
 ) -> None:
     # earlier pages answer later, so the results arrive out of order; the loader must reorder them
     vllm_server.set_responder(markdown_responder(delay=lambda n: 0.05 * (6 - n)))
     ld = loader(scans, tmp_path, mode="vlm", client=client_for(vllm_server, max_concurrency=2))
-    docs = [d async for d in ld.alazy_load()]
+    docs = drive.iterate(ld, "lazy_load")
     assert [d.metadata["page_number"] for d in docs] == [1, 2, 3, 4, 5]
     assert [d.page_content.splitlines()[0] for d in docs] == [f"# Page {n}" for n in range(1, 6)]
     assert vllm_server.max_running == 2  # concurrent, and never more than max_concurrency
@@ -454,22 +454,18 @@ async def test_alazy_load_matches_lazy_load(
 
 # ------------------------------------------------------------------ cache and resume
 def test_resume_after_break_recomputes_no_finished_page(
-    vllm_server: LocalVLLMServer, scans: Path, tmp_path: Path
+    vllm_server: LocalVLLMServer, scans: Path, tmp_path: Path, drive: Drive
 ) -> None:
     vllm_server.set_responder(markdown_responder())
     client = client_for(vllm_server, max_concurrency=1)  # one page at a time: nothing runs ahead
     first = loader(scans, tmp_path, mode="vlm", client=client)
-    got = []
-    for d in first.lazy_load():
-        got.append(d)
-        if len(got) == 2:
-            break  # the consumer stops: the job is interrupted after page 2
+    got = drive.iterate(first, "lazy_load", take=2)  # the consumer stops: the job is interrupted after page 2
     assert requested_pages(vllm_server) == [1, 2]
 
     vllm_server.reset()
     vllm_server.set_responder(markdown_responder())
     second = loader(scans, tmp_path, mode="vlm", client=client)
-    docs = second.load()
+    docs = drive.iterate(second, "lazy_load")
     assert requested_pages(vllm_server) == [3, 4, 5]  # zero finished pages sent again
     assert [d.metadata["cached"] for d in docs] == [True, True, False, False, False]
     assert (second.stats.cached, second.stats.requests, second.stats.ok) == (2, 3, 5)
@@ -477,21 +473,28 @@ def test_resume_after_break_recomputes_no_finished_page(
 
     vllm_server.reset()
     third = loader(scans, tmp_path, mode="vlm", client=client)
-    third.load()
+    drive.iterate(third, "lazy_load")
     assert vllm_server.requests == [] and third.stats.cached == 5
 
 
-def test_resume_after_keyboard_interrupt(vllm_server: LocalVLLMServer, scans: Path, tmp_path: Path) -> None:
+def test_resume_after_keyboard_interrupt(
+    vllm_server: LocalVLLMServer, scans: Path, tmp_path: Path, drive: Drive
+) -> None:
     vllm_server.set_responder(markdown_responder())
     client = client_for(vllm_server, max_concurrency=1)
+
+    def interrupt_at_page_3(d: Any) -> None:
+        if d.metadata["page_number"] == 3:
+            raise KeyboardInterrupt
+
     with pytest.raises(KeyboardInterrupt):
-        for d in loader(scans, tmp_path, mode="vlm", client=client).lazy_load():
-            if d.metadata["page_number"] == 3:
-                raise KeyboardInterrupt
+        drive.iterate(
+            loader(scans, tmp_path, mode="vlm", client=client), "lazy_load", visit=interrupt_at_page_3
+        )
     vllm_server.reset()
     vllm_server.set_responder(markdown_responder())
     ld = loader(scans, tmp_path, mode="vlm", client=client)
-    ld.load()
+    drive.iterate(ld, "lazy_load")
     assert requested_pages(vllm_server) == [4, 5]
     assert ld.stats.cached == 3
 
@@ -535,34 +538,14 @@ def test_resume_after_killed_process(vllm_server: LocalVLLMServer, scans: Path, 
     assert [d.page_content.splitlines()[0] for d in docs] == [f"# Page {n}" for n in range(1, 6)]
 
 
-async def test_async_resume_keeps_pages_finished_out_of_order(
-    vllm_server: LocalVLLMServer, scans: Path, tmp_path: Path
+def test_cache_key_changes_with_settings(
+    vllm_server: LocalVLLMServer, scans: Path, tmp_path: Path, drive: Drive
 ) -> None:
-    # page 1 is slow, pages 2 and 3 finish first; the consumer stops after page 1
-    vllm_server.set_responder(markdown_responder(delay=lambda n: 0.6 if n == 1 else 0.0))
-    client = client_for(vllm_server, max_concurrency=3)
-    first = loader(scans, tmp_path, mode="vlm", client=client)
-    agen = first.alazy_load()
-    doc = await agen.__anext__()
-    assert doc.metadata["page_number"] == 1
-    await agen.aclose()  # cancels whatever is still in flight
-    finished = {1, 2, 3}
-    assert set(requested_pages(vllm_server)) == finished  # window of 3: pages 4, 5 never started
-
-    vllm_server.reset()
-    vllm_server.set_responder(markdown_responder())
-    second = loader(scans, tmp_path, mode="vlm", client=client)
-    docs = [d async for d in second.alazy_load()]
-    assert sorted(requested_pages(vllm_server)) == [4, 5]
-    assert second.stats.cached == 3
-    assert [d.metadata["page_number"] for d in docs] == [1, 2, 3, 4, 5]
-
-
-def test_cache_key_changes_with_settings(vllm_server: LocalVLLMServer, scans: Path, tmp_path: Path) -> None:
     vllm_server.set_responder(markdown_responder())
     client = client_for(vllm_server)
-    loader(scans, tmp_path, mode="vlm", client=client, pages="1").load()
-    loader(scans, tmp_path, mode="vlm", client=client, pages="1", plain=True).load()  # other output
+    drive.iterate(loader(scans, tmp_path, mode="vlm", client=client, pages="1"), "lazy_load")
+    other = loader(scans, tmp_path, mode="vlm", client=client, pages="1", plain=True)  # other output
+    drive.iterate(other, "lazy_load")
     assert requested_pages(vllm_server) == [1, 1]
     cache = PageCache(tmp_path / "cache")
     assert len(list(cache.root.rglob("*.json"))) == 2
@@ -578,11 +561,11 @@ def test_cache_key_changes_with_settings(vllm_server: LocalVLLMServer, scans: Pa
     ids=["http400", "garbage-body"],
 )
 def test_one_failed_page_does_not_stop_the_others(
-    vllm_server: LocalVLLMServer, scans: Path, tmp_path: Path, bad: Reply
+    vllm_server: LocalVLLMServer, scans: Path, tmp_path: Path, bad: Reply, drive: Drive
 ) -> None:
     vllm_server.set_responder(markdown_responder(fail=lambda n: bad if n == 2 else None))
     ld = loader(scans, tmp_path, mode="vlm", client=client_for(vllm_server), fallbacks=())
-    docs = ld.load()
+    docs = drive.iterate(ld, "lazy_load")
     assert [d.metadata["status"] for d in docs] == ["ok", "failed", "ok", "ok", "ok"]
     assert docs[1].page_content == "" and docs[1].metadata["error"]
     assert all("error" not in d.metadata for i, d in enumerate(docs) if i != 1)
@@ -592,17 +575,19 @@ def test_one_failed_page_does_not_stop_the_others(
     vllm_server.reset()
     vllm_server.set_responder(markdown_responder())
     again = loader(scans, tmp_path, mode="vlm", client=client_for(vllm_server), fallbacks=())
-    docs = again.load()
+    docs = drive.iterate(again, "lazy_load")
     assert requested_pages(vllm_server) == [2]
     assert docs[1].metadata["status"] == "ok" and again.stats.cached == 4
 
 
-def test_vlm_failure_falls_back_to_text_layer(vllm_server: LocalVLLMServer, tmp_path: Path) -> None:
+def test_vlm_failure_falls_back_to_text_layer(
+    vllm_server: LocalVLLMServer, tmp_path: Path, drive: Drive
+) -> None:
     text = "Born digital page with a text layer that the fallback can use instead of the model."
     pdf = make_pdf(tmp_path / "fb.pdf", [text])
     vllm_server.set_responder(lambda body: Reply(status=400, error="scripted failure"))
     ld = loader(pdf, tmp_path, mode="vlm", client=client_for(vllm_server))
-    (doc,) = ld.load()
+    (doc,) = drive.iterate(ld, "lazy_load")
     m = doc.metadata
     assert (m["status"], m["fallback"], m["extraction"]) == ("fallback", "text-layer", "text-layer")
     assert "scripted failure" in m["error"]
@@ -612,12 +597,14 @@ def test_vlm_failure_falls_back_to_text_layer(vllm_server: LocalVLLMServer, tmp_
 
 
 @needs_tesseract
-def test_vlm_failure_falls_back_to_local_engine(vllm_server: LocalVLLMServer, tmp_path: Path) -> None:
+def test_vlm_failure_falls_back_to_local_engine(
+    vllm_server: LocalVLLMServer, tmp_path: Path, drive: Drive
+) -> None:
     path = tmp_path / "scan.png"
     page_image(1, ["Shipment arrived damaged", "Claim reference 5521"]).save(path)
     vllm_server.set_responder(lambda body: Reply(status=500, error="scripted crash"))
     ld = loader(path, tmp_path, mode="vlm", client=client_for(vllm_server))
-    (doc,) = ld.load()
+    (doc,) = drive.iterate(ld, "lazy_load")
     m = doc.metadata
     assert (m["status"], m["fallback"]) == ("fallback", "local")
     assert m["engine"].startswith("tesseract")
@@ -625,7 +612,7 @@ def test_vlm_failure_falls_back_to_local_engine(vllm_server: LocalVLLMServer, tm
     assert ld.stats.fallback == 1
 
 
-def test_failure_rate_abort(vllm_server: LocalVLLMServer, tmp_path: Path) -> None:
+def test_failure_rate_abort(vllm_server: LocalVLLMServer, tmp_path: Path, drive: Drive) -> None:
     pdf = make_pdf(tmp_path / "many.pdf", [page_image(n) for n in range(1, 8)])
     vllm_server.set_responder(markdown_responder(fail=lambda n: Reply(status=400) if n != 1 else None))
     ld = loader(
@@ -637,17 +624,18 @@ def test_failure_rate_abort(vllm_server: LocalVLLMServer, tmp_path: Path) -> Non
         max_failure_rate=0.5,
         min_pages_before_abort=3,
     )
-    seen = []
+    seen: list[int] = []
     with pytest.raises(JobAbortedError, match="max_failure_rate"):
-        for d in ld.lazy_load():
-            seen.append(d.metadata["page_number"])
+        drive.iterate(ld, "lazy_load", visit=lambda d: seen.append(d.metadata["page_number"]))
     # page 1 ok, page 2 failed (1/2 = 50%, not over), page 3 failed -> 2/3 over 50% after 3 pages: stop
     assert seen == [1, 2]
     assert sorted(requested_pages(vllm_server)) == [1, 2, 3]
     assert (ld.stats.pages, ld.stats.failed) == (3, 2)
 
 
-async def test_failure_rate_abort_async(vllm_server: LocalVLLMServer, scans: Path, tmp_path: Path) -> None:
+def test_failure_rate_abort_sends_no_more_pages(
+    vllm_server: LocalVLLMServer, scans: Path, tmp_path: Path, drive: Drive
+) -> None:
     vllm_server.set_responder(lambda body: Reply(status=400))
     ld = loader(
         scans,
@@ -659,13 +647,14 @@ async def test_failure_rate_abort_async(vllm_server: LocalVLLMServer, scans: Pat
         min_pages_before_abort=2,
     )
     with pytest.raises(JobAbortedError):
-        _ = [d async for d in ld.alazy_load()]
+        drive.iterate(ld, "lazy_load")
     assert ld.stats.pages == 2
-    await asyncio.sleep(0)
     assert len(vllm_server.requests) <= 3  # the rest of the document was never sent
 
 
-def test_min_x_height_sets_how_fine_print_is_cut(vllm_server: LocalVLLMServer, tmp_path: Path) -> None:
+def test_min_x_height_sets_how_fine_print_is_cut(
+    vllm_server: LocalVLLMServer, tmp_path: Path, drive: Drive
+) -> None:
     pdf = FPDF(format="letter")
     pdf.add_page()
     pdf.set_font("Helvetica", size=12)
@@ -677,9 +666,9 @@ def test_min_x_height_sets_how_fine_print_is_cut(vllm_server: LocalVLLMServer, t
     vllm_server.set_responder(lambda body: "page text")
     client = client_for(vllm_server)
     kw: dict[str, Any] = {"mode": "vlm", "client": client, "dpi": 200, "fallbacks": ()}
-    default = loader(path, tmp_path, **kw).load()
+    default = drive.iterate(loader(path, tmp_path, **kw), "lazy_load")
     assert default[0].metadata["requests"] == 1  # 12 pt stays legible in one image
-    strict = loader(path, tmp_path, min_x_height=30.0, **kw).load()  # a stricter target: crops
+    strict = drive.iterate(loader(path, tmp_path, min_x_height=30.0, **kw), "lazy_load")  # stricter: crops
     assert strict[0].metadata["requests"] > 1 and not strict[0].metadata.get("cached")
     assert strict[0].metadata["image_tokens"] > default[0].metadata["image_tokens"]
     with pytest.raises(InvalidInputError, match="min_x_height"):

@@ -122,3 +122,28 @@ def test_tiling_helpers() -> None:
     cer, wer = tiling.scores("the quick fox", "the quack fox")
     assert abs(cer - 1 / 13) < 1e-9 and abs(wer - 1 / 3) < 1e-9
     assert sum(len(n) for _, _, n in tiling.CORPUS) >= 30
+
+
+def test_benchmark_questions_are_deterministic_with_known_pages(tmp_path: Path) -> None:
+    from fpdf import FPDF
+
+    from benchmarks.rag import make_questions
+
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=11)
+    sentences = [
+        "The compressor station delivers nitrogen to the packaging hall through insulated pipes.",
+        "Operators calibrate the humidity sensors before every production shift begins here.",
+        "Maintenance crews replace worn conveyor rollers during the scheduled summer shutdown.",
+    ]
+    for s in sentences:
+        pdf.add_page()
+        pdf.multi_cell(0, 8, s + " Shared footer line appears on every page.")
+    path = tmp_path / "doc.pdf"
+    pdf.output(str(path))
+    first = make_questions([path], n=10)
+    assert first == make_questions([path], n=10)
+    assert len(first) == 3  # the footer sentence is on every page: never a question
+    for q in first:
+        original = sentences[q.page - 1]
+        assert q.answer in original and q.answer not in q.text.split() and "what" in q.text

@@ -1,6 +1,6 @@
 """Differential tests: each production scorer against a line-by-line port of its reference, 0 disagreements.
 
-The ports live in ``_eval_reference_ports.py`` (kept apart from the production code). Cases are generated
+The ports live in ``_reference_ports.py`` (kept apart from the production code). Cases are generated
 from a fixed seed and always include the edge cases the audit found (a percent sign on one side only,
 ``1,234`` vs ``1234``, ``0`` vs ``0.0``, surrounding whitespace, ``inf``/``nan``, "B and C", ...).
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import re
 
-import _eval_reference_ports as ref
+import _reference_ports as ref
 import pytest
 
 from minimaxvl_tools.eval.metrics import (

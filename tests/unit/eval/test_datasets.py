@@ -385,7 +385,7 @@ def test_load_benchmark_dispatch(tmp_path: Path) -> None:
         load_benchmark("vqav2", root)
     with pytest.raises(TypeError, match="'imges_dir'"):  # a misspelt reader option is not ignored
         load_benchmark("chartqa", root, imges_dir=tmp_path)
-    pdf = Path(__file__).resolve().parents[2] / "samples" / "born_digital.pdf"
+    pdf = Path(__file__).resolve().parents[3] / "samples" / "born_digital.pdf"
     pages = load_benchmark("ocr-cer", pdf, limit=1)  # the PDF reader is one more layout
     assert [p.id for p in pages] == ["born_digital.pdf#p1"] and pages[0].answers[0].strip()
 
