@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
@@ -40,6 +40,9 @@ from .hashing import file_digest
 from .images.policy import InputPolicy
 from .loaders import FallbackEngine, JobStats, LoaderMode, MiniMaxVLDocumentLoader
 from .settings import check_dpi, current
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .client import MiniMaxVLClient
 
 MANIFEST = ".minimaxvl-ingest.json"
 """Per output folder: which documents are complete, for which input bytes and settings."""
@@ -290,7 +293,7 @@ class IngestJob:
         *,
         format: OutputFormat = "jsonl",
         mode: LoaderMode = "auto",
-        client: Any | None = None,
+        client: MiniMaxVLClient | None = None,
         policy: InputPolicy | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         dpi: int | None = None,

@@ -65,6 +65,10 @@ def _add_client(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-retries", type=int, help="retries on 429/5xx/connection errors")
 
 
+def _add_dpi(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dpi", type=int, help="PDF rendering resolution (default: MINIMAXVL_DPI, else 200)")
+
+
 def _add_workers(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--workers",
@@ -214,7 +218,7 @@ def build_parser(*, load_eval: bool = True) -> argparse.ArgumentParser:
         metavar="X",
         help="stop when more than this fraction of pages failed (0-1)",
     )
-    p.add_argument("--dpi", type=int, help="PDF rendering resolution (default: MINIMAXVL_DPI, else 200)")
+    _add_dpi(p)
     p.add_argument("--plain", action="store_true", help="plain text instead of markdown")
     p.add_argument(
         "--no-fallback",
@@ -245,7 +249,7 @@ def build_parser(*, load_eval: bool = True) -> argparse.ArgumentParser:
     )
     p.add_argument("sources", nargs="+", metavar="SOURCE", help="images or PDFs to plan")
     p.add_argument("--pages", help="page range (applies to every source)")
-    p.add_argument("--dpi", type=int, help="PDF rendering resolution (default: MINIMAXVL_DPI, else 200)")
+    _add_dpi(p)
 
     add("health", "is the endpoint up and serving the model? (exit 0 yes, 3 no)", cmd_health, inputs=False)
 
