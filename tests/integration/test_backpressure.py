@@ -148,13 +148,15 @@ def test_bad_bounds_rejected() -> None:
 # ---------------------------------------------------------------------------------------------- live
 def test_server_metrics_follow_slots() -> None:
     """The test double's gauges: running <= slots, the rest waiting, KV use = running / (1.25 slots)."""
-    with LocalVLLMServer(latency=0.3, slots=2) as server:
+    # a latency long enough that all five requests sit in the server together even on a loaded machine
+    # (the first two hold their slots for 2 s while the other three arrive and wait)
+    with LocalVLLMServer(latency=2.0, slots=2) as server:
         threads = [
             threading.Thread(
                 target=lambda: httpx.post(
                     server.base_url + "/chat/completions",
                     json={"model": server.model, "messages": [{"role": "user", "content": "x"}]},
-                    timeout=5,
+                    timeout=15,
                 )
             )
             for _ in range(5)
@@ -162,13 +164,13 @@ def test_server_metrics_follow_slots() -> None:
         for t in threads:
             t.start()
         load = None
-        for _ in range(100):
+        for _ in range(300):
             load = parse_vllm_metrics(httpx.get(server.root_url + "/metrics").text)
             if load is not None and load.running + load.waiting >= 5:
                 break
             threading.Event().wait(0.01)
         for t in threads:
-            t.join(5)
+            t.join(15)
     assert load == ServerLoad(running=2.0, waiting=3.0, kv_cache=0.8)
 
 
