@@ -77,6 +77,7 @@ def in_order(items: Iterable[tuple[M, Callable[[], R] | Ready[R]]], size: int) -
     size = _check_size(size)
     pool = _Threads(size) if size > 1 else None
     pending: deque[tuple[M, Future[R] | Ready[R]]] = deque()
+    outside: dict[Future[R], Any] = {}
 
     def head_ready() -> bool:
         job = pending[0][1]
@@ -95,12 +96,15 @@ def in_order(items: Iterable[tuple[M, Callable[[], R] | Ready[R]]], size: int) -
             elif pool is None:
                 pending.append((meta, Ready(job())))
             else:
-                pending.append((meta, pool.submit(job)))
+                fut = pool.submit(job)
+                if hasattr(job, "cancel"):  # the job started work elsewhere (a worker process)
+                    outside[fut] = job
+                pending.append((meta, fut))
         yield from drain(0)
     finally:
         for _, job in pending:
-            if isinstance(job, Future):
-                job.cancel()
+            if isinstance(job, Future) and not job.cancel() and not job.done() and job in outside:
+                outside[job].cancel()  # running, waiting on a worker process: drop that work if queued
         if pool is not None:
             pool.shutdown()
 

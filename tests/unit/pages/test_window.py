@@ -77,3 +77,34 @@ def test_failure_rule_with_and_without_a_known_total() -> None:
         FailureRule(1.5)
     with pytest.raises(InvalidInputError):
         list(in_order([], 0))
+
+
+def test_closing_the_window_drops_the_outside_work_of_jobs_still_running() -> None:
+    """A job that started work elsewhere (a worker process) has ``cancel``: when the consumer stops, the
+    jobs still in flight have that work cancelled too; finished ones are left alone."""
+    import threading
+    from contextlib import closing
+
+    from minimaxvl_tools.pages.window import in_order
+
+    release = threading.Event()
+    cancelled: list[int] = []
+
+    class Job:
+        def __init__(self, i: int) -> None:
+            self.i = i
+
+        def __call__(self) -> int:
+            if self.i == 0:
+                threading.Event().wait(0.2)  # long enough for jobs 1 and 2 to be submitted behind it
+            else:
+                release.wait(5)  # jobs 1 and 2 are still running when the consumer stops
+            return self.i
+
+        def cancel(self) -> None:
+            cancelled.append(self.i)
+
+    with closing(in_order(((i, Job(i)) for i in range(6)), 3)) as out:
+        assert next(out) == (0, 0)
+    release.set()
+    assert sorted(cancelled) == [1, 2]  # the window held 3: jobs 0-2; job 0 was handed out
