@@ -420,15 +420,18 @@ def ray_ingest(
             _add(summary, {"shard": name, **_count(recs)})
             sources.update(safe_text(str(f)) for f in refused)
         parts = []
+        # reading, splitting and writing take no CPU of their own in Ray's accounting (the page tasks
+        # hold the cores), so they are capped in number: unbounded, they start a process per file
+        light = max(1, min(4, workers // 4))
         if utf8:
             parts.append(
                 ray.data.read_binary_files(
-                    utf8, include_paths=True, override_num_blocks=len(utf8), num_cpus=0
+                    utf8, include_paths=True, override_num_blocks=len(utf8), num_cpus=0, concurrency=light
                 )
             )
         if odd:
             items = ray.data.from_items([{"raw": r} for r in odd], override_num_blocks=len(odd))
-            parts.append(items.map(_read_local, num_cpus=0))
+            parts.append(items.map(_read_local, num_cpus=0, concurrency=light))
         if remote:
             parts.append(
                 ray.data.read_binary_files(
@@ -437,11 +440,12 @@ def ray_ingest(
                     filesystem=filesystem,
                     file_extensions=sorted(s.lstrip(".") for s in DOC_SUFFIXES),
                     num_cpus=0,
+                    concurrency=light,
                 )
             )
         if parts:
             ds = parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
-            ds = ds.flat_map(_split, fn_kwargs={"opts": opts}, num_cpus=0)
+            ds = ds.flat_map(_split, fn_kwargs={"opts": opts}, num_cpus=0, concurrency=light)
             ds = ds.flat_map(
                 _pages, fn_kwargs={"opts": opts}, compute=ray.data.TaskPoolStrategy(size=workers), num_cpus=1
             )
@@ -451,6 +455,7 @@ def ray_ingest(
                 batch_size=shard_pages,
                 batch_format="pandas",
                 num_cpus=0,
+                concurrency=light,
             )
             for row in ds.iter_rows():
                 _add(summary, row)

@@ -20,7 +20,7 @@ from ..errors import (
     redact_url,
 )
 from ..page_workers import PagePool, resolve_workers, shared_pool
-from ..pages import MIN_X_HEIGHT, PageImage, single_fit
+from ..pages import MIN_X_HEIGHT, PageImage, iter_pages, single_fit
 from ..pages.fallback import FallbackEngine, Fallbacks
 from ..pages.pipeline import PageReader
 from ..pages.window import FailureRule, Ready, ain_order, in_order
@@ -199,43 +199,60 @@ class OCRTool(MiniMaxVLBaseTool):
             content += "\n\n[" + "; ".join(notes) + "]"
         return content, result
 
+    def _render_stream(self, source: str, selected: list[PageImage]) -> Iterator[PageImage]:
+        """The selected pages with their pixels, in order, from one pass over the file (not one opening per
+        page); a page sent as one image is rendered straight at the size sent. A page that cannot be
+        rendered comes with its ``error`` and the pages after it still come (the file is opened again after
+        a damaged page)."""
+        if all(p.image is not None for p in selected):  # images and TIFF frames: decoded already
+            yield from selected
+            return
+        fit = single_fit(self.tile, max_tokens=self.max_tokens)
+        src = self.check_source(source)
+        todo = [p.number for p in selected]
+        while todo:
+            try:
+                pages = iter_pages(
+                    src, pages=todo, dpi=self.dpi, policy=self.policy, fit=fit, page_errors=True
+                )
+                for page in pages:
+                    todo = todo[todo.index(page.number) + 1 :]
+                    yield page
+            except (PDFError, UnsupportedImageError) as e:  # this page is damaged: it fails alone
+                number, todo = todo[0], todo[1:]
+                yield PageImage(number, len(selected), None, source=source, error=e)
+
+    def _ready(self, meta: PageImage, page: PageImage) -> Ready[OCRPage] | None:
+        """The failed result of a page that could not be rendered, else None."""
+        return Ready(self._unrendered(meta, page.error)) if page.error is not None else None
+
     def _items(
         self, source: str, selected: list[PageImage], reader: PageReader
     ) -> Iterator[tuple[PageImage, Callable[[], OCRPage] | Ready[OCRPage]]]:
         """Each page with the job that reads it, in order: sent to the worker pool as it is listed, or
         rendered here (PDFium is not thread-safe) and read by the job."""
-        path = str(self.policy.check_path(source.strip())) if reader.pool is not None else None
-        for meta in selected:
-            if path is not None:
+        if reader.pool is not None:
+            path = str(self.policy.check_path(source.strip()))
+            for meta in selected:
                 yield meta, reader.job(replace(meta, image=None), path)
-                continue
-            try:
-                page = self._rendered(source, meta)
-            except (PDFError, UnsupportedImageError) as e:  # this page cannot be rendered: it fails alone
-                yield meta, Ready(self._unrendered(meta, e))
-                continue
-            yield meta, reader.job(page)
+            return
+        for meta, page in zip(selected, self._render_stream(source, selected), strict=True):
+            yield meta, self._ready(meta, page) or reader.job(page)
 
     async def _aitems(
         self, source: str, selected: list[PageImage], reader: PageReader, render_pool: ThreadPoolExecutor
-    ) -> AsyncIterator[tuple[PageImage, Callable[[], Awaitable[OCRPage]]]]:
-        """Async :meth:`_items`: a page is rendered when its job starts, on one render thread, in order."""
-        path = await asyncio.to_thread(self.policy.check_path, source.strip()) if reader.pool else None
-        for meta in selected:
-            if path is not None:
-                yield meta, reader.ajob(replace(meta, image=None), str(path))
-            else:
-                yield meta, partial(self._arender_read, source, meta, reader, render_pool)
-
-    async def _arender_read(
-        self, source: str, meta: PageImage, reader: PageReader, render_pool: ThreadPoolExecutor
-    ) -> OCRPage:
+    ) -> AsyncIterator[tuple[PageImage, Callable[[], Awaitable[OCRPage]] | Ready[OCRPage]]]:
+        """Async :meth:`_items`: pages rendered on one render thread, in order, as the window takes them."""
+        if reader.pool is not None:
+            path = str(await asyncio.to_thread(self.policy.check_path, source.strip()))
+            for meta in selected:
+                yield meta, reader.ajob(replace(meta, image=None), path)
+            return
         loop = asyncio.get_running_loop()
-        try:
-            page = await loop.run_in_executor(render_pool, self._rendered, source, meta)
-        except (PDFError, UnsupportedImageError) as e:
-            return self._unrendered(meta, e)
-        return await reader.aread(page)
+        stream = self._render_stream(source, selected)
+        for meta in selected:
+            page = await loop.run_in_executor(render_pool, next, stream)
+            yield meta, self._ready(meta, page) or reader.ajob(page)
 
     def read_selected(
         self,
