@@ -21,6 +21,7 @@ from typing import Any, Generic, TypeVar
 from ..errors import InvalidInputError, JobAbortedError
 
 M = TypeVar("M")
+_END: Any = object()
 R = TypeVar("R")
 
 
@@ -88,9 +89,14 @@ def in_order(items: Iterable[tuple[M, Callable[[], R] | Ready[R]]], size: int) -
             meta, job = pending.popleft()
             yield meta, (job.value if isinstance(job, Ready) else job.result())
 
+    it = iter(items)
     try:
-        for meta, job in items:
-            yield from drain(size - 1)  # room first: never more than ``size`` held
+        while True:
+            yield from drain(size - 1)  # room first, before the next item is made: never more than ``size``
+            item = next(it, _END)
+            if item is _END:
+                break
+            meta, job = item
             if isinstance(job, Ready):
                 pending.append((meta, job))
             elif pool is None:
@@ -134,10 +140,15 @@ async def ain_order(
             for it in items:  # type: ignore[union-attr]
                 yield it
 
+    it = each()
     try:
-        async for meta, job in each():
-            async for out in drain(size - 1):
+        while True:
+            async for out in drain(size - 1):  # room first, before the next item is made
                 yield out
+            item = await anext(it, _END)
+            if item is _END:
+                break
+            meta, job = item
             if isinstance(job, Ready):
                 pending.append((meta, job))
             else:

@@ -462,15 +462,15 @@ async def test_ocr_async_renders_in_page_order_on_its_own_thread_with_bounded_pr
     live: list[int] = []
     peak = [0]
     lock = threading.Lock()
-    render = tool._rendered
+    render = tool._render_stream
 
-    def rendered(source: str, meta: Any) -> Any:
-        page = render(source, meta)
-        with lock:
-            seen.append((page.number, threading.current_thread().name))
-            live.append(page.number)
-            peak[0] = max(peak[0], len(live))
-        return page
+    def rendered(source: str, selected: Any) -> Any:
+        for page in render(source, selected):  # each page is rendered as the stream is advanced
+            with lock:
+                seen.append((page.number, threading.current_thread().name))
+                live.append(page.number)
+                peak[0] = max(peak[0], len(live))
+            yield page
 
     original = client.achat
 
@@ -481,7 +481,7 @@ async def test_ocr_async_renders_in_page_order_on_its_own_thread_with_bounded_pr
             with lock:
                 live.pop(0)
 
-    object.__setattr__(tool, "_rendered", rendered)
+    object.__setattr__(tool, "_render_stream", rendered)
     object.__setattr__(client, "achat", achat)
     _, result = await tool._arun(str(pdf))
     assert [p.status for p in result.pages] == ["ok"] * 12
