@@ -1,4 +1,7 @@
-"""MiniMaxVLClient (sync) against LocalVLLMServer over real HTTP: happy paths, faults, budgeting, outputs."""
+"""MiniMaxVLClient against LocalVLLMServer over real HTTP: happy paths, faults, budgeting, outputs.
+
+Tests taking ``drive`` run twice, through ``chat``/``health`` and through ``achat``/``ahealth``, with the same
+assertions (tests/drive.py)."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from minimaxvl_tools.errors import (
 from minimaxvl_tools.images.encode import encode_image
 from minimaxvl_tools.profile import MINIMAX_SYSTEM_PROMPT
 from minimaxvl_tools.testing import LocalVLLMServer, Reply
+from tests.drive import Drive
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -43,10 +47,10 @@ class Chart(BaseModel):
     values: list[float]
 
 
-def test_text_only_with_default_system_prompt(vllm_server: LocalVLLMServer) -> None:
+def test_text_only_with_default_system_prompt(vllm_server: LocalVLLMServer, drive: Drive) -> None:
     vllm_server.queue("hello there")
     with make_client(vllm_server) as c:
-        r = c.chat("Say hi")
+        r = drive.call(c, "chat", "Say hi")
     assert r.text == "hello there" and r.finish_reason == "stop"
     body = vllm_server.requests[0]
     assert body["messages"][0] == {
@@ -65,10 +69,10 @@ def test_system_prompt_off(vllm_server: LocalVLLMServer) -> None:
     assert vllm_server.requests[1]["messages"][0]["content"][0]["text"] == "custom"
 
 
-def test_images_in_order_and_exact_image_tokens(vllm_server: LocalVLLMServer) -> None:
+def test_images_in_order_and_exact_image_tokens(vllm_server: LocalVLLMServer, drive: Drive) -> None:
     c = make_client(vllm_server)
     images = [encode_image(img(640, 480, "red")), encode_image(img(336, 336, "blue"))]
-    r = c.chat("Compare", images)
+    r = drive.call(c, "chat", "Compare", images)
     parts = user_parts(vllm_server.requests[0])
     assert [p["type"] for p in parts] == ["image_url", "image_url", "text"]
     assert parts[0]["image_url"]["url"] == images[0].data_url
@@ -77,8 +81,8 @@ def test_images_in_order_and_exact_image_tokens(vllm_server: LocalVLLMServer) ->
     assert r.usage.prompt_tokens > 2340 + 1176
 
 
-def test_pil_image_accepted(vllm_server: LocalVLLMServer) -> None:
-    r = make_client(vllm_server).chat("what", [img(800, 600)])
+def test_pil_image_accepted(vllm_server: LocalVLLMServer, drive: Drive) -> None:
+    r = drive.call(make_client(vllm_server), "chat", "what", [img(800, 600)])
     assert r.usage.image_tokens == vllm_server.profile.image_tokens(*_sent_size(vllm_server))
 
 
@@ -90,9 +94,13 @@ def _sent_size(server: LocalVLLMServer) -> tuple[int, int]:
     return Image.open(io.BytesIO(base64.b64decode(url.partition(",")[2]))).size
 
 
-def test_extra_body_and_stop_pass_through(vllm_server: LocalVLLMServer) -> None:
-    make_client(vllm_server).chat(
-        "x", extra_body={"stop_token_ids": [200020], "repetition_penalty": 1.1}, stop=["END"]
+def test_extra_body_and_stop_pass_through(vllm_server: LocalVLLMServer, drive: Drive) -> None:
+    drive.call(
+        make_client(vllm_server),
+        "chat",
+        "x",
+        extra_body={"stop_token_ids": [200020], "repetition_penalty": 1.1},
+        stop=["END"],
     )
     body = vllm_server.requests[0]
     assert (
@@ -100,27 +108,27 @@ def test_extra_body_and_stop_pass_through(vllm_server: LocalVLLMServer) -> None:
     )
 
 
-def test_finish_reason_length_passed_through(vllm_server: LocalVLLMServer) -> None:
+def test_finish_reason_length_passed_through(vllm_server: LocalVLLMServer, drive: Drive) -> None:
     vllm_server.queue("word " * 200)
-    r = make_client(vllm_server).chat("long", max_tokens=10)
+    r = drive.call(make_client(vllm_server), "chat", "long", max_tokens=10)
     assert r.finish_reason == "length"
     assert r.usage.completion_tokens <= 10
 
 
 @pytest.mark.parametrize("kind", ["429", "500", "503", "drop", "malformed"])
-def test_transient_fault_is_retried(vllm_server: LocalVLLMServer, kind: str) -> None:
+def test_transient_fault_is_retried(vllm_server: LocalVLLMServer, kind: str, drive: Drive) -> None:
     vllm_server.fail_next(kind, 2)
     vllm_server.queue("recovered")
-    r = make_client(vllm_server, max_retries=2).chat("x")
+    r = drive.call(make_client(vllm_server, max_retries=2), "chat", "x")
     assert r.text == "recovered"
     assert len(vllm_server.requests) == 3
 
 
-def test_timeout_is_retried(vllm_server: LocalVLLMServer) -> None:
+def test_timeout_is_retried(vllm_server: LocalVLLMServer, drive: Drive) -> None:
     vllm_server.fail_next("timeout", 1)
     vllm_server.queue("after timeout")
     t = time.perf_counter()
-    r = make_client(vllm_server, timeout=0.3, max_retries=1).chat("x")
+    r = drive.call(make_client(vllm_server, timeout=0.3, max_retries=1), "chat", "x")
     assert r.text == "after timeout" and time.perf_counter() - t < 3
 
 
@@ -136,20 +144,22 @@ def test_timeout_is_retried(vllm_server: LocalVLLMServer) -> None:
     ],
 )
 def test_fault_surfaces_typed_error_after_retries(
-    vllm_server: LocalVLLMServer, kind: str, error: type[Exception]
+    vllm_server: LocalVLLMServer, kind: str, error: type[Exception], drive: Drive
 ) -> None:
     vllm_server.fail_next(kind, 5)
     c = make_client(vllm_server, max_retries=1, timeout=0.3)
     with pytest.raises(error) as ei:
-        c.chat("x")
+        drive.call(c, "chat", "x")
     assert len(vllm_server.requests) == 2
     assert vllm_server.base_url in str(ei.value)
 
 
-def test_media_error_500_not_retried(vllm_server: LocalVLLMServer) -> None:
+def test_media_error_500_not_retried(vllm_server: LocalVLLMServer, drive: Drive) -> None:
     c = make_client(vllm_server)
     with pytest.raises(MediaError) as ei:
-        c.chat(
+        drive.call(
+            c,
+            "chat",
             "x",
             messages=[
                 {
@@ -162,26 +172,26 @@ def test_media_error_500_not_retried(vllm_server: LocalVLLMServer) -> None:
     assert len(vllm_server.requests) == 1
 
 
-def test_bad_base64_is_media_error(vllm_server: LocalVLLMServer) -> None:
+def test_bad_base64_is_media_error(vllm_server: LocalVLLMServer, drive: Drive) -> None:
     part = {"type": "image_url", "image_url": {"url": "data:image/png;base64,@@@notbase64"}}
     with pytest.raises(MediaError, match="Non-base64"):
-        make_client(vllm_server).chat("x", messages=[{"role": "user", "content": [part]}])
+        drive.call(make_client(vllm_server), "chat", "x", messages=[{"role": "user", "content": [part]}])
 
 
-def test_too_many_images_refused_before_sending(vllm_server: LocalVLLMServer) -> None:
+def test_too_many_images_refused_before_sending(vllm_server: LocalVLLMServer, drive: Drive) -> None:
     c = make_client(vllm_server, max_images_per_request=4)
     images = [encode_image(img(336, 336)) for _ in range(5)]
     with pytest.raises(TooManyImagesError) as ei:
-        c.chat("x", images)
+        drive.call(c, "chat", "x", images)
     assert "5 images" in str(ei.value) and "at most 4" in str(ei.value)
     assert vllm_server.requests == []
 
 
-def test_overflow_planned_away_by_shrinking(vllm_server: LocalVLLMServer) -> None:
+def test_overflow_planned_away_by_shrinking(vllm_server: LocalVLLMServer, drive: Drive) -> None:
     vllm_server.max_model_len = 8192
     c = make_client(vllm_server, max_model_len=8192)
     big = encode_image(img(2016, 1008))  # 11016 tokens
-    r = c.chat("read it", [big], max_tokens=512)
+    r = drive.call(c, "chat", "read it", [big], max_tokens=512)
     assert r.downscaled
     sent = _sent_size(vllm_server)
     assert max(sent) < 2016
@@ -189,28 +199,30 @@ def test_overflow_planned_away_by_shrinking(vllm_server: LocalVLLMServer) -> Non
     assert r.usage.prompt_tokens + 512 <= 8192
 
 
-def test_overflow_refused_before_sending_without_downscale(vllm_server: LocalVLLMServer) -> None:
+def test_overflow_refused_before_sending_without_downscale(
+    vllm_server: LocalVLLMServer, drive: Drive
+) -> None:
     vllm_server.max_model_len = 8192
     c = make_client(vllm_server)
     big = encode_image(img(2016, 1008))
     with pytest.raises(ContextOverflowError) as ei:
-        c.chat("read it", [big], max_tokens=512, allow_downscale=False)
+        drive.call(c, "chat", "read it", [big], max_tokens=512, allow_downscale=False)
     e = ei.value
     assert (e.image_tokens, e.max_model_len, e.max_tokens) == (11016, 8192, 512)
     assert "11016" in str(e) and "8192" in str(e)
     assert vllm_server.requests == []
 
 
-def test_overflow_reduces_max_tokens_to_fit(vllm_server: LocalVLLMServer) -> None:
+def test_overflow_reduces_max_tokens_to_fit(vllm_server: LocalVLLMServer, drive: Drive) -> None:
     vllm_server.max_model_len = 4096
     c = make_client(vllm_server)
-    r = c.chat("x", [encode_image(img(640, 480))], max_tokens=3000, allow_downscale=False)
+    r = drive.call(c, "chat", "x", [encode_image(img(640, 480))], max_tokens=3000, allow_downscale=False)
     assert 256 <= r.max_tokens < 3000
     assert vllm_server.requests[0]["max_tokens"] == r.max_tokens
 
 
-def test_structured_output_valid(vllm_server: LocalVLLMServer) -> None:
-    r = make_client(vllm_server).chat("chart?", schema=Chart)
+def test_structured_output_valid(vllm_server: LocalVLLMServer, drive: Drive) -> None:
+    r = drive.call(make_client(vllm_server), "chat", "chart?", schema=Chart)
     assert isinstance(r.parsed, Chart)
     rf = vllm_server.requests[0]["response_format"]
     assert rf["type"] == "json_schema" and rf["json_schema"]["strict"] is True
@@ -223,10 +235,10 @@ def test_structured_fenced_json_tolerated(vllm_server: LocalVLLMServer) -> None:
     assert out == Chart(title="t", values=[1, 2])
 
 
-def test_structured_repair_then_success(vllm_server: LocalVLLMServer) -> None:
+def test_structured_repair_then_success(vllm_server: LocalVLLMServer, drive: Drive) -> None:
     vllm_server.queue('{"title": 3}', '{"title": "ok", "values": []}')
     c = make_client(vllm_server)
-    r = c.chat("chart?", schema=Chart)
+    r = drive.call(c, "chat", "chart?", schema=Chart)
     assert r.parsed == Chart(title="ok", values=[])
     repair = vllm_server.requests[1]["messages"]
     assert repair[-2]["role"] == "assistant" and repair[-2]["content"][0]["text"] == '{"title": 3}'
@@ -234,10 +246,10 @@ def test_structured_repair_then_success(vllm_server: LocalVLLMServer) -> None:
     assert r.usage.requests == 2
 
 
-def test_structured_repair_fails(vllm_server: LocalVLLMServer) -> None:
+def test_structured_repair_fails(vllm_server: LocalVLLMServer, drive: Drive) -> None:
     vllm_server.queue("not json", "still not json")
     with pytest.raises(OutputValidationError) as ei:
-        make_client(vllm_server).chat("chart?", schema=Chart)
+        drive.call(make_client(vllm_server), "chat", "chart?", schema=Chart)
     assert ei.value.raw == "still not json"
     assert len(vllm_server.requests) == 2
 
@@ -261,14 +273,14 @@ def test_usage_cumulative(vllm_server: LocalVLLMServer) -> None:
     assert u.latency_s > 0
 
 
-def test_health_up(vllm_server: LocalVLLMServer) -> None:
-    h = make_client(vllm_server).health()
+def test_health_up(vllm_server: LocalVLLMServer, drive: Drive) -> None:
+    h = drive.call(make_client(vllm_server), "health")
     assert h.ok and h.model_served and h.max_model_len == 32768 and h.error is None
     assert h.models == ["MiniMaxAI/MiniMax-VL-01"]
 
 
-def test_health_wrong_model(vllm_server: LocalVLLMServer) -> None:
-    h = make_client(vllm_server, model="other/model").health()
+def test_health_wrong_model(vllm_server: LocalVLLMServer, drive: Drive) -> None:
+    h = drive.call(make_client(vllm_server, model="other/model"), "health")
     assert not h.ok and not h.model_served and "other/model" in (h.error or "")
 
 
@@ -287,7 +299,7 @@ def test_max_model_len_read_from_models(vllm_server: LocalVLLMServer) -> None:
     assert make_client(vllm_server, max_model_len=9000).max_model_len() == 9000
 
 
-def test_tool_history_converted_to_function_role(vllm_server: LocalVLLMServer) -> None:
+def test_tool_history_converted_to_function_role(vllm_server: LocalVLLMServer, drive: Drive) -> None:
     hist = [
         {"role": "user", "content": "weather?"},
         {
@@ -303,22 +315,22 @@ def test_tool_history_converted_to_function_role(vllm_server: LocalVLLMServer) -
         },
         {"role": "tool", "tool_call_id": "c1", "name": "get_weather", "content": "sunny"},
     ]
-    make_client(vllm_server).chat("and now?", messages=hist)
+    drive.call(make_client(vllm_server), "chat", "and now?", messages=hist)
     roles = [m["role"] for m in vllm_server.requests[0]["messages"]]
     assert "tool" not in roles and "function" in roles
     assert all(isinstance(m["content"], list) for m in vllm_server.requests[0]["messages"])
 
 
-def test_scripted_server_error_reply(vllm_server: LocalVLLMServer) -> None:
+def test_scripted_server_error_reply(vllm_server: LocalVLLMServer, drive: Drive) -> None:
     vllm_server.queue(Reply(status=400, error="something odd"))
     from minimaxvl_tools.errors import BadRequestError
 
     with pytest.raises(BadRequestError, match="something odd"):
-        make_client(vllm_server).chat("x")
+        drive.call(make_client(vllm_server), "chat", "x")
 
 
 # ---------------------------------------------------------------------------------------------- exact budget
-def test_exact_budget_uses_tokenize_and_caches(vllm_server: LocalVLLMServer) -> None:
+def test_exact_budget_uses_tokenize_and_caches(vllm_server: LocalVLLMServer, drive: Drive) -> None:
     text = "a" * 30000  # estimate: 10000 tokens; the server's tokenizer: 7500
     est = make_client(vllm_server, max_model_len=12000)
     assert est.plan(text, max_tokens=2000).max_tokens < 2000  # the estimate cuts the completion
@@ -327,7 +339,7 @@ def test_exact_budget_uses_tokenize_and_caches(vllm_server: LocalVLLMServer) -> 
     assert c.text_tokens(text) == 7500 and c.tokenize_supported is True
     assert c.plan(text, max_tokens=2000).max_tokens == 2000  # exact count: it fits
     calls = len(vllm_server.tokenize_requests)
-    c.chat(text, max_tokens=2000)
+    drive.call(c, "chat", text, max_tokens=2000)
     assert len(vllm_server.tokenize_requests) == calls  # prompt and system prompt counts are cached
     assert vllm_server.tokenize_requests[0]["prompt"] == text
 
@@ -339,9 +351,9 @@ async def test_exact_budget_async_prefetches(vllm_server: LocalVLLMServer) -> No
     await c.aclose()
 
 
-def test_exact_budget_falls_back_on_404() -> None:
+def test_exact_budget_falls_back_on_404(drive: Drive) -> None:
     with LocalVLLMServer(tokenize=False) as server:
         c = make_client(server, max_model_len=12000, exact_budget=True)
         assert c.text_tokens("a" * 300) == 100  # the bytes/3 estimate
         assert c.tokenize_supported is False
-        assert c.chat("x").text
+        assert drive.call(c, "chat", "x").text
