@@ -1,15 +1,18 @@
-"""The per-page pipeline shared by tools, loader, CLI and eval: source -> pages -> plan -> requests.
+"""The page pipeline shared by tools, loader, ingest, CLI and eval: source -> prepared page -> requests.
 
 :func:`iter_pages` turns any input (image, multi-page TIFF, PDF) into :class:`PageImage` objects;
 :func:`plan_page` decides, without a server, whether a page goes in one fitted image or in crops, and
 :func:`plan_page_image` refines that from the pixels (print size measured, crops cut in whitespace);
-:func:`ocr_page` / :func:`aocr_page` run the plan against a :class:`~minimaxvl_tools.client.MiniMaxVLClient`
-and merge crop transcriptions (:func:`merge_crops` for whitespace cuts, :func:`merge_overlapping` for
-overlapping strips) so no line is lost or repeated; each page keeps its text blocks' boxes.
+:func:`prepare` does a page's client-side work once (checks, plan, encoded crops, block geometry),
+:func:`read_prepared` / :func:`aread_prepared` send it and merge crop transcriptions so no line is lost or
+repeated; :class:`~.pipeline.PageReader` chains them with the fallbacks for every caller, and
+:func:`ocr_page` / :func:`aocr_page` run one page through it.
 
-Modules: :mod:`.source` (pages of any input), :mod:`.plan` (one image or crops), :mod:`.merge` (crop texts
-joined), :mod:`.read` (one region through the retry ladder), :mod:`.blocks` (block boxes), :mod:`.ocr` (one
-page end to end). The private helpers are re-exported for :mod:`minimaxvl_tools.page_workers`.
+Modules: :mod:`.source` (pages of any input), :mod:`.plan` (one image or crops), :mod:`.prepare` (a page
+ready to send), :mod:`.read` (one region through the retry ladder), :mod:`.send` (a prepared page sent),
+:mod:`.merge` (crop texts joined), :mod:`.blocks` (block boxes), :mod:`.fallback` (the fallback chain),
+:mod:`.pipeline` (PageReader), :mod:`.window` (in-flight window, failure rule), :mod:`.ocr` (one page end
+to end). Private helpers are re-exported for :mod:`minimaxvl_tools.page_workers` and the tests.
 """
 
 from __future__ import annotations
