@@ -44,9 +44,6 @@ from .merge import (
 )
 from .ocr import (
     PageOptions,
-    _blank,
-    _failed,
-    _upright,
     aocr_page,
     ocr_page,
 )

@@ -30,7 +30,6 @@ class BlockGeometry:
 
 def block_geometry(page: PageImage, regions: Sequence[Region] = ()) -> BlockGeometry:
     """The :class:`BlockGeometry` of a rendered page for its plan's ``regions`` (else the whole page)."""
-
     image = page.pixels()
     parts = list(regions) or [Region((0, 0, image.width, image.height))]
     lines = tuple((r.box, tuple(line_boxes(image, r))) for r in parts)
@@ -42,7 +41,6 @@ def _text_blocks(
 ) -> list[TextBlock]:
     """Boxes of what was read: per region of a whitespace plan (else the page's text area), split into
     one box per line when the region's text lines (ink rows) and the transcription's lines agree."""
-
     width, height = geometry.size
     if parts is None:
         if not body.strip():

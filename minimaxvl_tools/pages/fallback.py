@@ -41,24 +41,14 @@ class Fallbacks:
     local_engine: LocalOCREngine | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-
         bad = [k for k in self.order if k not in FALLBACK_ENGINES]
         if bad:
             raise InvalidInputError(f"fallback {bad[0]!r} is not one of {', '.join(FALLBACK_ENGINES)}")
         self.order = tuple(self.order)
 
-    def __bool__(self) -> bool:
-        return bool(self.order)
-
-    @property
-    def wants_pixels(self) -> bool:
-        """True when a fallback may need the page's pixels (the local engine)."""
-        return "local" in self.order
-
     def engine(self) -> LocalOCREngine:
         """The local engine (built on first use)."""
         if self.local_engine is None:
-
             self.local_engine = LocalOCREngine()
         return self.local_engine
 
@@ -79,7 +69,6 @@ class Fallbacks:
         """
         if ocr.status != "failed" or not self.order:
             return ocr
-
         warnings = list(ocr.warnings)
         for kind in self.order:
             try:
@@ -89,8 +78,10 @@ class Fallbacks:
                         continue
                     text, engine = layer.strip(), "text-layer"
                 else:
+                    if not self.local_available():  # before rendering the page again for it
+                        continue
                     image = pixels() if pixels is not None else page.image
-                    if image is None or not self.local_available():
+                    if image is None:
                         continue
                     res = self.engine().ocr(image)
                     if not res.text.strip():

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, TypedDict
 
-from .prepare import is_blank_page, upright
-from .send import failed_page
+from .pipeline import PageReader
 
 if TYPE_CHECKING:  # pragma: no cover
     from typing_extensions import Unpack
@@ -14,16 +13,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..client import MiniMaxVLClient
     from ..local_ocr import LocalOCREngine
     from ..results import OCRPage
-    from .pipeline import PageReader
     from .source import PageImage, TileMode
-
-_upright = upright
-_failed = failed_page
-
-
-def _blank(page: PageImage) -> bool:
-    """True for an empty page (a page whose text layer holds real text is not blank)."""
-    return is_blank_page(page)[0]
 
 
 class PageOptions(TypedDict, total=False):
@@ -42,8 +32,6 @@ class PageOptions(TypedDict, total=False):
 
 
 def _reader(client: MiniMaxVLClient, options: PageOptions) -> PageReader:
-    from .pipeline import PageReader
-
     return PageReader.build(client, release=False, **options)
 
 

@@ -61,11 +61,6 @@ class PageReader:
     release: bool = True
     render: Callable[[PageImage], PageImage | None] | None = field(default=None, repr=False)
 
-    def __post_init__(self) -> None:
-        attempts = self.send.max_attempts
-        if not isinstance(attempts, int) or attempts < 1:
-            raise InvalidInputError(f"max_attempts={attempts!r} must be a positive integer")
-
     @classmethod
     def build(
         cls,
@@ -117,7 +112,6 @@ class PageReader:
         the page came without pixels (prepared by a worker)."""
 
         def pixels() -> Image.Image | None:
-
             source = page if page.image is not None else (self.render(page) if self.render else None)
             if source is None or source.image is None:
                 return None

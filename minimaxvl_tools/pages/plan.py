@@ -91,7 +91,6 @@ class PagePlan:
 
 def _tile_plan(width: int, height: int, profile: ModelProfile) -> TilePlan:
     """Crops of full page width when a canvas is that wide (text lines stay whole), else the cheapest grid."""
-
     limit = profile.max_aspect_ratio
     shaped = [c for c in profile.canvases if c[1] <= limit * width and c[0] <= limit * height]
     full_width = [c for c in shaped if c[0] >= width]
@@ -133,7 +132,6 @@ def plan_page(
     choosing the scale whose full-width strips cost the fewest tokens. ``True`` always tiles, ``False``
     never does (one image fitted to ``max_tokens``).
     """
-
     if x_height is not None and not (x_height > 0 and min_x_height > 0):
         raise InvalidInputError(f"x_height={x_height} and min_x_height={min_x_height} must be positive")
     need = 1.0 if x_height is None else min(1.0, min_x_height / x_height)  # scale the print needs
@@ -237,7 +235,6 @@ def _whitespace_plan(
     """The cheapest whitespace-cut plan that shows print of ``x_height`` at ``min_x_height`` px: the
     content box as one image when that suffices, else crops cut between lines and at gutters, tried at
     the lowest legible scale and at the scales that make the text columns exactly a canvas wide."""
-
     layout = find_layout(image, x_height=x_height)
     if layout.content is None:
         return None
@@ -343,7 +340,6 @@ def encode_page(
     profile: ModelProfile = DEFAULT_PROFILE,
 ) -> EncodedImage:
     """Fit a whole page to the token budget (:func:`~.images.sizing.fit_image`) and encode it."""
-
     fitted, _ = fit_image(image, max_tokens=max_tokens, mode=mode, profile=profile)
     return encode_image(fitted, quality=quality, profile=profile)
 
@@ -352,7 +348,6 @@ def cut_page(image: Image.Image, plan: PagePlan) -> list[tuple[Image.Image, Tile
     """The crops of a tiled ``plan`` from the page's pixels, in plan order: whitespace regions cut from the
     page (ink beyond their seams whitened) and scaled to their tile size; or, for a grid plan, the page
     scaled to the plan first (Lanczos, sharpest for small print), then cut."""
-
     if plan.tiles is None:
         raise InvalidInputError("cut_page() needs a tiled plan (plan.mode == 'tiles')")
     if image.size != (plan.width, plan.height):
@@ -360,7 +355,6 @@ def cut_page(image: Image.Image, plan: PagePlan) -> list[tuple[Image.Image, Tile
             f"image is {image.width}x{image.height} but the plan is for a {plan.width}x{plan.height} page"
         )
     if plan.regions:
-
         out = []
         for region, t in zip(plan.regions, plan.tiles.tiles, strict=True):
             crop = region_image(image, region)

@@ -8,8 +8,12 @@ the encoded images as data URLs built once, their token costs, the plan's boxes 
 
 from __future__ import annotations
 
+import base64
+import io
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
+
+from PIL import Image
 
 from ..errors import InvalidInputError, MiniMaxVLError
 from ..images.encode import EncodedImage
@@ -22,8 +26,6 @@ from .plan import MIN_X_HEIGHT, _crop_requests, encode_page, plan_page_image
 from .source import Box, PageImage, TileMode
 
 if TYPE_CHECKING:  # pragma: no cover
-    from PIL import Image
-
     from ..images.cutting import Region
     from ..local_ocr import LocalOCREngine
 
@@ -70,15 +72,12 @@ class PreparedPage:
     size: tuple[int, int]
     text_layer: str = ""
     rotation: int = 0  # the page's own rotation plus any correction applied
-    rotation_applied: int = 0  # the clockwise correction the rotation check applied (0: none)
     blank: bool = False
-    blank_reason: str = ""
     mode: Literal["single", "tiles", "none"] = "single"
     crops: tuple[PreparedCrop, ...] = ()
     warnings: tuple[str, ...] = ()
     regions: tuple[Region, ...] = ()  # the plan's whitespace cuts (merge and block boxes)
     geometry: BlockGeometry | None = None  # what the block boxes need of the pixels
-    pdf_size: tuple[float, float] | None = None
 
     @property
     def boxes(self) -> tuple[Box, ...]:
@@ -114,7 +113,6 @@ def is_blank_page(page: PageImage, use_text_layer: bool = True) -> tuple[bool, s
     With ``use_text_layer`` a page whose text layer holds real text is not blank (its pixels are not
     looked at).
     """
-
     if use_text_layer and page.text_layer and text_layer_is_good(page.text_layer):
         return False, ""
     chk = is_blank(page.pixels())
@@ -132,7 +130,6 @@ def upright(
     the page's own (PDF ``/Rotate``) rotation; the caller's page is left untouched. Detection errors never
     stop the page: it is sent as it is, with a warning.
     """
-
     try:
         chk = detect_rotation(page.pixels(), engine=engine, precheck=precheck)
     except InvalidInputError:
@@ -162,24 +159,18 @@ def prepare(
         "text_layer": page.text_layer,
     }
     warnings = list(page.warnings)
-    if options.skip_blank:
-        blank, reason = is_blank_page(page, options.blank_uses_text_layer)
-        if blank:
-            return PreparedPage(
-                size=page.size,
-                rotation=page.rotation,
-                blank=True,
-                blank_reason=reason or "blank page",
-                mode="none",
-                warnings=tuple(warnings),
-                pdf_size=page.pdf_size,
-                **common,
-            )
-    applied = 0
+    if options.skip_blank and is_blank_page(page, options.blank_uses_text_layer)[0]:
+        return PreparedPage(
+            size=page.size,
+            rotation=page.rotation,
+            blank=True,
+            mode="none",
+            warnings=tuple(warnings),
+            **common,
+        )
     if options.fix_rotation:
-        turned, notes = upright(page, rotation_engine)
-        applied = (turned.rotation - page.rotation) % 360
-        page, warnings = turned, warnings + notes
+        page, notes = upright(page, rotation_engine)
+        warnings += notes
     image = page.pixels()
     plan = plan_page_image(
         image, tile=options.tile, min_x_height=options.min_x_height, profile=options.profile
@@ -194,15 +185,44 @@ def prepare(
     return PreparedPage(
         size=image.size,
         rotation=page.rotation,
-        rotation_applied=applied,
         mode=plan.mode,
         crops=crops,
         warnings=tuple(warnings),
         regions=tuple(plan.regions),
         geometry=block_geometry(page, plan.regions if plan.mode == "tiles" else ()),
-        pdf_size=page.pdf_size,
         **common,
     )
+
+
+class _Pixels:
+    """The pixels of an encoded image, decoded only if a retry splits the region (rare): stands in for the
+    PIL image the retry ladder halves, for pages prepared in a worker process (they carry no pixels)."""
+
+    def __init__(self, enc: EncodedImage) -> None:
+        self._enc = enc
+        self._image: Image.Image | None = None
+
+    def _decoded(self) -> Image.Image:
+        if self._image is None:
+            raw = base64.b64decode(self._enc.data_url.split(",", 1)[1])
+            self._image = Image.open(io.BytesIO(raw))
+            self._image.load()
+        return self._image
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return (self._enc.width, self._enc.height)
+
+    @property
+    def width(self) -> int:
+        return self._enc.width
+
+    @property
+    def height(self) -> int:
+        return self._enc.height
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._decoded(), name)
 
 
 def portable(prepared: PreparedPage) -> PreparedPage:
@@ -212,11 +232,7 @@ def portable(prepared: PreparedPage) -> PreparedPage:
 
 def crop_pixels(crop: PreparedCrop) -> Image.Image | Any:
     """The pixels a retry splits: the crop's own image, or a stand-in that decodes the JPEG on first use."""
-    if crop.pixels is not None:
-        return crop.pixels
-    from .send import _Pixels
-
-    return _Pixels(crop.image)
+    return crop.pixels if crop.pixels is not None else _Pixels(crop.image)
 
 
 __all__ = [

@@ -25,7 +25,6 @@ from .plan import encode_page
 def setting_of(client: Any, name: str) -> Any:
     """``client.settings.<name>``, else the :class:`~minimaxvl_tools.settings.Settings` default: a default is
     written once, in Settings, even for client doubles without settings."""
-
     value = getattr(getattr(client, "settings", None), name, None)
     return Settings.model_fields[name].default if value is None else value
 
@@ -120,7 +119,6 @@ def _verdict(job: _Job, res: ChatResult, attempt: int, label: str) -> tuple[_Rea
     The whole page's first reply must not be empty (a page sent was judged non-blank, and the prompt asks
     for the blank-page marker otherwise); a crop or a half of a retried page may be empty.
     """
-
     text = res.text or ""
     chk = check_output(text, res.finish_reason, allow_empty=bool(label) or attempt > 1)
     if chk.ok:

@@ -9,16 +9,11 @@ crops still in flight), and the page is ``failed`` with the first failure in cro
 from __future__ import annotations
 
 import asyncio
-import base64
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from PIL import Image
-
 from ..errors import InvalidInputError, MiniMaxVLError
-from ..images.encode import EncodedImage
 from ..output_checks import temperature_schedule
 from ..prompts import ocr as ocr_prompts
 from ..results import CropInfo, OCRPage, markdown_to_text
@@ -39,37 +34,6 @@ from .source import PageImage
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..client import MiniMaxVLClient
-
-
-class _Pixels:
-    """The pixels of an encoded image, decoded only if a retry splits the region (rare): stands in for the
-    PIL image the retry ladder halves, for pages prepared in a worker process (they carry no pixels)."""
-
-    def __init__(self, enc: EncodedImage) -> None:
-        self._enc = enc
-        self._image: Image.Image | None = None
-
-    def _decoded(self) -> Image.Image:
-        if self._image is None:
-            raw = base64.b64decode(self._enc.data_url.split(",", 1)[1])
-            self._image = Image.open(io.BytesIO(raw))
-            self._image.load()
-        return self._image
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return (self._enc.width, self._enc.height)
-
-    @property
-    def width(self) -> int:
-        return self._enc.width
-
-    @property
-    def height(self) -> int:
-        return self._enc.height
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._decoded(), name)
 
 
 @dataclass
@@ -97,8 +61,27 @@ def failed_page(
     )
 
 
+@dataclass(frozen=True)
+class SendOptions:
+    """How a prepared page is sent: ``plain`` must match the preparation's (the prompts were built with
+    it); ``max_tokens`` is the completion budget per request (default: settings); ``max_attempts`` tries
+    per region; server failures come back as a ``failed`` page unless ``raise_errors`` (input errors
+    always raise)."""
+
+    plain: bool = False
+    max_tokens: int | None = None
+    raise_errors: bool = False
+    max_attempts: int = 3
+    stop_on_failure: bool = True
+
+    def __post_init__(self) -> None:
+        attempts = self.max_attempts
+        if not isinstance(attempts, int) or attempts < 1:
+            raise InvalidInputError(f"max_attempts={attempts!r} must be a positive integer")
+
+
 def _start(
-    client: MiniMaxVLClient, prepared: PreparedPage, *, plain: bool, max_tokens: int | None, max_attempts: int
+    client: MiniMaxVLClient, prepared: PreparedPage, options: SendOptions
 ) -> tuple[_Send | None, OCRPage | None]:
     """The request context of a prepared page, or the early result of a blank page (no request)."""
     page = prepared.page_image()
@@ -111,15 +94,12 @@ def _start(
             warnings=list(prepared.warnings),
         )
         return None, blank
-
-    if not isinstance(max_attempts, int) or max_attempts < 1:
-        raise InvalidInputError(f"max_attempts={max_attempts!r} must be a positive integer")
     job = _Job(
         client=client,
-        system=ocr_prompts.system_prompt(plain=plain),
-        budget=_default_max_tokens(client, max_tokens),
-        temperatures=temperature_schedule(_temperature_of(client), max_attempts),
-        plain=plain,
+        system=ocr_prompts.system_prompt(plain=options.plain),
+        budget=_default_max_tokens(client, options.max_tokens),
+        temperatures=temperature_schedule(_temperature_of(client), options.max_attempts),
+        plain=options.plain,
         profile=_profile_of(client),
         quality=_quality_of(client),
         regions=prepared.regions,
@@ -178,27 +158,6 @@ def _result(
     )
 
 
-@dataclass(frozen=True)
-class SendOptions:
-    """How a prepared page is sent: ``plain`` must match the preparation's (the prompts were built with
-    it); ``max_tokens`` is the completion budget per request (default: settings); ``max_attempts`` tries
-    per region; server failures come back as a ``failed`` page unless ``raise_errors`` (input errors
-    always raise)."""
-
-    plain: bool = False
-    max_tokens: int | None = None
-    raise_errors: bool = False
-    max_attempts: int = 3
-    stop_on_failure: bool = True
-
-
-def _begin(
-    client: MiniMaxVLClient, prepared: PreparedPage, options: SendOptions
-) -> tuple[_Send | None, OCRPage | None]:
-    o = options
-    return _start(client, prepared, plain=o.plain, max_tokens=o.max_tokens, max_attempts=o.max_attempts)
-
-
 def _failed_send(send: _Send, options: SendOptions, error: MiniMaxVLError) -> OCRPage:
     """A server failure that ends the page: raised for ``raise_errors`` and input errors, else recorded."""
     if options.raise_errors or isinstance(error, InvalidInputError):
@@ -211,7 +170,7 @@ def read_prepared(
 ) -> OCRPage:
     """Send a prepared page: each crop through the retry ladder, one after another, then merged."""
     options = options or SendOptions()
-    send, early = _begin(client, prepared, options)
+    send, early = _start(client, prepared, options)
     if send is None:
         return early  # type: ignore[return-value]
     reads: list[tuple[PreparedCrop, _Read]] = []
@@ -235,7 +194,7 @@ async def aread_prepared(
     """Async :func:`read_prepared`: the crops (and retried halves) are sent concurrently, bounded by the
     client's concurrency cap; with ``stop_on_failure`` the first crop that fails for good cancels the rest."""
     options = options or SendOptions()
-    send, early = _begin(client, prepared, options)
+    send, early = _start(client, prepared, options)
     if send is None:
         return early  # type: ignore[return-value]
     send.job.tokens += prepared.image_tokens

@@ -89,7 +89,6 @@ def iter_pages(
     ``page_errors=True`` yields a PDF page that cannot be rendered (over the pixel cap even at 1 dpi) with
     ``image=None`` and the reason in ``error`` instead of raising, so the pages after it still come.
     """
-
     name = _describe(source)
     if isinstance(source, Image.Image):
         for n in parse_page_range(pages, 1):
@@ -148,7 +147,6 @@ def _pdf_pages(iter_pdf_pages: Any, src: Any, name: str, **kw: Any) -> Iterator[
 
 def _describe(source: Any) -> str:
     try:
-
         return describe(source)
     except Exception:  # pragma: no cover - describe must never hide the real error
         return type(source).__name__

@@ -10,7 +10,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from minimaxvl_tools.images.quality import detect_rotation
 from minimaxvl_tools.local_ocr import LocalOCREngine, LocalOCRResult
-from minimaxvl_tools.pages import PageImage, _upright
+from minimaxvl_tools.pages import PageImage
+from minimaxvl_tools.pages.prepare import upright as turn_upright
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 LINES = [
@@ -83,9 +84,9 @@ def test_upright_call_site_skips_tesseract_on_upright_pages() -> None:
     engine = CountingEngine()
     upright = PageImage(number=1, page_count=2, image=page(), source="a.png")
     turned = PageImage(number=2, page_count=2, image=page(180), source="a.png")
-    same, notes = _upright(upright, engine)
+    same, notes = turn_upright(upright, engine)
     assert same is upright and notes == [] and engine.calls == 0
-    fixed, notes = _upright(turned, engine)
+    fixed, notes = turn_upright(turned, engine)
     assert fixed.rotation == 180 and engine.calls == 1
     assert "osd" in notes[0]
 
