@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from contextlib import aclosing, closing
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
@@ -36,7 +36,7 @@ from ..pages.pipeline import PageReader
 from ..pages.read import setting_of
 from ..pages.window import FailureRule, Ready, ain_order, in_order
 from ..settings import check_dpi, current
-from .recorder import PageRecorder
+from .recorder import LoaderMode, PageRecorder
 from .records import (
     CACHE_VERSION,
     JobStats,
@@ -54,7 +54,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-LoaderMode = Literal["vlm", "text-layer", "auto", "local"]
 _Meta = tuple[Path, PageImage | None, bool]
 """A page on its way out of the loader: (file, page or None for a file that failed, from the cache)."""
 DOC_SUFFIXES = {".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif"}
@@ -298,18 +297,17 @@ class MiniMaxVLDocumentLoader(BaseLoader):
     def _job(self, rec: PageRecorder, path: Path, page: PageImage, key: str) -> Callable[[], PageRecord]:
         """The window's job for one page; it caches the page as soon as it is done (on the worker, not when
         it is handed out), so a stopped run keeps every finished page."""
-        pooled = rec.pooled(page, str(path))  # a worker process starts on it now, in page order
-        return lambda: self._store(key, pooled() if pooled is not None else rec.read(page))
+        inner = rec.job(page, str(path))
+        return lambda: self._store(key, inner())
 
     def _ajob(
         self, rec: PageRecorder, path: Path, page: PageImage, key: str
     ) -> Callable[[], Awaitable[PageRecord]]:
         """Async :meth:`_job`."""
-        pooled = rec.apooled(page, str(path))
+        inner = rec.ajob(page, str(path))
 
         async def run() -> PageRecord:
-            done = await (pooled() if pooled is not None else rec.aread(page))
-            return await asyncio.to_thread(self._store, key, done)
+            return await asyncio.to_thread(self._store, key, await inner())
 
         return run
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Literal
 
 from ..pages.fallback import Fallbacks
@@ -66,15 +67,53 @@ class PageRecorder:
 
     def read(self, page: PageImage) -> PageRecord:
         """One rendered page (or one without pixels that needs none), on this thread."""
+        early = self._early_or_failed(page)
+        return early if early is not None else self._read_pixels(page)
+
+    def job(self, page: PageImage, path: str) -> Callable[[], PageRecord]:
+        """The window's job for one page of the file ``path``: its record when it needs no pixel work; the
+        job of a worker process preparing it (submitted now, in page order); or a read on the window."""
+        early = self._early_or_failed(page)
+        if early is not None:
+            return lambda: early
+        if self._for_workers(page):
+            return partial(self._recorded, self.reader.job(page, path), page)  # type: ignore[union-attr]
+        return partial(self._read_pixels, page)
+
+    def ajob(self, page: PageImage, path: str) -> Callable[[], Awaitable[PageRecord]]:
+        """Async :meth:`job`."""
+        early = self._early_or_failed(page)
+        if early is not None:
+            return partial(_ready, early)
+        if self._for_workers(page):
+            return partial(self._arecorded, self.reader.ajob(page, path), page)  # type: ignore[union-attr]
+        return partial(self._aread_pixels, page)
+
+    def _early_or_failed(self, page: PageImage) -> PageRecord | None:
         try:
-            rec = self.early(page)
-            if rec is not None:
-                return rec
-            if self.reader is None:
-                return self._read_local(page)
-            return self._record(self.reader.read(page), page)
-        except Exception as e:  # a page we cannot even prepare fails alone
+            return self.early(page)
+        except Exception as e:  # a page we cannot even look at fails alone
             return PageRecord.failed(f"{type(e).__name__}: {e}")
+
+    def _for_workers(self, page: PageImage) -> bool:
+        """True for a page without pixels that a worker process renders and prepares."""
+        return page.image is None and self.reader is not None and self.reader.pool is not None
+
+    def _read_pixels(self, page: PageImage) -> PageRecord:
+        """A page that needs its pixels read: by the model (the page pipeline) or, in ``local`` mode, by
+        Tesseract; any error becomes this page's failed record."""
+        if self.reader is None:
+            try:
+                return self._read_local(page)
+            except Exception as e:
+                return PageRecord.failed(f"{type(e).__name__}: {e}")
+        return self._recorded(partial(self.reader.read, page), page)
+
+    async def _aread_pixels(self, page: PageImage) -> PageRecord:
+        """Async :meth:`_read_pixels`: the model's requests on the loop, Tesseract in a thread."""
+        if self.reader is None:
+            return await asyncio.to_thread(self._read_pixels, page)
+        return await self._arecorded(partial(self.reader.aread, page), page)
 
     def _read_local(self, page: PageImage) -> PageRecord:
         """``local`` mode: the same blank and rotation checks as the model path, then Tesseract."""
@@ -89,33 +128,10 @@ class PageRecorder:
             content=res.text, status="ok", engine=res.engine, extraction="ocr", rotation_corrected=turned
         )
 
-    async def aread(self, page: PageImage) -> PageRecord:
-        """Async :meth:`read`: the model's requests are awaited on the loop, the rest runs in a thread."""
-        if self.reader is None or page.error is not None or not self.needs_model(page):
-            return await asyncio.to_thread(self.read, page)
-        return await self._arecorded(lambda: self.reader.aread(page), page)  # type: ignore[union-attr]
-
-    def pooled(self, page: PageImage, path: str) -> Callable[[], PageRecord] | None:
-        """The job for a page a worker process prepares (submitted now, in page order), or None when the page
-        is not for the workers (it has pixels, needs no model, or there is no pool)."""
-        reader = self.reader
-        if page.image is not None or reader is None or reader.pool is None or self.early(page) is not None:
-            return None
-        job = reader.job(page, path)
-        return lambda: self._recorded(job, page)
-
-    def apooled(self, page: PageImage, path: str) -> Callable[[], Awaitable[PageRecord]] | None:
-        """Async :meth:`pooled`."""
-        reader = self.reader
-        if page.image is not None or reader is None or reader.pool is None or self.early(page) is not None:
-            return None
-        job = reader.ajob(page, path)
-        return lambda: self._arecorded(job, page)
-
     def _recorded(self, job: Callable[[], OCRPage], page: PageImage) -> PageRecord:
         try:
             return self._record(job(), page)
-        except Exception as e:
+        except Exception as e:  # a page we cannot even prepare fails alone
             return PageRecord.failed(f"{type(e).__name__}: {e}")
 
     async def _arecorded(self, job: Callable[[], Awaitable[OCRPage]], page: PageImage) -> PageRecord:
@@ -125,6 +141,10 @@ class PageRecorder:
             raise
         except Exception as e:
             return PageRecord.failed(f"{type(e).__name__}: {e}")
+
+
+async def _ready(rec: PageRecord) -> PageRecord:
+    return rec
 
 
 __all__ = ["LoaderMode", "PageRecorder"]

@@ -220,7 +220,7 @@ class OCRTool(MiniMaxVLBaseTool):
                     yield page
             except (PDFError, UnsupportedImageError) as e:  # this page is damaged: it fails alone
                 number, todo = todo[0], todo[1:]
-                yield PageImage(number, len(selected), None, source=source, error=e)
+                yield PageImage(number, selected[0].page_count, None, source=source, error=e)
 
     def _ready(self, meta: PageImage, page: PageImage) -> Ready[OCRPage] | None:
         """The failed result of a page that could not be rendered, else None."""

@@ -17,6 +17,7 @@ from typing import Any, TypedDict
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...errors import InvalidInputError
+from ...hashing import file_digest
 from ..metrics import answer_letter
 
 __all__ = [
@@ -284,11 +285,7 @@ def file_sha256(paths: Sequence[Path]) -> str:
         key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
         digest = _HASHES.get(key)
         if digest is None:
-            fh_hash = hashlib.sha256()
-            with p.open("rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    fh_hash.update(block)
-            digest = _HASHES[key] = fh_hash.hexdigest()
+            digest = _HASHES[key] = file_digest(p)
         h.update(digest.encode())
     return h.hexdigest()
 
