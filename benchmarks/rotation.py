@@ -2,7 +2,7 @@
 
 A 60-page set like a scanned ingest (letter pages of text at 150 dpi, gray paper, noise, slight skew,
 JPEG), one page in six turned 90/180/270 degrees, goes through the loader/OCR call site
-(:func:`minimaxvl_tools.pages._upright`) twice: with ``detect_rotation``'s default pre-check (Tesseract
+(:func:`minimaxvl_tools.pages.prepare.upright`) twice: with ``detect_rotation``'s default pre-check (Tesseract
 only on pages the image-only check does not find upright) and with ``precheck=False`` (Tesseract OSD on
 every page, the former default). Targets: the pre-check at least 3x the pages/s, every turned page still
 turned upright and no upright page turned. For information, when Debian's ``libtasn1-doc`` is installed:
@@ -78,7 +78,7 @@ def _measure(
 def run(quick: bool = False, *, n_pages: int | None = None) -> BenchResult:
     """Pages/s and correct detections of the rotation check with and without the pre-check."""
     from minimaxvl_tools.local_ocr import LocalOCREngine
-    from minimaxvl_tools.pages import _upright
+    from minimaxvl_tools.pages.prepare import upright
 
     t0 = time.perf_counter()
     n = n_pages or (12 if quick else 60)
@@ -87,10 +87,10 @@ def run(quick: bool = False, *, n_pages: int | None = None) -> BenchResult:
     osd = engine is not None and LocalOCREngine.osd_available()
 
     def default(p: PageImage) -> PageImage:
-        return _upright(p, engine)[0]
+        return upright(p, engine)[0]
 
     def every_page(p: PageImage) -> PageImage:
-        return _upright(p, engine, precheck=False)[0]
+        return upright(p, engine, precheck=False)[0]
 
     default(items[0])  # warm: imports, Tesseract start-up
     full_wall, full_turned, full_upright = _measure(items, needed, every_page)
@@ -101,7 +101,7 @@ def run(quick: bool = False, *, n_pages: int | None = None) -> BenchResult:
     raw = "\n".join(
         [
             f"{n} letter text pages at {DPI} dpi (scanner-like: skew 0.8 deg, noise, JPEG 70), {n_turned} "
-            f"turned 90/180/270; pages._upright with the local engine (Tesseract "
+            f"turned 90/180/270; pages.prepare.upright with the local engine (Tesseract "
             f"{'with' if osd else 'WITHOUT'} osd data{'' if engine else ': not installed'})",
             f"Tesseract on every page (precheck=False): {full_wall:.2f} s -> {full_rate:.2f} pages/s; "
             f"turned pages corrected {full_turned}/{n_turned}, upright left alone {full_upright}/{n_upright}",
