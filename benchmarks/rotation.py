@@ -78,7 +78,7 @@ def _measure(
 def run(quick: bool = False, *, n_pages: int | None = None) -> BenchResult:
     """Pages/s and correct detections of the rotation check with and without the pre-check."""
     from minimaxvl_tools.local_ocr import LocalOCREngine
-    from minimaxvl_tools.pages.prepare import upright
+    from minimaxvl_tools.pages.prepare import upright as turn_upright
 
     t0 = time.perf_counter()
     n = n_pages or (12 if quick else 60)
@@ -87,10 +87,10 @@ def run(quick: bool = False, *, n_pages: int | None = None) -> BenchResult:
     osd = engine is not None and LocalOCREngine.osd_available()
 
     def default(p: PageImage) -> PageImage:
-        return upright(p, engine)[0]
+        return turn_upright(p, engine)[0]
 
     def every_page(p: PageImage) -> PageImage:
-        return upright(p, engine, precheck=False)[0]
+        return turn_upright(p, engine, precheck=False)[0]
 
     default(items[0])  # warm: imports, Tesseract start-up
     full_wall, full_turned, full_upright = _measure(items, needed, every_page)
