@@ -192,7 +192,9 @@ def _context() -> multiprocessing.context.BaseContext:
     """
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["minimaxvl_tools.page_workers", "minimaxvl_tools.images.quality"])
+        ctx.set_forkserver_preload(
+            ["minimaxvl_tools.page_workers", "minimaxvl_tools.page_senders", "minimaxvl_tools.images.quality"]
+        )
         return ctx
     return multiprocessing.get_context("spawn")
 

@@ -85,6 +85,12 @@ class Settings(BaseModel):
         description="Page-work processes (render, checks, encode); 0 in-process; None from the cores "
         "(in-process for jobs under 8 pages). See minimaxvl_tools.page_workers.",
     )
+    worker_send: bool = Field(
+        True,
+        description="With workers, each worker process also sends its pages (own connections and event "
+        "loop), so no one event loop bounds throughput (MINIMAXVL_WORKER_SEND). See "
+        "minimaxvl_tools.page_senders.",
+    )
 
     @field_validator("base_url")
     @classmethod

@@ -50,7 +50,6 @@ from .records import (
 if TYPE_CHECKING:  # pragma: no cover
     from ..client import MiniMaxVLClient
     from ..local_ocr import LocalOCREngine
-    from ..page_workers import PagePool
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +207,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
 
     def process_page(self, page: PageImage) -> dict[str, Any]:
         """One page through the loader's pipeline (no cache): its record; errors become a failed record."""
-        return self._recorder(None).read(page).cache_dict()
+        return self._recorder().read(page).cache_dict()
 
     def page_document(self, path: Path, page: PageImage, rec: dict[str, Any], cached: bool) -> Document:
         """The ``Document`` the loader yields for ``page`` of ``path`` with record ``rec``."""
@@ -220,15 +219,21 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         return PageRecord.model_validate(rec).cacheable
 
     # ------------------------------------------------------------ per page
-    def _recorder(self, pool: PagePool | None, path: Path | None = None) -> PageRecorder:
+    def _recorder(self, workers: int = 0, path: Path | None = None) -> PageRecorder:
         """How this run records a page: pixel-only blank check (text layers are the loader's own business),
-        rotation with Tesseract when installed, the loader's fallbacks, the worker pool (model modes)."""
+        rotation with Tesseract when installed, the loader's fallbacks, and with ``workers`` (model modes)
+        the sender processes (:mod:`..page_senders`) or else the worker pool."""
+        from ..page_senders import senders_for
+        from ..page_workers import shared_pool
+
         fallbacks = Fallbacks(self.fallbacks, min_text_chars=1, local_engine=self._local)
         rotation = self._rotation_engine()
         reader = None
         if self.mode in ("vlm", "auto"):
             local_fallback = path is not None and "local" in self.fallbacks
             render = partial(self._render_one, path) if local_fallback else None
+            senders = senders_for(self.client, workers) if workers else None
+            pool = shared_pool(workers) if workers and senders is None else None
             reader = PageReader.build(
                 self.client,
                 plain=self.plain,
@@ -238,6 +243,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
                 rotation_engine=rotation,
                 fallbacks=fallbacks,
                 pool=pool,
+                senders=senders,
                 dpi=self.dpi,
                 password=self.password,
                 render=render,
@@ -314,9 +320,9 @@ class MiniMaxVLDocumentLoader(BaseLoader):
     def _file_pages(self, path: Path) -> tuple[PageRecorder, Iterator[PageImage], str]:
         """A file's recorder (its worker pool, if any), its page stream and its content hash."""
         digest = self.digests.get(path) or file_digest(path)
-        pool = self._page_pool(path)
-        reader = self._recorder(pool, path)
-        render = pool is None and self.mode != "text-layer"
+        workers = self._page_workers(path)
+        reader = self._recorder(workers, path)
+        render = not workers and self.mode != "text-layer"
         pages = iter_pages(
             path,
             pages=self.pages,
@@ -413,22 +419,21 @@ class MiniMaxVLDocumentLoader(BaseLoader):
             self.stats.seconds += time.perf_counter() - t0
 
     # ------------------------------------------------------------ page work in processes
-    def _page_pool(self, path: Path) -> PagePool | None:
-        """The :class:`~.page_workers.PagePool` for ``path``'s pages, or None (in-process, as without it):
-        model modes only; with ``workers`` None (here and in the client's settings), from the cores once the
-        job reaches :data:`~.page_workers.SMALL_JOB_PAGES` pages (this file's count included)."""
+    def _page_workers(self, path: Path) -> int:
+        """Worker processes for ``path``'s pages, 0 for in-process (as without them): model modes only;
+        with ``workers`` None (here and in the client's settings), from the cores once the job reaches
+        :data:`~.page_workers.SMALL_JOB_PAGES` pages (this file's count included)."""
         from .. import page_workers as pw
 
         if self.mode not in ("vlm", "auto"):
-            return None
+            return 0
         workers = self.workers
         if workers is None:
             workers = getattr(getattr(self.client, "settings", None), "workers", None)
         pages = None
         if workers is None:
             pages = self.stats.pages + self._count(path)
-        count = pw.resolve_workers(workers, pages)
-        return pw.shared_pool(count) if count else None
+        return pw.resolve_workers(workers, pages)
 
     def _count(self, path: Path) -> int:
         """Pages of ``path`` (a PDF's count, 1 for an image), only to size the job; 1 when unreadable."""

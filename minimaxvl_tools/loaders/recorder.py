@@ -96,8 +96,8 @@ class PageRecorder:
             return PageRecord.failed(f"{type(e).__name__}: {e}")
 
     def _for_workers(self, page: PageImage) -> bool:
-        """True for a page without pixels that a worker process renders and prepares."""
-        return page.image is None and self.reader is not None and self.reader.pool is not None
+        """True for a page without pixels that a worker process renders and prepares (or reads whole)."""
+        return page.image is None and self.reader is not None and self.reader.in_workers
 
     def _read_pixels(self, page: PageImage) -> PageRecord:
         """A page that needs its pixels read: by the model (the page pipeline) or, in ``local`` mode, by

@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ..client import MiniMaxVLClient
     from ..local_ocr import LocalOCREngine
+    from ..page_senders import ReadOrder, SenderPool
     from ..page_workers import PageJob, PageOutcome, PagePool
 
 
@@ -46,7 +47,9 @@ class PageReader:
     ``dpi``/``password``/``fit`` are what a worker process renders with (the same as the caller's page
     stream); ``render`` renders one page again in this process (the local fallback of a page a worker
     prepared); ``send``: how requests go out (:class:`~.send.SendOptions`); ``release`` drops a page's
-    pixels once it is read (a job of many pages keeps memory flat).
+    pixels once it is read (a job of many pages keeps memory flat). ``pool``: worker processes that
+    prepare pages without pixels (this process sends); ``senders``: worker processes that read such pages
+    whole (:mod:`~minimaxvl_tools.page_senders`; used instead of ``pool`` when given).
     """
 
     client: MiniMaxVLClient
@@ -55,11 +58,13 @@ class PageReader:
     fallbacks: Fallbacks = field(default_factory=Fallbacks)
     rotation_engine: LocalOCREngine | None = None
     pool: PagePool | None = None
+    senders: SenderPool | None = None
     dpi: int = DEFAULT_DPI
     password: str | None = None
     fit: bool = False
     release: bool = True
     render: Callable[[PageImage], PageImage | None] | None = field(default=None, repr=False)
+    _client_blob: bytes | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def build(
@@ -91,6 +96,11 @@ class PageReader:
         )
         send = SendOptions(plain, max_tokens, raise_errors, max_attempts, stop_on_failure)
         return cls(client, options, send, **kwargs)
+
+    @property
+    def in_workers(self) -> bool:
+        """True when pages without pixels are prepared (or read whole) by worker processes."""
+        return self.pool is not None or self.senders is not None
 
     @property
     def max_tokens(self) -> int | None:
@@ -178,10 +188,37 @@ class PageReader:
             return ocr
         return await asyncio.to_thread(self.finish, _with_layer(prepared, page), ocr)
 
+    # ------------------------------------------------------------------ one page, read in a sender process
+    def read_order(self, path: str, page: PageImage) -> ReadOrder:
+        """The sender's order for ``page`` of the (policy-checked) file ``path``."""
+        from ..page_senders import ReadOrder, client_blob
+
+        assert self.senders is not None
+        if self._client_blob is None:
+            self._client_blob = client_blob(self.client, self.senders.size)
+        if self._client_blob is None:
+            raise InvalidInputError("this client cannot be rebuilt in a sender process: pass senders=None")
+        return ReadOrder(
+            self.page_job(path, page),
+            self.send,
+            self.fallbacks,
+            self._client_blob,
+            self.rotation_engine,
+            page.text_layer,
+            page.page_count,
+        )
+
+    def _sent(self, order: ReadOrder) -> Future[OCRPage]:
+        assert self.senders is not None
+        return self.senders.submit(order, self.client.record_usage)
+
     # ------------------------------------------------------------------ jobs for the window
     def job(self, page: PageImage, path: str | None = None) -> Callable[[], OCRPage]:
-        """The window's job for ``page``: a page without pixels goes to the worker pool now (in page order,
-        so the workers run ahead of the senders), a rendered page is read by the job itself."""
+        """The window's job for ``page``: a page without pixels goes to the sender processes or the worker
+        pool now (in page order, so the workers run ahead), a rendered page is read by the job itself."""
+        if page.image is None and self.senders is not None and path is not None:
+            fut = self._sent(self.read_order(path, page))
+            return _Job(fut.result, fut)
         if page.image is None and self.pool is not None and path is not None:
             order = self.page_job(path, page)
             fut = self.pool.submit(order)
@@ -190,9 +227,19 @@ class PageReader:
 
     def ajob(self, page: PageImage, path: str | None = None) -> Callable[[], Awaitable[OCRPage]]:
         """Async :meth:`job`."""
+        if page.image is None and self.senders is not None and path is not None:
+            return partial(self._asent, self.read_order(path, page))
         if page.image is None and self.pool is not None and path is not None:
             return partial(self._asettled, self.page_job(path, page), page)
         return partial(self.aread, page)
+
+
+    async def _asent(self, order: ReadOrder) -> OCRPage:
+        fut = self._sent(order)
+        try:
+            return await asyncio.wrap_future(fut)
+        finally:
+            fut.cancel()
 
 
 class _Job:

@@ -19,7 +19,8 @@ from ..errors import (
     UnsupportedImageError,
     redact_url,
 )
-from ..page_workers import PagePool, resolve_workers, shared_pool
+from ..page_senders import senders_for
+from ..page_workers import resolve_workers, shared_pool
 from ..pages import MIN_X_HEIGHT, PageImage, iter_pages, single_fit
 from ..pages.fallback import FallbackEngine, Fallbacks
 from ..pages.pipeline import PageReader
@@ -129,17 +130,20 @@ class OCRTool(MiniMaxVLBaseTool):
         """The failed result of a page that could not be rendered (damaged, over the pixel cap)."""
         return OCRPage(page=meta.number, status="failed", error=str(error), error_type=type(error).__name__)
 
-    def _pool(self, source: str, count: int) -> PagePool | None:
-        """The worker-process pool for this job (``settings.workers``; see :mod:`..page_workers`), or None
-        for in-process page work: data URLs and URLs, and small jobs when ``workers`` is None."""
+    def _workers(self, source: str, count: int) -> int:
+        """Worker processes for this job (``settings.workers``; see :mod:`..page_workers`), 0 for
+        in-process page work: data URLs and URLs, and small jobs when ``workers`` is None."""
         src = source.strip()
         if src.startswith("data:") or "://" in src:
-            return None
-        workers = resolve_workers(self.settings.workers if self.settings else None, count)
-        return shared_pool(workers) if workers else None
+            return 0
+        return resolve_workers(self.settings.workers if self.settings else None, count)
 
-    def _reader(self, source: str, plain: bool, pool: PagePool | None) -> PageReader:
-        """This call's page pipeline: the tool's options, its fallbacks, the worker pool (or None)."""
+    def _reader(self, source: str, plain: bool, count: int) -> PageReader:
+        """This call's page pipeline: the tool's options, its fallbacks, and for ``count`` pages the sender
+        processes (:mod:`..page_senders`) or the worker pool, or neither (in-process)."""
+        workers = self._workers(source, count)
+        senders = senders_for(self.vl_client, workers) if workers else None
+        pool = shared_pool(workers) if workers and senders is None else None
         return PageReader.build(
             self.vl_client,
             plain=plain,
@@ -150,6 +154,7 @@ class OCRTool(MiniMaxVLBaseTool):
             max_attempts=self.max_attempts,
             fallbacks=Fallbacks(self.fallback),
             pool=pool,
+            senders=senders,
             dpi=self.dpi,
             fit=True,
             render=partial(self._rendered, source),
@@ -231,7 +236,7 @@ class OCRTool(MiniMaxVLBaseTool):
     ) -> Iterator[tuple[PageImage, Callable[[], OCRPage] | Ready[OCRPage]]]:
         """Each page with the job that reads it, in order: sent to the worker pool as it is listed, or
         rendered here (PDFium is not thread-safe) and read by the job."""
-        if reader.pool is not None:
+        if reader.in_workers:
             path = str(self.policy.check_path(source.strip()))
             for meta in selected:
                 yield meta, reader.job(replace(meta, image=None), path)
@@ -243,7 +248,7 @@ class OCRTool(MiniMaxVLBaseTool):
         self, source: str, selected: list[PageImage], reader: PageReader, render_pool: ThreadPoolExecutor
     ) -> AsyncIterator[tuple[PageImage, Callable[[], Awaitable[OCRPage]] | Ready[OCRPage]]]:
         """Async :meth:`_items`: pages rendered on one render thread, in order, as the window takes them."""
-        if reader.pool is not None:
+        if reader.in_workers:
             path = str(await asyncio.to_thread(self.policy.check_path, source.strip()))
             for meta in selected:
                 yield meta, reader.ajob(replace(meta, image=None), path)
@@ -269,7 +274,7 @@ class OCRTool(MiniMaxVLBaseTool):
         package errors (every page failed: the kind they share; ``max_failure_rate`` passed: JobAbortedError).
         """
         done: list[OCRPage] = []
-        reader = self._reader(source, plain, self._pool(source, len(selected)))
+        reader = self._reader(source, plain, len(selected))
         window = self.vl_client.settings.max_concurrency
         with closing(in_order(self._items(source, selected, reader), window)) as finished:
             for _meta, ocr in finished:
@@ -300,7 +305,7 @@ class OCRTool(MiniMaxVLBaseTool):
         async def go() -> tuple[str, OCRResult]:
             done: list[OCRPage] = []
             selected = await asyncio.to_thread(self.select_pages, source, pages)
-            reader = self._reader(source, plain, self._pool(source, len(selected)))
+            reader = self._reader(source, plain, len(selected))
             items = self._aitems(source, selected, reader, render_pool)
             async with aclosing(ain_order(items, window)) as finished:
                 async for _meta, ocr in finished:

@@ -13,7 +13,7 @@ from fpdf import FPDF
 
 from minimaxvl_tools.client import MiniMaxVLClient
 from minimaxvl_tools.loaders import MiniMaxVLDocumentLoader
-from minimaxvl_tools.page_workers import shared_pool
+from minimaxvl_tools.page_senders import shared_senders
 from minimaxvl_tools.results import OCRResult
 from minimaxvl_tools.settings import Settings
 from minimaxvl_tools.testing.server import LocalVLLMServer
@@ -41,8 +41,11 @@ def _echo(body: dict[str, Any]) -> str:
     return f"Read {digest}\nsecond line {len(url)}"
 
 
-def _client(server: LocalVLLMServer, workers: int) -> MiniMaxVLClient:
-    settings = Settings(base_url=server.base_url, max_retries=1, max_concurrency=4, workers=workers)
+def _client(server: LocalVLLMServer, workers: int, send: bool = True) -> MiniMaxVLClient:
+    """``send``: the worker processes also send their pages (page_senders), else they only prepare."""
+    settings = Settings(
+        base_url=server.base_url, max_retries=1, max_concurrency=4, workers=workers, worker_send=send
+    )
     return MiniMaxVLClient(settings, backoff_base=0.01, backoff_max=0.05)
 
 
@@ -53,15 +56,19 @@ def _summary(res: OCRResult) -> list[tuple[Any, ...]]:
     ]
 
 
+@pytest.mark.parametrize("send", [True, False], ids=["workers-send", "main-sends"])
 @pytest.mark.parametrize("run", ["sync", "async"])
-def test_ocr_tool_workers_equal_in_process(vllm_server: LocalVLLMServer, tmp_path: Path, run: str) -> None:
+def test_ocr_tool_workers_equal_in_process(
+    vllm_server: LocalVLLMServer, tmp_path: Path, run: str, send: bool
+) -> None:
     pdf = _pdf(tmp_path / "doc.pdf")
     vllm_server.set_responder(_echo)
     out = {}
     for workers in (0, 2):
         vllm_server.reset()
         vllm_server.set_responder(_echo)
-        tool = OCRTool(client=_client(vllm_server, workers), allowed_roots=[tmp_path], fix_rotation=False)
+        client = _client(vllm_server, workers, send)
+        tool = OCRTool(client=client, allowed_roots=[tmp_path], fix_rotation=False)
         if run == "sync":
             _, res = tool._run(str(pdf))
         else:
@@ -69,7 +76,9 @@ def test_ocr_tool_workers_equal_in_process(vllm_server: LocalVLLMServer, tmp_pat
         out[workers] = _summary(res)
         sent = sorted(hashlib.sha256(repr(b["messages"]).encode()).hexdigest() for b in vllm_server.requests)
         out[workers, "bodies"] = sent  # type: ignore[index]
+        out[workers, "usage"] = client.usage.model_dump(exclude={"latency_s"})  # type: ignore[index]
     assert out[0] == out[2]
+    assert out[0, "usage"] == out[2, "usage"]  # type: ignore[index]  # the senders' usage reaches the client
     assert out[0, "bodies"] == out[2, "bodies"]  # type: ignore[index]  # byte-identical requests
     statuses = [row[1] for row in out[2]]
     assert statuses == ["ok", "blank", "ok", "ok"]
@@ -83,8 +92,11 @@ def test_ocr_tool_bad_page_selection_raises_typed(vllm_server: LocalVLLMServer, 
     assert "9" in str(msg) and "ocr_transcribe failed" in str(msg)
 
 
+@pytest.mark.parametrize("send", [True, False], ids=["workers-send", "main-sends"])
 @pytest.mark.parametrize("run", ["sync", "async"])
-def test_loader_workers_equal_in_process(vllm_server: LocalVLLMServer, tmp_path: Path, run: str) -> None:
+def test_loader_workers_equal_in_process(
+    vllm_server: LocalVLLMServer, tmp_path: Path, run: str, send: bool
+) -> None:
     pdf = _pdf(tmp_path / "doc.pdf")
     broken = tmp_path / "zz_broken.pdf"
     broken.write_bytes(b"%PDF-1.4\n" + b"\x00bad" * 40)
@@ -95,7 +107,7 @@ def test_loader_workers_equal_in_process(vllm_server: LocalVLLMServer, tmp_path:
         loader = MiniMaxVLDocumentLoader(
             [pdf, broken],
             mode="vlm",
-            client=_client(vllm_server, workers),
+            client=_client(vllm_server, workers, send),
             use_cache=False,
             detect_rotation=False,
             workers=workers,
@@ -131,4 +143,4 @@ def test_cli_ingest_workers_flag(
         lines = (tmp_path / f"out{workers}" / "doc.pdf.jsonl").read_text().splitlines()
         records[workers] = [(r["page"], r["text"], r["metadata"]["status"]) for r in map(json.loads, lines)]
     assert records["0"] == records["2"] and len(records["2"]) == 4
-    assert shared_pool(2).pids()  # the pages went through the worker processes
+    assert shared_senders(2).pids()  # the pages went through the sending worker processes

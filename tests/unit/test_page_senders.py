@@ -1,0 +1,147 @@
+"""Sender processes (page_senders): whole pages read in worker processes, each page's result on its own.
+
+Ordering, equality with in-process reading and usage accounting through OCRTool and the loader are in
+``tests/integration/test_workers.py``; here the pool itself: failures per page, a sender that dies,
+cancellation, Ctrl-C, and when the caller's client is not shipped.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from concurrent.futures import CancelledError
+from pathlib import Path
+
+import pytest
+from fpdf import FPDF
+
+from minimaxvl_tools.client import ConcurrencyLimiter, MiniMaxVLClient
+from minimaxvl_tools.page_senders import ReadOrder, SenderPool, client_blob, senders_for
+from minimaxvl_tools.page_workers import PageJob
+from minimaxvl_tools.pages.fallback import Fallbacks
+from minimaxvl_tools.pages.send import SendOptions
+from minimaxvl_tools.settings import Settings
+from minimaxvl_tools.testing.server import LocalVLLMServer
+
+
+def _pdf(path: Path, pages: int = 3) -> Path:
+    pdf = FPDF(unit="pt", format="letter")
+    for n in range(pages):
+        pdf.add_page()
+        pdf.set_font("Helvetica", size=14)
+        for i in range(12):
+            pdf.text(40, 60 + i * 24, f"page {n + 1} line {i}: words to read on this page")
+    pdf.output(str(path))
+    return path
+
+
+def _broken(path: Path) -> Path:
+    """A file that exists and is not a readable PDF: its pages fail to render (not an input error)."""
+    path.write_bytes(b"%PDF-1.4\n" + b"\x00bad" * 40)
+    return path
+
+
+def _client(server: LocalVLLMServer, concurrency: int = 4, **kw: object) -> MiniMaxVLClient:
+    settings = Settings(base_url=server.base_url, max_retries=0, max_concurrency=concurrency, **kw)  # type: ignore[arg-type]
+    return MiniMaxVLClient(settings)
+
+
+def _order(client: MiniMaxVLClient, path: Path, number: int, senders: int = 1, **kw: object) -> ReadOrder:
+    blob = client_blob(client, senders)
+    assert blob is not None
+    return ReadOrder(PageJob(str(path), number, dpi=72), SendOptions(), Fallbacks(), blob, **kw)  # type: ignore[arg-type]
+
+
+def test_pages_come_back_each_with_its_own_result(vllm_server: LocalVLLMServer, tmp_path: Path) -> None:
+    pdf = _pdf(tmp_path / "doc.pdf")
+    client = _client(vllm_server)
+    with SenderPool(2) as pool:
+        futs = [pool.submit(_order(client, pdf, n, 2), client.record_usage) for n in (1, 2, 3)]
+        missing = pool.submit(_order(client, _broken(tmp_path / "broken.pdf"), 1, 2), client.record_usage)
+        pages = [f.result(timeout=60) for f in futs]
+        failed = missing.result(timeout=60)
+        assert len(pool.pids()) == 2
+    assert [(p.page, p.status, p.requests) for p in pages] == [(1, "ok", 1), (2, "ok", 1), (3, "ok", 1)]
+    assert client.usage.requests == 3 == len(vllm_server.requests)  # the senders' usage reached the client
+    assert client.usage.image_tokens == sum(p.image_tokens for p in pages) > 0
+    assert (
+        failed.status == "failed" and failed.error_type == "PDFError" and "broken.pdf" in (failed.error or "")
+    )
+
+
+def test_a_page_that_does_not_render_goes_through_the_fallbacks(
+    vllm_server: LocalVLLMServer, tmp_path: Path
+) -> None:
+    client = _client(vllm_server)
+    layer = "the text layer of the missing page, long enough to stand in for it"
+    blob = client_blob(client, 1)
+    assert blob is not None
+    order = ReadOrder(
+        PageJob(str(_broken(tmp_path / "broken.pdf")), 4, dpi=72),
+        SendOptions(),
+        Fallbacks(("text-layer",)),
+        blob,
+        text_layer=layer,
+        page_count=9,
+    )
+    with SenderPool(1) as pool:
+        page = pool.submit(order).result(timeout=60)
+    assert (page.page, page.status, page.engine, page.text) == (4, "fallback", "text-layer", layer)
+    assert page.error and "broken.pdf" in page.error  # the model path's reason is kept
+    assert not vllm_server.requests
+
+
+def test_a_sender_that_dies_is_replaced_and_its_pages_are_retried(tmp_path: Path) -> None:
+    pdf = _pdf(tmp_path / "doc.pdf", 4)
+    with LocalVLLMServer(latency=1.5) as server, SenderPool(1) as pool:
+        client = _client(server)
+        futs = [pool.submit(_order(client, pdf, n)) for n in (1, 2, 3, 4)]
+        deadline = time.monotonic() + 30
+        while len(server.requests) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (first,) = pool.pids()
+        os.kill(first, signal.SIGKILL)  # all four pages are in flight on it
+        pages = [f.result(timeout=60) for f in futs]
+        assert pool.pids() and pool.pids() != [first]
+    assert [(p.page, p.status) for p in pages] == [(1, "ok"), (2, "ok"), (3, "ok"), (4, "ok")]
+    assert len(server.requests) == 8  # each page sent again by the new sender
+
+
+def test_cancelled_pages_are_not_sent(tmp_path: Path) -> None:
+    pdf = _pdf(tmp_path / "doc.pdf", 3)
+    with LocalVLLMServer(latency=1.0) as server, SenderPool(1) as pool:
+        client = _client(server, concurrency=1)  # one request at a time: pages 2 and 3 wait for the slot
+        first = pool.submit(_order(client, pdf, 1))
+        rest = [pool.submit(_order(client, pdf, n)) for n in (2, 3)]
+        deadline = time.monotonic() + 30
+        while not server.requests and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert all(f.cancel() for f in rest)
+        assert first.result(timeout=60).status == "ok"
+        time.sleep(1.5)  # time enough for a page that was not cancelled to be sent
+        with pytest.raises(CancelledError):
+            rest[0].result()
+        assert len(server.requests) == 1
+
+
+def test_senders_ignore_ctrl_c(vllm_server: LocalVLLMServer, tmp_path: Path) -> None:
+    pdf = _pdf(tmp_path / "doc.pdf", 2)
+    client = _client(vllm_server)
+    with SenderPool(1) as pool:
+        assert pool.submit(_order(client, pdf, 1)).result(timeout=60).status == "ok"
+        (pid,) = pool.pids()
+        os.kill(pid, signal.SIGINT)  # the terminal sends it to the whole group: the caller decides
+        assert pool.submit(_order(client, pdf, 2)).result(timeout=60).status == "ok"
+        assert pool.pids() == [pid]
+    assert not pool.pids()  # shut down with the pool
+
+
+def test_senders_only_for_a_client_that_can_be_rebuilt(vllm_server: LocalVLLMServer) -> None:
+    assert senders_for(_client(vllm_server), 2) is not None
+    assert senders_for(_client(vllm_server), 0) is None
+    assert senders_for(_client(vllm_server, worker_send=False), 2) is None
+    own = MiniMaxVLClient(Settings(base_url=vllm_server.base_url), limiter=ConcurrencyLimiter(2))
+    assert senders_for(own, 2) is None  # its limiter cannot be shared with other processes
+    with pytest.raises(Exception, match="senders >= 1"):
+        SenderPool(0)
