@@ -2,22 +2,23 @@
 
 One event loop spends about 6-7.5 ms of CPU on each page request (encoding a ~660 KB body, sending it,
 parsing the answer), so one sending process tops out near 130-160 pages/s whatever the page workers do
-(``benchmarks/results/overhead_analysis.txt``). A :class:`SenderPool` spreads whole pages over N
-processes, each with its own event loop and its own :class:`~.client.MiniMaxVLClient` rebuilt from the
-caller's (:class:`~.client.spec.ClientSpec`: same endpoints, key, budgets and retries; a 1/N share of
-``max_concurrency``); each runs the same :class:`~.pages.PageReader` as in-process (prepare -> send ->
-fallback). The caller's process only hands out page orders (a checked path and a page number) and takes
-back :class:`~.results.OCRPage` results, adding the senders' token usage to its client.
+(``benchmarks/results/overhead_analysis.txt``). A :class:`SenderPool` spreads whole pages over N processes,
+each with its own event loop and its own :class:`~.client.MiniMaxVLClient` rebuilt from the caller's
+(:class:`~.client.spec.ClientSpec`: same endpoints, key, budgets and retries; a share of
+``max_concurrency``, the shares adding up to it); each runs the same :class:`~.pages.PageReader` as in-
+process (prepare -> send -> fallback). The caller's process only hands out page orders (a checked path and a
+page number) and takes back :class:`~.results.OCRPage` results, adding the senders' token usage to its
+client.
 
-Pages go to the sender with the fewest in flight; results are futures the in-flight window awaits in
-page order. Cancelling a future cancels that page in its sender. A sender that dies (a crash in a native
-library) is replaced and its pages in flight are tried once more on the new one; pages in flight on it
-when it dies again come back ``failed`` (never an exception for the job). Senders ignore Ctrl-C: the
-caller's process stops them.
+Pages go to the sender with the most room (its share of the slots less its pages in flight); results are
+futures the in-flight window awaits in page order. Cancelling a future cancels that page in its sender. A
+sender that dies (a crash in a native library) is replaced and its pages in flight are tried once more on
+the new one; pages in flight on it when it dies again come back ``failed`` (never an exception for the job).
+Senders ignore Ctrl-C: the caller's process stops them.
 
 Used by OCRTool and the loader when ``workers`` gives processes and ``Settings.worker_send`` is on
-(``MINIMAXVL_WORKER_SEND``, default on) and the client can be rebuilt (no limiter or text estimate of
-the caller's own); otherwise the page workers of :mod:`.page_workers` prepare and this process sends.
+(``MINIMAXVL_WORKER_SEND``, default on) and the client can be rebuilt (no limiter or text estimate of the
+caller's own); otherwise the page workers of :mod:`.page_workers` prepare and this process sends.
 """
 
 from __future__ import annotations
@@ -26,14 +27,13 @@ import asyncio
 import atexit
 import contextlib
 import itertools
-import math
 import pickle
 import queue
 import signal
 import threading
 import time
 from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from .client.types import Usage
@@ -51,9 +51,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from multiprocessing.queues import Queue
 
     from .client import MiniMaxVLClient
+    from .client.spec import ClientSpec
     from .local_ocr import LocalOCREngine
 
-__all__ = ["ReadOrder", "SenderPool", "client_blob", "senders_for", "shared_senders"]
+__all__ = ["ReadOrder", "SenderPool", "client_blob", "senders_for", "share", "shared_senders"]
 
 _POLL_S = 0.2
 """How often the collector checks that the senders are alive while no result arrives."""
@@ -64,7 +65,8 @@ _POLL_S = 0.2
 class ReadOrder:
     """One page for a sender: the page job (file, page, render and preparation options), how to send it,
     the fallbacks, and the client to send with (a pickled :class:`~.client.spec.ClientSpec`, built once
-    per sender and reused); ``text_layer``/``page_count``: the caller's, for a page that does not render."""
+    per sender and reused); ``text_layer``/``page_count``: the caller's, for a page that does not render;
+    ``slots``: the client's ``max_concurrency``, shared out over the senders."""
 
     job: PageJob
     send: SendOptions
@@ -73,15 +75,24 @@ class ReadOrder:
     rotation_engine: LocalOCREngine | None = None
     text_layer: str = ""
     page_count: int = 0
+    slots: int = 1
 
 
-def client_blob(client: MiniMaxVLClient, senders: int) -> bytes | None:
-    """``client`` as a sender rebuilds it, with a 1/``senders`` share of its ``max_concurrency``; None
-    when the client cannot be rebuilt in another process."""
+def client_blob(client: MiniMaxVLClient) -> bytes | None:
+    """``client`` as a sender rebuilds it (each sender with its share of ``max_concurrency``, see
+    :func:`share`); None when the client cannot be rebuilt in another process."""
     spec = getattr(client, "spec", None)
-    share = math.ceil(client.settings.max_concurrency / max(1, senders))
-    built = spec(max_concurrency=share) if callable(spec) else None
+    built = spec() if callable(spec) else None
     return pickle.dumps(built) if built is not None else None
+
+
+def share(slots: int, index: int, senders: int) -> int:
+    """Sender ``index``'s part of ``slots`` requests at once, over ``min(senders, slots)`` senders: the
+    parts add up to ``slots`` exactly, so N processes never send more at once than one client would."""
+    active = min(senders, slots)
+    if index >= active:
+        return 0
+    return slots // active + (1 if index < slots % active else 0)
 
 
 # ---------------------------------------------------------------------------------------------- sender side
@@ -93,9 +104,11 @@ class _Sender:
     """The loop of one sender process: take orders (and cancels) from ``inbox``, read each page as a task,
     put ``(seq, ocr, error, usage)`` on ``outbox``."""
 
-    def __init__(self, inbox: Queue[Any], outbox: Queue[Any]) -> None:
+    def __init__(self, inbox: Queue[Any], outbox: Queue[Any], index: int, senders: int) -> None:
         self.inbox = inbox
         self.outbox = outbox
+        self.index = index
+        self.senders = senders
         self.clients: dict[bytes, MiniMaxVLClient] = {}
         self.reported: dict[bytes, Usage] = {}
         self.tasks: dict[int, asyncio.Task[None]] = {}
@@ -128,7 +141,10 @@ class _Sender:
     def _client(self, blob: bytes) -> MiniMaxVLClient:
         client = self.clients.get(blob)
         if client is None:
-            client = self.clients[blob] = pickle.loads(blob).build()
+            spec: ClientSpec = pickle.loads(blob)
+            mine = max(1, share(spec.settings.max_concurrency, self.index, self.senders))
+            spec = replace(spec, settings=spec.settings.model_copy(update={"max_concurrency": mine}))
+            client = self.clients[blob] = spec.build()
             self.reported[blob] = Usage()
         return client
 
@@ -188,10 +204,10 @@ async def read_order(order: ReadOrder, client: MiniMaxVLClient, render: ThreadPo
     return await reader.aread(page)
 
 
-def _serve(inbox: Queue[Any], outbox: Queue[Any]) -> None:
-    """A sender process's main: Ctrl-C is the caller's to handle; run until the ``None`` order."""
+def _serve(inbox: Queue[Any], outbox: Queue[Any], index: int, senders: int) -> None:
+    """Sender ``index`` of ``senders``: Ctrl-C is the caller's to handle; run until the ``None`` order."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    asyncio.run(_Sender(inbox, outbox).run())
+    asyncio.run(_Sender(inbox, outbox, index, senders).run())
 
 
 # ---------------------------------------------------------------------------------------------- caller side
@@ -201,6 +217,7 @@ class _Slot:
 
     process: BaseProcess
     inbox: Queue[Any]
+    index: int
     load: int = 0
 
 
@@ -245,16 +262,16 @@ class SenderPool:
         self._closed = False
         self._ctx = _context()
         self._outbox = self._ctx.Queue()
-        self._slots = [self._spawn() for _ in range(self.size)]
+        self._slots = [self._spawn(i) for i in range(self.size)]
         self._collector = threading.Thread(target=self._collect, name="minimaxvl-senders", daemon=True)
         self._collector.start()
 
-    def _spawn(self) -> _Slot:
+    def _spawn(self, index: int) -> _Slot:
         assert self._ctx is not None and self._outbox is not None
         inbox = self._ctx.Queue()
-        proc = self._ctx.Process(target=_serve, args=(inbox, self._outbox), daemon=True)
+        proc = self._ctx.Process(target=_serve, args=(inbox, self._outbox, index, self.size), daemon=True)
         proc.start()
-        return _Slot(proc, inbox)
+        return _Slot(proc, inbox, index)
 
     def pids(self) -> list[int]:
         """Process ids of the running senders (empty before the first page)."""
@@ -268,7 +285,8 @@ class SenderPool:
         with self._lock:
             self._start()
             seq = next(self._seq)
-            slot = min(self._slots, key=lambda s: s.load)
+            active = self._slots[: min(self.size, max(1, order.slots))]
+            slot = max(active, key=lambda s: share(order.slots, s.index, self.size) - s.load)
             self._pending[seq] = _Pending(fut, order, slot, record)
             slot.load += 1
             slot.inbox.put(("read", seq, order))
@@ -316,7 +334,7 @@ class SenderPool:
             for i, slot in enumerate(self._slots):
                 if slot.process.is_alive() or self._closed:
                     continue
-                fresh = self._slots[i] = self._spawn()
+                fresh = self._slots[i] = self._spawn(i)
                 for seq, item in list(self._pending.items()):
                     if item.slot is not slot:
                         continue
@@ -395,7 +413,7 @@ def senders_for(client: MiniMaxVLClient, workers: int) -> SenderPool | None:
     (``worker_send``) and the client can be rebuilt in them; None: prepare in workers, send here."""
     if workers < 1 or not getattr(client.settings, "worker_send", False):
         return None
-    if client_blob(client, workers) is None:
+    if client_blob(client) is None:
         return None
     return shared_senders(workers)
 

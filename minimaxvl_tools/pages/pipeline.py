@@ -195,7 +195,7 @@ class PageReader:
 
         assert self.senders is not None
         if self._client_blob is None:
-            self._client_blob = client_blob(self.client, self.senders.size)
+            self._client_blob = client_blob(self.client)
         if self._client_blob is None:
             raise InvalidInputError("this client cannot be rebuilt in a sender process: pass senders=None")
         return ReadOrder(
@@ -206,6 +206,7 @@ class PageReader:
             self.rotation_engine,
             page.text_layer,
             page.page_count,
+            self.client.settings.max_concurrency,
         )
 
     def _sent(self, order: ReadOrder) -> Future[OCRPage]:
@@ -232,7 +233,6 @@ class PageReader:
         if page.image is None and self.pool is not None and path is not None:
             return partial(self._asettled, self.page_job(path, page), page)
         return partial(self.aread, page)
-
 
     async def _asent(self, order: ReadOrder) -> OCRPage:
         fut = self._sent(order)

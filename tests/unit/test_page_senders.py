@@ -17,7 +17,7 @@ import pytest
 from fpdf import FPDF
 
 from minimaxvl_tools.client import ConcurrencyLimiter, MiniMaxVLClient
-from minimaxvl_tools.page_senders import ReadOrder, SenderPool, client_blob, senders_for
+from minimaxvl_tools.page_senders import ReadOrder, SenderPool, client_blob, senders_for, share
 from minimaxvl_tools.page_workers import PageJob
 from minimaxvl_tools.pages.fallback import Fallbacks
 from minimaxvl_tools.pages.send import SendOptions
@@ -47,18 +47,19 @@ def _client(server: LocalVLLMServer, concurrency: int = 4, **kw: object) -> Mini
     return MiniMaxVLClient(settings)
 
 
-def _order(client: MiniMaxVLClient, path: Path, number: int, senders: int = 1, **kw: object) -> ReadOrder:
-    blob = client_blob(client, senders)
+def _order(client: MiniMaxVLClient, path: Path, number: int, **kw: object) -> ReadOrder:
+    blob = client_blob(client)
     assert blob is not None
-    return ReadOrder(PageJob(str(path), number, dpi=72), SendOptions(), Fallbacks(), blob, **kw)  # type: ignore[arg-type]
+    slots = client.settings.max_concurrency
+    return ReadOrder(PageJob(str(path), number, dpi=72), SendOptions(), Fallbacks(), blob, slots=slots, **kw)  # type: ignore[arg-type]
 
 
 def test_pages_come_back_each_with_its_own_result(vllm_server: LocalVLLMServer, tmp_path: Path) -> None:
     pdf = _pdf(tmp_path / "doc.pdf")
     client = _client(vllm_server)
     with SenderPool(2) as pool:
-        futs = [pool.submit(_order(client, pdf, n, 2), client.record_usage) for n in (1, 2, 3)]
-        missing = pool.submit(_order(client, _broken(tmp_path / "broken.pdf"), 1, 2), client.record_usage)
+        futs = [pool.submit(_order(client, pdf, n), client.record_usage) for n in (1, 2, 3)]
+        missing = pool.submit(_order(client, _broken(tmp_path / "broken.pdf"), 1), client.record_usage)
         pages = [f.result(timeout=60) for f in futs]
         failed = missing.result(timeout=60)
         assert len(pool.pids()) == 2
@@ -75,7 +76,7 @@ def test_a_page_that_does_not_render_goes_through_the_fallbacks(
 ) -> None:
     client = _client(vllm_server)
     layer = "the text layer of the missing page, long enough to stand in for it"
-    blob = client_blob(client, 1)
+    blob = client_blob(client)
     assert blob is not None
     order = ReadOrder(
         PageJob(str(_broken(tmp_path / "broken.pdf")), 4, dpi=72),
@@ -113,10 +114,11 @@ def test_cancelled_pages_are_not_sent(tmp_path: Path) -> None:
     with LocalVLLMServer(latency=1.0) as server, SenderPool(1) as pool:
         client = _client(server, concurrency=1)  # one request at a time: pages 2 and 3 wait for the slot
         first = pool.submit(_order(client, pdf, 1))
-        rest = [pool.submit(_order(client, pdf, n)) for n in (2, 3)]
         deadline = time.monotonic() + 30
         while not server.requests and time.monotonic() < deadline:
             time.sleep(0.05)
+        rest = [pool.submit(_order(client, pdf, n)) for n in (2, 3)]  # they wait for page 1's slot
+        time.sleep(0.3)
         assert all(f.cancel() for f in rest)
         assert first.result(timeout=60).status == "ok"
         time.sleep(1.5)  # time enough for a page that was not cancelled to be sent
@@ -145,3 +147,21 @@ def test_senders_only_for_a_client_that_can_be_rebuilt(vllm_server: LocalVLLMSer
     assert senders_for(own, 2) is None  # its limiter cannot be shared with other processes
     with pytest.raises(Exception, match="senders >= 1"):
         SenderPool(0)
+
+
+def test_shares_of_the_slots_add_up_to_the_clients_cap() -> None:
+    for slots in (1, 3, 4, 32, 33, 256):
+        for senders in (1, 2, 5, 15):
+            parts = [share(slots, i, senders) for i in range(senders)]
+            assert sum(parts) == slots and max(parts) - min(p for p in parts if p) <= 1
+    assert [share(3, i, 5) for i in range(5)] == [1, 1, 1, 0, 0]  # fewer slots than senders
+
+
+def test_pages_in_flight_never_exceed_the_clients_cap(tmp_path: Path) -> None:
+    pdf = _pdf(tmp_path / "doc.pdf", 6)
+    with LocalVLLMServer(latency=0.5) as server, SenderPool(2) as pool:
+        client = _client(server, concurrency=3)  # shares 2 + 1 over the two senders
+        futs = [pool.submit(_order(client, pdf, n)) for n in range(1, 7)]
+        assert [f.result(timeout=60).status for f in futs] == ["ok"] * 6
+        assert len(pool.pids()) == 2
+    assert server.max_running == 3
