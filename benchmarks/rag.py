@@ -316,9 +316,7 @@ def local_throughput(pdfs: list[Path], folder: Path, max_pages: int = 12) -> tup
     n = min(max_pages, count(pdf))
     ix = PageIndex(folder / "store-local")
     t = time.perf_counter()
-    rep = ix.index(
-        [pdf], mode="local", cache_dir=folder / "cache-local", dpi=ASK_DPI, pages=f"1-{n}"
-    )
+    rep = ix.index([pdf], mode="local", cache_dir=folder / "cache-local", dpi=ASK_DPI, pages=f"1-{n}")
     return rep.pages_indexed / (time.perf_counter() - t), rep.pages_indexed
 
 

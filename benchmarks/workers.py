@@ -1,6 +1,9 @@
 """Page work in worker processes: OCRTool pages/s with ``workers=0`` (in-process) vs ``workers=N``.
 
-Three measurements, each with both settings in the same run:
+``workers=N`` runs twice: the workers read whole pages and send them (``worker_send``, the default:
+:mod:`minimaxvl_tools.page_senders`), and the workers only prepare pages while the main process sends
+(``worker_send=False``: :mod:`minimaxvl_tools.page_workers`). Three measurements, each with all three
+settings in the same run:
 
 * **32 slots**: ``OCRTool._arun`` (``tile=False``: one image per letter page at 200 dpi,
   ``fix_rotation=False``, ``max_concurrency`` 32) against :class:`LocalVLLMServer` (a test double) in a
@@ -39,7 +42,7 @@ DPI = 200
 MEMORY_DPI = 100
 
 
-def _client(ports: list[int], concurrency: int, workers: int) -> Any:
+def _client(ports: list[int], concurrency: int, workers: int, send: bool = True) -> Any:
     from minimaxvl_tools.client import MiniMaxVLClient
     from minimaxvl_tools.settings import Settings
 
@@ -52,17 +55,18 @@ def _client(ports: list[int], concurrency: int, workers: int) -> Any:
         max_retries=0,
         timeout=120,
         workers=workers,
+        worker_send=send,
     )
     return MiniMaxVLClient(settings)
 
 
 async def _tool_run(
-    pdf: Path, ports: list[int], pages: int, concurrency: int, workers: int
+    pdf: Path, ports: list[int], pages: int, concurrency: int, workers: int, send: bool
 ) -> dict[str, Any]:
     """One ``OCRTool._arun`` over ``pages`` pages (after a warm-up call that also starts the workers)."""
     from minimaxvl_tools.tools.ocr import OCRTool
 
-    client = _client(ports, concurrency, workers)
+    client = _client(ports, concurrency, workers, send)
     tool = OCRTool(client=client, allowed_roots=[pdf.parent], max_pages=pages, tile=False, fix_rotation=False)
     await tool._arun(str(pdf), pages=f"1-{min(pages, 2 * max(1, workers))}")  # connections, imports, pool
     t0, c0 = time.perf_counter(), time.process_time()
@@ -77,16 +81,26 @@ async def _tool_run(
     return {"wall_s": wall, "pages_per_s": pages / wall, "main_cpu_ms_per_page": cpu / pages * 1000}
 
 
-def _throughput(pdf: Path, pages: int, slots: int, servers: int, workers: list[int]) -> dict[int, Any]:
+def _label(workers: int, send: bool) -> str:
+    return f"workers={workers}" + ("" if send or not workers else ", main process sends")
+
+
+def _throughput(
+    pdf: Path, pages: int, slots: int, servers: int, settings: list[tuple[int, bool]]
+) -> dict[str, Any]:
+    """OCRTool runs for each (workers, worker_send) setting, by label."""
+    from minimaxvl_tools.page_senders import shared_senders
     from minimaxvl_tools.page_workers import shared_pool
 
-    out: dict[int, Any] = {}
-    for w in workers:
+    out: dict[str, Any] = {}
+    for w, send in settings:
         with ExitStack() as stack:  # fresh servers per setting: no state carried over
             procs = [stack.enter_context(server_process(LATENCY, slots // servers)) for _ in range(servers)]
-            out[w] = asyncio.run(_tool_run(pdf, [p.port for p in procs], pages, slots, w))
+            ports = [p.port for p in procs]
+            out[_label(w, send)] = asyncio.run(_tool_run(pdf, ports, pages, slots, w, send))
         if w:
             shared_pool(w).shutdown()
+            shared_senders(w).shutdown()
     return out
 
 
@@ -103,6 +117,7 @@ def _vm_hwm_kib(pid: int | str = "self") -> int:
 def child(pdf: str, port: int, workers: int, dpi: int = MEMORY_DPI) -> dict[str, Any]:
     """Load every page of ``pdf`` with the loader (vlm, ``workers``): pages and the tree's peak RSS (MiB)."""
     from minimaxvl_tools.loaders import MiniMaxVLDocumentLoader
+    from minimaxvl_tools.page_senders import shared_senders
     from minimaxvl_tools.page_workers import shared_pool
 
     from .common import make_client
@@ -124,10 +139,10 @@ def child(pdf: str, port: int, workers: int, dpi: int = MEMORY_DPI) -> dict[str,
             statuses[status] = statuses.get(status, 0) + 1
 
     asyncio.run(drain())
-    pool = shared_pool(workers) if workers else None
-    worker_kib = [_vm_hwm_kib(pid) for pid in (pool.pids() if pool else [])]
+    pools = [shared_senders(workers), shared_pool(workers)] if workers else []  # whichever read the pages
+    worker_kib = [_vm_hwm_kib(pid) for pool in pools for pid in pool.pids()]
     main_kib = _vm_hwm_kib()
-    if pool:
+    for pool in pools:
         pool.shutdown()
     return {
         "pages": sum(statuses.values()),
@@ -184,8 +199,9 @@ def run(
     with tempfile.TemporaryDirectory() as tmp:
         pdf = Path(tmp) / "workers.pdf"
         make_text_pdf(pdf, max(pages, big_pages), font_size=10, page_format="letter", ttf=False)
-        small = _throughput(pdf, pages, 32, 1, [0, n])
-        big = _throughput(pdf, big_pages, 256, 4, [0, n])
+        settings = [(0, True), (n, False), (n, True)]
+        small = _throughput(pdf, pages, 32, 1, settings)
+        big = _throughput(pdf, big_pages, 256, 4, settings)
         pdfs = {}
         for count in (10, memory_pages):
             pdfs[count] = Path(tmp) / f"mem{count}.pdf"
@@ -201,7 +217,7 @@ def run(
     ]
     for w, r in small.items():
         lines.append(
-            f"  workers={w}: wall {r['wall_s']:.2f} s -> {r['pages_per_s']:.2f} pages/s = "
+            f"  {w}: wall {r['wall_s']:.2f} s -> {r['pages_per_s']:.2f} pages/s = "
             f"{r['pages_per_s'] / 32:.3f} of ideal; main process CPU {r['main_cpu_ms_per_page']:.1f} ms/page"
         )
     lines.append(
@@ -209,7 +225,7 @@ def run(
     )
     for w, r in big.items():
         lines.append(
-            f"  workers={w}: wall {r['wall_s']:.2f} s -> {r['pages_per_s']:.1f} pages/s = "
+            f"  {w}: wall {r['wall_s']:.2f} s -> {r['pages_per_s']:.1f} pages/s = "
             f"{r['pages_per_s'] / 256:.3f} of ideal; main process CPU {r['main_cpu_ms_per_page']:.1f} ms/page"
         )
     lines.append(f"memory: loader vlm alazy_load at {MEMORY_DPI} dpi, workers={n}, fresh process per size:")
@@ -219,11 +235,11 @@ def run(
             f"workers {', '.join(f'{m:.1f}' for m in r['workers_mib'])} MiB)"
         )
     rows = [
-        Row(f"workers: OCRTool 32 slots, workers={w}", r["pages_per_s"], 32.0, "pages/s", ">=", 0.95)
+        Row(f"workers: OCRTool 32 slots, {w}", r["pages_per_s"], 32.0, "pages/s", ">=", 0.95)
         for w, r in small.items()
     ]
     rows += [
-        Row(f"workers: OCRTool 256 slots, workers={w}", r["pages_per_s"], 200.0, "pages/s", ">=", 1.0)
+        Row(f"workers: OCRTool 256 slots, {w}", r["pages_per_s"], 200.0, "pages/s", ">=", 1.0)
         for w, r in big.items()
     ]
     rows.append(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from benchmarks import loader, memory, overhead, render, tokens
+from benchmarks import loader, memory, overhead, render, rotation, tokens, workers
 from benchmarks.common import BenchResult, Row, format_table, make_text_pdf
 
 
@@ -87,6 +87,22 @@ def test_memory_smoke() -> None:
     runs = res.details["runs"]
     assert isinstance(runs, dict) and set(runs) == {1, 3}
     assert all(50 < r["hwm_mib"] < 4096 for r in runs.values())
+
+
+def test_rotation_smoke(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(rotation, "REAL_PDF", tmp_path / "absent.pdf")  # the real-PDF part is slow
+    res = rotation.run(n_pages=2)
+    _check(res, "rotation", 4)
+    assert res.rows[1].baseline + res.rows[2].baseline == 2  # turned + upright pages
+
+
+def test_workers_smoke(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(workers, "LATENCY", 0.05)
+    res = workers.run(workers=1, pages=2, big_pages=2, memory_pages=11)
+    _check(res, "workers", 7)  # 3 settings x (32, 256 slots) + memory
+    labels = [r.benchmark for r in res.rows]
+    assert any("main process sends" in name for name in labels)
+    assert res.details["memory"][11]["workers_mib"]  # the worker processes' memory is counted
 
 
 def test_server_view_and_assembly() -> None:
