@@ -34,7 +34,7 @@ from ..pages import PageImage, iter_pages
 from ..pages.fallback import FallbackEngine, Fallbacks
 from ..pages.pipeline import PageReader
 from ..pages.read import setting_of
-from ..pages.window import FailureRule, Ready, ain_order, in_order
+from ..pages.window import FailureRule, Ready, ain_order, in_order, window_for
 from ..settings import check_dpi, current
 from .recorder import LoaderMode, PageRecorder
 from .records import (
@@ -275,13 +275,18 @@ class MiniMaxVLDocumentLoader(BaseLoader):
 
     # ------------------------------------------------------------ jobs
     def _window(self) -> int:
-        """Pages in flight: the client's ``max_concurrency`` (model modes), the CPUs for Tesseract (at most
-        4), one for text layers (nothing to overlap)."""
+        """Pages in flight: the client's ``max_concurrency`` (model modes; twice that when worker processes
+        may read them, see :func:`~.pages.window.window_for`), the CPUs for Tesseract (at most 4), one for
+        text layers (nothing to overlap)."""
         if self.mode == "text-layer":
             return 1
         if self.mode == "local":
             return max(1, min(4, os.cpu_count() or 1))
-        return max(1, int(setting_of(self.client, "max_concurrency")))
+        from .. import page_workers as pw
+
+        workers = self.workers if self.workers is not None else setting_of(self.client, "workers")
+        slots = max(1, int(setting_of(self.client, "max_concurrency")))
+        return window_for(slots, workers=pw.resolve_workers(workers) > 0)
 
     def _store(self, key: str, rec: PageRecord) -> PageRecord:
         """Cache a finished page; a cache that cannot be written (disk full, read-only) costs only the

@@ -63,6 +63,14 @@ class _Threads:
             self._queue.put(None)
 
 
+def window_for(slots: int, *, workers: bool, ahead: int = 0) -> int:
+    """Items to keep in flight for ``slots`` request slots: with worker processes, twice the slots (their
+    pages are rendered and prepared while the slots are busy; a sender's slots are its own, so a freed
+    slot must find its next page there, ready); else ``ahead`` more."""
+    slots = max(1, slots)
+    return 2 * slots if workers else slots + ahead
+
+
 def _check_size(size: int) -> int:
     if not isinstance(size, int) or size < 1:
         raise InvalidInputError(f"window size must be a positive integer, got {size!r}")
@@ -190,4 +198,4 @@ class FailureRule:
             )
 
 
-__all__ = ["FailureRule", "Ready", "ain_order", "in_order"]
+__all__ = ["FailureRule", "Ready", "ain_order", "in_order", "window_for"]

@@ -24,7 +24,7 @@ from ..page_workers import resolve_workers, shared_pool
 from ..pages import MIN_X_HEIGHT, PageImage, iter_pages, single_fit
 from ..pages.fallback import FallbackEngine, Fallbacks
 from ..pages.pipeline import PageReader
-from ..pages.window import FailureRule, Ready, ain_order, in_order
+from ..pages.window import FailureRule, Ready, ain_order, in_order, window_for
 from ..results import OCRPage, OCRResult
 from .base import MiniMaxVLBaseTool
 
@@ -275,7 +275,7 @@ class OCRTool(MiniMaxVLBaseTool):
         """
         done: list[OCRPage] = []
         reader = self._reader(source, plain, len(selected))
-        window = self.vl_client.settings.max_concurrency
+        window = window_for(self.vl_client.settings.max_concurrency, workers=reader.in_workers)
         with closing(in_order(self._items(source, selected, reader), window)) as finished:
             for _meta, ocr in finished:
                 done.append(ocr)
@@ -294,10 +294,9 @@ class OCRTool(MiniMaxVLBaseTool):
     async def _arun(
         self, source: str, pages: str | None = None, plain: bool = False, **_: Any
     ) -> tuple[str, OCRResult]:
-        # pages run concurrently (their requests capped by the client); a few more pages than request
-        # slots are rendered and encoded ahead, so a freed slot gets its next request at once
+        # pages run concurrently (their requests capped by the client); more pages than request slots are
+        # rendered and encoded ahead, so a freed slot gets its next request at once
         slots = self.vl_client.settings.max_concurrency
-        window = slots + max(2, slots // 4)
         # PDFium renders one page at a time anyway (it is not thread-safe): one render thread of our own, in
         # page order, keeps renders from queueing in front of the encodes in asyncio's default executor
         render_pool = ThreadPoolExecutor(1, thread_name_prefix="minimaxvl-render")
@@ -307,6 +306,7 @@ class OCRTool(MiniMaxVLBaseTool):
             selected = await asyncio.to_thread(self.select_pages, source, pages)
             reader = self._reader(source, plain, len(selected))
             items = self._aitems(source, selected, reader, render_pool)
+            window = window_for(slots, workers=reader.in_workers, ahead=max(2, slots // 4))
             async with aclosing(ain_order(items, window)) as finished:
                 async for _meta, ocr in finished:
                     done.append(ocr)
