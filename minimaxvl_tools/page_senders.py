@@ -113,13 +113,10 @@ class _Sender:
         self.reported: dict[bytes, Usage] = {}
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self.getter = ThreadPoolExecutor(1, thread_name_prefix="minimaxvl-sender-inbox")
-        # one thread for all page work (PDFium wants one; threads beyond the one core this process gets
-        # would only take the GIL from the event loop): render, prepare and fallbacks, in arrival order
-        self.render = ThreadPoolExecutor(1, thread_name_prefix="minimaxvl-sender-pages")
+        self.render = ThreadPoolExecutor(1, thread_name_prefix="minimaxvl-sender-render")  # PDFium: 1 thread
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        loop.set_default_executor(self.render)  # asyncio.to_thread in the page pipeline runs there too
         try:
             while (msg := await loop.run_in_executor(self.getter, self.inbox.get)) is not None:
                 kind, seq, order = msg

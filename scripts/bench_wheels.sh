@@ -9,7 +9,7 @@ OUTD=.gpu/bench
 mkdir -p "$OUTD"
 names="openai httpx2 httpcore2 httpx httpcore h11 jiter pydantic pydantic-core annotated-types typing-inspection
 sniffio certifi idna tqdm typing-extensions packaging requests urllib3 charset-normalizer pyyaml fpdf2 defusedxml
-fonttools"
+fonttools truststore"
 reqs=""
 for n in $names; do
   v=$(.venv/bin/python -c "import importlib.metadata as m,sys; print(m.version(sys.argv[1]))" "$n" 2>/dev/null) || continue

@@ -421,8 +421,10 @@ def ray_ingest(
             sources.update(safe_text(str(f)) for f in refused)
         parts = []
         # reading, splitting and writing take no CPU of their own in Ray's accounting (the page tasks
-        # hold the cores), so they are capped in number: unbounded, they start a process per file
-        light = max(1, min(4, workers // 4))
+        # hold the cores), so they are capped in number (unbounded, they start a process per file), but
+        # no lower than the page tasks: one file is one read task (~0.17 s on a 16-core machine, Ray's
+        # scheduling included), and one at a time fed 4 page tasks only 23 pages/s
+        light = max(2, min(16, workers))
         if utf8:
             parts.append(
                 ray.data.read_binary_files(
