@@ -1,25 +1,24 @@
 #!/usr/bin/env bash
-# Prepares Ray + pyarrow + pandas (cp312, the GPU machine's Python) for ONE device call (~57 MB of 64 MiB),
+# Prepares Ray and its dependencies (cp312, the GPU machine's Python) for a device call (~25 MB),
 # for `python -m benchmarks --only ray_ingest` on the 16-core machine (benchmarks/run_on_device.sh ray).
-# Same versions as this checkout's .venv; numpy is left out (the GPU machine's Python has it). The Java
-# jars, RLlib, Ray's LLM and dashboard web client, Arrow Flight/Substrait, headers and test folders are
-# dropped: nothing in the ingest path loads them.
+# Ray's version is this checkout's .venv's; numpy, pyarrow and pandas are left out (the GPU machine's
+# Python has them: numpy 2.5, pyarrow 25, pandas 3.0). The Java jars, RLlib, Ray's LLM and dashboard web
+# client and test folders are dropped: nothing in the ingest path loads them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=.gpu/ray; W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
 [ -f "$OUT/raysite.tar.xz" ] && { ls -la "$OUT/raysite.tar.xz"; exit 0; }
 v() { .venv/bin/python -c "import $1; print($1.__version__)"; }
-.venv/bin/pip download -q "ray[data]==$(v ray)" "pyarrow==$(v pyarrow)" "pandas==$(v pandas)" \
+.venv/bin/pip download -q "ray[data]==$(v ray)" \
   --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \
   --platform manylinux_2_24_x86_64 --platform manylinux_2_28_x86_64 -d "$W/wheels"
 mkdir -p "$W/raysite"
 for w in "$W"/wheels/*.whl; do
-  case "$(basename "$w")" in numpy-*) continue ;; esac
+  case "$(basename "$w")" in numpy-* | pyarrow-* | pandas-*) continue ;; esac
   .venv/bin/python -m zipfile -e "$w" "$W/raysite/"
 done
 cd "$W/raysite"
-rm -rf pyarrow/include pyarrow/tests pyarrow/libarrow_flight.so* pyarrow/_flight*.so pyarrow/libarrow_substrait.so* \
-  pyarrow/_substrait*.so pandas/tests ray/jars ray/rllib ray/llm ray/dashboard/client
+rm -rf ray/jars ray/rllib ray/llm ray/dashboard/client
 find . -name __pycache__ -prune -exec rm -rf {} +
 cd - > /dev/null
 mkdir -p "$OUT"
