@@ -173,8 +173,8 @@ class PageReader:
     def _settled(self, fut: Future[PageOutcome], order: PageJob, page: PageImage) -> OCRPage:
         assert self.pool is not None
         prepared = self._outcome(page, self.pool.settle(fut, order))
-        if isinstance(prepared, OCRPage):
-            return prepared
+        if isinstance(prepared, OCRPage):  # preparation failed in the worker: the same chain as in-process
+            return self.finish(page, prepared)
         ocr = read_prepared(self.client, prepared, self.send)
         return self.finish(_with_layer(prepared, page), ocr)
 
@@ -182,7 +182,7 @@ class PageReader:
         assert self.pool is not None
         prepared = self._outcome(page, await self.pool.aprepare(order))
         if isinstance(prepared, OCRPage):
-            return prepared
+            return await asyncio.to_thread(self.finish, page, prepared)
         ocr = await aread_prepared(self.client, prepared, self.send)
         if ocr.status != "failed":
             return ocr

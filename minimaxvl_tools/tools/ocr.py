@@ -227,9 +227,12 @@ class OCRTool(MiniMaxVLBaseTool):
                 number, todo = todo[0], todo[1:]
                 yield PageImage(number, selected[0].page_count, None, source=source, error=e)
 
-    def _ready(self, meta: PageImage, page: PageImage) -> Ready[OCRPage] | None:
-        """The failed result of a page that could not be rendered, else None."""
-        return Ready(self._unrendered(meta, page.error)) if page.error is not None else None
+    def _ready(self, meta: PageImage, page: PageImage, reader: PageReader) -> Ready[OCRPage] | None:
+        """The result of a page that could not be rendered (failed, through the fallback chain like any
+        failed page), else None."""
+        if page.error is None:
+            return None
+        return Ready(reader.finish(meta, self._unrendered(meta, page.error)))
 
     def _items(
         self, source: str, selected: list[PageImage], reader: PageReader
@@ -242,7 +245,7 @@ class OCRTool(MiniMaxVLBaseTool):
                 yield meta, reader.job(replace(meta, image=None), path)
             return
         for meta, page in zip(selected, self._render_stream(source, selected), strict=True):
-            yield meta, self._ready(meta, page) or reader.job(page)
+            yield meta, self._ready(meta, page, reader) or reader.job(page)
 
     async def _aitems(
         self, source: str, selected: list[PageImage], reader: PageReader, render_pool: ThreadPoolExecutor
@@ -257,7 +260,8 @@ class OCRTool(MiniMaxVLBaseTool):
         stream = self._render_stream(source, selected)
         for meta in selected:
             page = await loop.run_in_executor(render_pool, next, stream)
-            yield meta, self._ready(meta, page) or reader.ajob(page)
+            ready = await asyncio.to_thread(self._ready, meta, page, reader) if page.error else None
+            yield meta, ready or reader.ajob(page)
 
     def read_selected(
         self,

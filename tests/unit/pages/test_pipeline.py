@@ -169,3 +169,43 @@ def test_prepared_page_from_a_worker_carries_no_pixels() -> None:
     assert prepared.crops[0].pixels is not None
     moved = portable(prepared)
     assert moved.crops[0].pixels is None and moved == replace(prepared)  # pixels never compared
+
+
+class _FailingPool:
+    """A worker pool whose preparation of every page fails (as a damaged page does in a worker)."""
+
+    def _outcome(self, job: Any) -> Any:
+        from minimaxvl_tools.errors import PDFError
+        from minimaxvl_tools.page_workers import PageOutcome
+
+        return PageOutcome(job.number, error=PDFError(f"page {job.number} of {job.path} does not render"))
+
+    def submit(self, job: Any) -> Any:
+        from concurrent.futures import Future
+
+        fut: Future[Any] = Future()
+        fut.set_result(self._outcome(job))
+        return fut
+
+    def settle(self, fut: Any, job: Any) -> Any:
+        return fut.result()
+
+    async def aprepare(self, job: Any) -> Any:
+        return self._outcome(job)
+
+
+@pytest.mark.parametrize("run", ["sync", "async"])
+def test_a_page_that_fails_in_a_worker_goes_through_the_fallbacks(run: str) -> None:
+    from minimaxvl_tools.client import MiniMaxVLClient
+    from minimaxvl_tools.settings import Settings
+
+    layer = "the text layer of this page, long enough to stand in for the model's transcription"
+    reader = PageReader(
+        MiniMaxVLClient(Settings()),
+        fallbacks=Fallbacks(("text-layer",)),
+        pool=_FailingPool(),  # type: ignore[arg-type]
+    )
+    page = PageImage(3, 5, None, text_layer=layer, source="doc.pdf")
+    ocr = reader.job(page, "doc.pdf")() if run == "sync" else asyncio.run(reader.ajob(page, "doc.pdf")())
+    assert (ocr.page, ocr.status, ocr.engine, ocr.text) == (3, "fallback", "text-layer", layer)
+    assert ocr.error and "does not render" in ocr.error  # the worker's reason is kept
