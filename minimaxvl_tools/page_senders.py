@@ -24,7 +24,6 @@ caller's own); otherwise the page workers of :mod:`.page_workers` prepare and th
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import itertools
 import pickle
@@ -38,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from .client.types import Usage
 from .errors import InvalidInputError, MiniMaxVLError
-from .page_workers import PageJob, _context, _portable
+from .page_workers import PageJob, _context, _portable, shared
 from .pages.fallback import Fallbacks
 from .pages.plan import single_fit
 from .pages.send import SendOptions, failed_page
@@ -58,6 +57,8 @@ __all__ = ["ReadOrder", "SenderPool", "client_blob", "senders_for", "share", "sh
 
 _POLL_S = 0.2
 """How often the collector checks that the senders are alive while no result arrives."""
+_CLIENTS_KEPT = 8
+"""Clients a sender keeps open (one per caller's client spec); the oldest is closed beyond that."""
 
 
 # ---------------------------------------------------------------------------------------------- values
@@ -112,6 +113,7 @@ class _Sender:
         self.clients: dict[bytes, MiniMaxVLClient] = {}
         self.reported: dict[bytes, Usage] = {}
         self.tasks: dict[int, asyncio.Task[None]] = {}
+        self.closing: set[asyncio.Task[None]] = set()
         self.getter = ThreadPoolExecutor(1, thread_name_prefix="minimaxvl-sender-inbox")
         self.render = ThreadPoolExecutor(1, thread_name_prefix="minimaxvl-sender-render")  # PDFium: 1 thread
 
@@ -137,13 +139,23 @@ class _Sender:
             self.getter.shutdown(wait=False)
 
     def _client(self, blob: bytes) -> MiniMaxVLClient:
-        client = self.clients.get(blob)
-        if client is None:
+        """The client for ``blob``, built on first use; the least recently used beyond
+        :data:`_CLIENTS_KEPT` are closed."""
+        client = self.clients.pop(blob, None)
+        if client is not None:
+            self.clients[blob] = client  # most recently used last
+        else:
             spec: ClientSpec = pickle.loads(blob)
             mine = max(1, share(spec.settings.max_concurrency, self.index, self.senders))
             spec = replace(spec, settings=spec.settings.model_copy(update={"max_concurrency": mine}))
             client = self.clients[blob] = spec.build()
             self.reported[blob] = Usage()
+            while len(self.clients) > _CLIENTS_KEPT:  # a long-lived pool serving many callers' clients
+                old = next(iter(self.clients))
+                closing = asyncio.get_running_loop().create_task(self.clients.pop(old).aclose())
+                self.closing.add(closing)  # the loop keeps only a weak reference to a task
+                closing.add_done_callback(self.closing.discard)
+                self.reported.pop(old, None)
         return client
 
     def _usage(self, blob: bytes) -> Usage:
@@ -163,7 +175,7 @@ class _Sender:
             error = _portable(e)
         except Exception as e:  # a library bug on one page must not lose the others
             error = MiniMaxVLError(f"page {order.job.number} of {order.job.path}: {e!r}")
-        usage = self._usage(order.client) if order.client in self.clients else Usage()
+        usage = self._usage(order.client) if order.client in self.reported else Usage()
         self.outbox.put((seq, ocr, error, usage))
 
 
@@ -393,17 +405,10 @@ def _settle(fut: Future[OCRPage], ocr: OCRPage | None, error: BaseException | No
         pass
 
 
-_SHARED: dict[int, SenderPool] = {}
-_SHARED_LOCK = threading.Lock()
-
-
 def shared_senders(senders: int) -> SenderPool:
-    """One :class:`SenderPool` per sender count for this process, reused across calls, stopped at exit."""
-    with _SHARED_LOCK:
-        pool = _SHARED.get(senders)
-        if pool is None:
-            pool = _SHARED[senders] = SenderPool(senders)
-        return pool
+    """The shared :class:`SenderPool` of ``senders`` processes (one per count for this process, reused
+    across calls, stopped at exit: :func:`~.page_workers.shared`)."""
+    return shared(SenderPool, senders)
 
 
 def senders_for(client: MiniMaxVLClient, workers: int) -> SenderPool | None:
@@ -414,9 +419,3 @@ def senders_for(client: MiniMaxVLClient, workers: int) -> SenderPool | None:
     if client_blob(client) is None:
         return None
     return shared_senders(workers)
-
-
-@atexit.register
-def _stop_shared() -> None:
-    for pool in list(_SHARED.values()):
-        pool.shutdown(wait=False)

@@ -29,11 +29,11 @@ import os
 import pickle
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import InvalidInputError, MiniMaxVLError
 from .pages import (
@@ -71,6 +71,7 @@ __all__ = [
     "ocr_prepared",
     "prepare_page",
     "resolve_workers",
+    "shared",
     "shared_pool",
 ]
 
@@ -326,17 +327,24 @@ class PagePool:
             ex.shutdown(wait=wait, cancel_futures=True)
 
 
-_SHARED: dict[int, PagePool] = {}
+_SHARED: dict[tuple[Callable[[int], Any], int], Any] = {}
 _SHARED_LOCK = threading.Lock()
+P = TypeVar("P")
+
+
+def shared(kind: Callable[[int], P], processes: int) -> P:
+    """One pool of ``kind`` (:class:`PagePool`, :class:`~.page_senders.SenderPool`) per process count for
+    this process, reused across calls, stopped at exit."""
+    with _SHARED_LOCK:
+        pool: P | None = _SHARED.get((kind, processes))
+        if pool is None:
+            pool = _SHARED[(kind, processes)] = kind(processes)
+        return pool
 
 
 def shared_pool(workers: int) -> PagePool:
-    """One :class:`PagePool` per worker count for this process, reused across calls, stopped at exit."""
-    with _SHARED_LOCK:
-        pool = _SHARED.get(workers)
-        if pool is None:
-            pool = _SHARED[workers] = PagePool(workers)
-        return pool
+    """The shared :class:`PagePool` of ``workers`` processes (see :func:`shared`)."""
+    return shared(PagePool, workers)
 
 
 @atexit.register

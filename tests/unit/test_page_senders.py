@@ -165,3 +165,26 @@ def test_pages_in_flight_never_exceed_the_clients_cap(tmp_path: Path) -> None:
         assert [f.result(timeout=60).status for f in futs] == ["ok"] * 6
         assert len(pool.pids()) == 2
     assert server.max_running == 3
+
+
+def test_a_sender_keeps_a_bounded_number_of_clients() -> None:
+    import asyncio
+
+    from minimaxvl_tools import page_senders
+
+    async def go() -> tuple[int, list[bool]]:
+        sender = page_senders._Sender(None, None, 0, 2)  # type: ignore[arg-type]
+        blobs = []
+        for i in range(page_senders._CLIENTS_KEPT + 3):
+            blob = client_blob(MiniMaxVLClient(Settings(base_url=f"http://127.0.0.1:{9000 + i}/v1")))
+            assert blob is not None
+            blobs.append(blob)
+            sender._client(blob)
+        sender._client(blobs[3])  # used again: kept over older ones
+        sender._client(blobs[0])  # evicted before: built again, evicting the least recently used
+        await asyncio.gather(*sender.closing)
+        return len(sender.clients), [b in sender.clients for b in blobs]
+
+    count, kept = asyncio.run(go())
+    assert count == page_senders._CLIENTS_KEPT
+    assert kept[0] and kept[3] and not kept[1] and not kept[4] and all(kept[-6:])
