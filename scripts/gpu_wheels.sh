@@ -5,10 +5,10 @@
 # zstandard is left out: langsmith imports it only to compress traces, and the GPU run does not trace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUTD=.gpu/wheels
+OUTD=${OUTD:-.gpu/wheels}   # OUTD and NAMES: scripts/bench_wheels.sh downloads another set the same way
 mkdir -p "$OUTD"
-names="langchain-core langchain-protocol langsmith jsonpatch jsonpointer tenacity uuid-utils orjson
-requests-toolbelt xxhash websockets pypdfium2 pytest-asyncio pytest-timeout distro anyio"
+names=${NAMES:-"langchain-core langchain-protocol langsmith jsonpatch jsonpointer tenacity uuid-utils orjson
+requests-toolbelt xxhash websockets pypdfium2 pytest-asyncio pytest-timeout distro anyio"}
 reqs=""
 for n in $names; do
   v=$(.venv/bin/python -c "import importlib.metadata as m,sys; print(m.version(sys.argv[1]))" "$n" 2>/dev/null) || continue
