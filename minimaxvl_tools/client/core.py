@@ -34,7 +34,7 @@ from .error_map import map_error, root_of
 from .limiter import ConcurrencyLimiter, sync_slot
 from .messages import build_messages
 from .pool import Endpoint, EndpointPool, secret_value
-from .spec import ClientSpec
+from .spec import ClientSpec, spec_of
 from .steps import (
     ChatOptions,
     ChatRequest,
@@ -53,7 +53,6 @@ from .steps import (
     to_result,
 )
 from .types import ChatResult, HealthStatus, ImageInput, RequestPlan, Usage
-from .types import estimate_text_tokens as _DEFAULT_ESTIMATE
 
 T = TypeVar("T", bound=BaseModel)
 _UNSET: Any = object()
@@ -163,15 +162,10 @@ class MiniMaxVLClient:
         )
         self.limiter: RequestLimiter = limiter or make_limiter(settings, self.pool, self._headers())
         self._own_limiter = limiter is None
-        self._options: dict[str, Any] = {
-            "profile": profile,
-            "system_prompt": self.system_prompt,
-            "backoff_base": backoff_base,
-            "backoff_max": backoff_max,
-            "min_completion_tokens": min_completion_tokens,
-            "endpoint_cooldown": endpoint_cooldown,
-            "exact_budget": exact_budget,
-        }
+        self._options: dict[str, Any] = dict(profile=profile, system_prompt=self.system_prompt)
+        self._options |= dict(backoff_base=backoff_base, backoff_max=backoff_max)
+        self._options |= dict(min_completion_tokens=min_completion_tokens)
+        self._options |= dict(endpoint_cooldown=endpoint_cooldown, exact_budget=exact_budget)
         self._usage = Usage()
         self._usage_lock = threading.Lock()
 
@@ -230,17 +224,8 @@ class MiniMaxVLClient:
         return self.budget.min_completion_tokens
 
     def spec(self, **settings: Any) -> ClientSpec | None:
-        """What rebuilds this client in another process, with ``settings`` changed (e.g. a share of
-        ``max_concurrency``); None when it cannot be rebuilt faithfully: a subclass, a limiter or a text
-        estimate of the caller's own."""
-        if type(self) is not MiniMaxVLClient or not self._own_limiter:
-            return None
-        if self.budget.estimate is not _DEFAULT_ESTIMATE:
-            return None
-        update = dict(settings)
-        if self.settings.max_model_len is None and self.budget.cached_max_model_len:
-            update["max_model_len"] = self.budget.cached_max_model_len  # no /v1/models call per process
-        return ClientSpec(self.settings.model_copy(update=update), dict(self._options))
+        """What rebuilds this client in another process, ``settings`` changed (:func:`.spec.spec_of`)."""
+        return spec_of(self, self._options if self._own_limiter else None, **settings)
 
     def record_usage(self, usage: Usage) -> None:
         """Add ``usage`` spent on this client's behalf elsewhere (a sending worker process)."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..settings import Settings
+from .types import estimate_text_tokens
 
 if TYPE_CHECKING:  # pragma: no cover
     from .core import MiniMaxVLClient
@@ -34,4 +35,20 @@ class ClientSpec:
         return MiniMaxVLClient(self.settings, **dict(self.options))
 
 
-__all__ = ["ClientSpec"]
+def spec_of(client: MiniMaxVLClient, options: Mapping[str, Any] | None, **settings: Any) -> ClientSpec | None:
+    """``client``'s spec with ``settings`` changed (e.g. a share of ``max_concurrency``), from its
+    constructor ``options``; None when it cannot be rebuilt faithfully: a subclass, or a limiter
+    (``options`` None) or text estimate of the caller's own."""
+    from .core import MiniMaxVLClient
+
+    if type(client) is not MiniMaxVLClient or options is None:
+        return None
+    if client.budget.estimate is not estimate_text_tokens:
+        return None
+    update = dict(settings)
+    if client.settings.max_model_len is None and client.budget.cached_max_model_len:
+        update["max_model_len"] = client.budget.cached_max_model_len  # no /v1/models call per process
+    return ClientSpec(client.settings.model_copy(update=update), dict(options))
+
+
+__all__ = ["ClientSpec", "spec_of"]
