@@ -433,7 +433,7 @@ def ray_ingest(
             )
         if odd:
             items = ray.data.from_items([{"raw": r} for r in odd], override_num_blocks=len(odd))
-            parts.append(items.map(_read_local, num_cpus=0, concurrency=light))
+            parts.append(items.map(_read_local, num_cpus=0, compute=ray.data.TaskPoolStrategy(size=light)))
         if remote:
             parts.append(
                 ray.data.read_binary_files(
@@ -447,7 +447,8 @@ def ray_ingest(
             )
         if parts:
             ds = parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
-            ds = ds.flat_map(_split, fn_kwargs={"opts": opts}, num_cpus=0, concurrency=light)
+            light_tasks = ray.data.TaskPoolStrategy(size=light)  # `concurrency=` is deprecated for maps
+            ds = ds.flat_map(_split, fn_kwargs={"opts": opts}, num_cpus=0, compute=light_tasks)
             ds = ds.flat_map(
                 _pages, fn_kwargs={"opts": opts}, compute=ray.data.TaskPoolStrategy(size=workers), num_cpus=1
             )
@@ -457,7 +458,7 @@ def ray_ingest(
                 batch_size=shard_pages,
                 batch_format="pandas",
                 num_cpus=0,
-                concurrency=light,
+                compute=light_tasks,
             )
             for row in ds.iter_rows():
                 _add(summary, row)
