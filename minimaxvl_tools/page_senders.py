@@ -257,6 +257,7 @@ class SenderPool:
         self._seq = itertools.count()
         self._lock = threading.RLock()
         self._collector: threading.Thread | None = None
+        self._stop = threading.Event()  # this generation's: set by shutdown, a later page starts a new one
         self._closed = False
 
     def __enter__(self) -> SenderPool:
@@ -270,10 +271,13 @@ class SenderPool:
         if self._slots:
             return
         self._closed = False
+        self._stop = threading.Event()
         self._ctx = _context()
         self._outbox = self._ctx.Queue()
         self._slots = [self._spawn(i) for i in range(self.size)]
-        self._collector = threading.Thread(target=self._collect, name="minimaxvl-senders", daemon=True)
+        self._collector = threading.Thread(
+            target=self._collect, args=(self._outbox, self._stop), name="minimaxvl-senders", daemon=True
+        )
         self._collector.start()
 
     def _spawn(self, index: int) -> _Slot:
@@ -311,12 +315,11 @@ class SenderPool:
                 if item.slot.process.is_alive():
                     item.slot.inbox.put(("cancel", seq, None))
 
-    def _collect(self) -> None:
-        """Resolve futures as results arrive; replace a sender that died and retry its pages once."""
-        outbox = self._outbox
-        assert outbox is not None
+    def _collect(self, outbox: Queue[Any], stop: threading.Event) -> None:
+        """Resolve futures as results arrive on ``outbox`` until ``stop``; replace a sender that died and
+        retry its pages once."""
         checked = time.monotonic()
-        while not self._closed:
+        while not stop.is_set():
             if time.monotonic() - checked > _POLL_S:
                 self._check_alive()
                 checked = time.monotonic()
@@ -324,7 +327,7 @@ class SenderPool:
                 msg = outbox.get(timeout=_POLL_S)
             except queue.Empty:
                 continue
-            except (EOFError, OSError):  # the queue went away: the pool is shutting down
+            except (EOFError, OSError, ValueError):  # the queue went away: the pool is shutting down
                 return
             if msg is None:
                 return
@@ -362,6 +365,7 @@ class SenderPool:
             slots, self._slots = self._slots, []
             pending, self._pending = self._pending, {}
             self._closed = True
+            self._stop.set()
             outbox, self._outbox = self._outbox, None
             collector, self._collector = self._collector, None
         for slot in slots:

@@ -188,3 +188,18 @@ def test_a_sender_keeps_a_bounded_number_of_clients() -> None:
     count, kept = asyncio.run(go())
     assert count == page_senders._CLIENTS_KEPT
     assert kept[0] and kept[3] and not kept[1] and not kept[4] and all(kept[-6:])
+
+
+def test_a_pool_shut_down_starts_again_on_the_next_page(vllm_server: LocalVLLMServer, tmp_path: Path) -> None:
+    pdf = _pdf(tmp_path / "doc.pdf", 2)
+    client = _client(vllm_server)
+    pool = SenderPool(1)
+    try:
+        assert pool.submit(_order(client, pdf, 1)).result(timeout=60).status == "ok"
+        first = pool.pids()
+        pool.shutdown()
+        assert not pool.pids()
+        assert pool.submit(_order(client, pdf, 2)).result(timeout=60).status == "ok"  # a new generation
+        assert pool.pids() and pool.pids() != first
+    finally:
+        pool.shutdown()
