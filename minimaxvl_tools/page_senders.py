@@ -37,11 +37,10 @@ from typing import TYPE_CHECKING, Any
 
 from .client.types import Usage
 from .errors import InvalidInputError, MiniMaxVLError
-from .page_workers import PageJob, _context, _portable, shared
+from .page_workers import PageJob, PagePool, _context, _portable, render_page, shared, shared_pool
 from .pages.fallback import Fallbacks
-from .pages.plan import single_fit
 from .pages.send import SendOptions, failed_page
-from .pages.source import PageImage, iter_pages
+from .pages.source import PageImage
 from .results import OCRPage
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -53,7 +52,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .client.spec import ClientSpec
     from .local_ocr import LocalOCREngine
 
-__all__ = ["ReadOrder", "SenderPool", "client_blob", "senders_for", "share", "shared_senders"]
+__all__ = ["ReadOrder", "SenderPool", "client_blob", "senders_for", "share", "shared_senders", "worker_pools"]
 
 _POLL_S = 0.2
 """How often the collector checks that the senders are alive while no result arrives."""
@@ -77,6 +76,11 @@ class ReadOrder:
     text_layer: str = ""
     page_count: int = 0
     slots: int = 1
+
+    def meta(self) -> PageImage:
+        """The page as the caller knows it, without pixels (for a page that got none)."""
+        job = self.job
+        return PageImage(job.number, self.page_count, None, text_layer=self.text_layer, source=job.path)
 
 
 def client_blob(client: MiniMaxVLClient) -> bytes | None:
@@ -196,20 +200,12 @@ async def read_order(order: ReadOrder, client: MiniMaxVLClient, render: ThreadPo
         password=job.password,
         fit=job.fit,
     )
-    fit = single_fit(job.options.tile, max_tokens=job.image_max_tokens, profile=job.options.profile)
-
-    def rendered() -> PageImage:
-        pages = iter_pages(
-            job.path, pages=[job.number], dpi=job.dpi, password=job.password, fit=fit if job.fit else None
-        )
-        return next(iter(pages))
-
     try:
-        page = await asyncio.get_running_loop().run_in_executor(render, rendered)
+        page = await asyncio.get_running_loop().run_in_executor(render, render_page, job)
     except Exception as e:  # a page that does not render (damaged, over the pixel cap) fails alone
         if not isinstance(e, MiniMaxVLError):
             e = MiniMaxVLError(f"page {job.number} of {job.path}: {e!r}")
-        meta = PageImage(job.number, order.page_count, None, text_layer=order.text_layer, source=job.path)
+        meta = order.meta()
         return await asyncio.to_thread(reader.finish, meta, failed_page(meta, e, None, []))
     return await reader.aread(page)
 
@@ -258,7 +254,6 @@ class SenderPool:
         self._lock = threading.RLock()
         self._collector: threading.Thread | None = None
         self._stop = threading.Event()  # this generation's: set by shutdown, a later page starts a new one
-        self._closed = False
 
     def __enter__(self) -> SenderPool:
         return self
@@ -270,7 +265,6 @@ class SenderPool:
         """Start the processes and the collector thread (under the lock)."""
         if self._slots:
             return
-        self._closed = False
         self._stop = threading.Event()
         self._ctx = _context()
         self._outbox = self._ctx.Queue()
@@ -345,7 +339,7 @@ class SenderPool:
     def _check_alive(self) -> None:
         with self._lock:
             for i, slot in enumerate(self._slots):
-                if slot.process.is_alive() or self._closed:
+                if slot.process.is_alive() or self._stop.is_set():
                     continue
                 fresh = self._slots[i] = self._spawn(i)
                 for seq, item in list(self._pending.items()):
@@ -364,7 +358,6 @@ class SenderPool:
         with self._lock:
             slots, self._slots = self._slots, []
             pending, self._pending = self._pending, {}
-            self._closed = True
             self._stop.set()
             outbox, self._outbox = self._outbox, None
             collector, self._collector = self._collector, None
@@ -389,8 +382,7 @@ class SenderPool:
 def _died_page(order: ReadOrder) -> OCRPage:
     """The failed result of a page whose sender died twice while holding it (through the fallbacks that
     need no pixels: its text layer)."""
-    job = order.job
-    meta = PageImage(job.number, order.page_count, None, text_layer=order.text_layer, source=job.path)
+    job, meta = order.job, order.meta()
     error = MiniMaxVLError(
         f"page {job.number} of {job.path}: the sender process died twice while reading it (a crash in the "
         "renderer?); the other pages are kept; try workers=0 to see the error in-process"
@@ -423,3 +415,10 @@ def senders_for(client: MiniMaxVLClient, workers: int) -> SenderPool | None:
     if client_blob(client) is None:
         return None
     return shared_senders(workers)
+
+
+def worker_pools(client: MiniMaxVLClient, workers: int) -> tuple[PagePool | None, SenderPool | None]:
+    """What a job of ``workers`` processes reads its pages through, as (page workers, senders): the senders
+    when :func:`senders_for` gives them, else the page workers (this process sends); (None, None) for 0."""
+    senders = senders_for(client, workers) if workers else None
+    return (shared_pool(workers) if workers and senders is None else None), senders

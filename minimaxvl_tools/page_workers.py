@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import InvalidInputError, MiniMaxVLError
 from .pages import (
+    PageImage,
     PreparedCrop,
     PreparedPage,
     PrepareOptions,
@@ -119,13 +120,19 @@ class PageOutcome:
 
 
 # ---------------------------------------------------------------------------------------------- work
-def prepare_page(job: PageJob) -> PreparedPage:
-    """Do one page's client-side work (in whichever process calls it): render, then :func:`~.pages.prepare`;
-    errors are MiniMaxVLError. The result carries encoded bytes only (no pixels)."""
+def render_page(job: PageJob) -> PageImage:
+    """The job's page rendered (a page sent as one image straight at the size sent); errors are
+    MiniMaxVLError."""
     opts = job.options
     fit = single_fit(opts.tile, max_tokens=job.image_max_tokens, profile=opts.profile) if job.fit else None
     pages = iter_pages(job.path, pages=[job.number], dpi=job.dpi, password=job.password, fit=fit)
-    return portable(prepare(next(iter(pages)), opts))
+    return next(iter(pages))
+
+
+def prepare_page(job: PageJob) -> PreparedPage:
+    """Do one page's client-side work (in whichever process calls it): render, then :func:`~.pages.prepare`;
+    errors are MiniMaxVLError. The result carries encoded bytes only (no pixels)."""
+    return portable(prepare(render_page(job), job.options))
 
 
 def _outcome(job: PageJob) -> PageOutcome:

@@ -161,11 +161,12 @@ class MiniMaxVLClient:
             min_completion_tokens=min_completion_tokens,
         )
         self.limiter: RequestLimiter = limiter or make_limiter(settings, self.pool, self._headers())
-        self._own_limiter = limiter is None
-        self._options: dict[str, Any] = dict(profile=profile, system_prompt=self.system_prompt)
-        self._options |= dict(backoff_base=backoff_base, backoff_max=backoff_max)
-        self._options |= dict(min_completion_tokens=min_completion_tokens)
-        self._options |= dict(endpoint_cooldown=endpoint_cooldown, exact_budget=exact_budget)
+        # what rebuilds this client elsewhere (spec()); None: the caller's own limiter cannot go along
+        self._options: dict[str, Any] | None = None if limiter is not None else dict(profile=profile)
+        if self._options is not None:
+            self._options |= dict(system_prompt=self.system_prompt, backoff_base=backoff_base)
+            self._options |= dict(backoff_max=backoff_max, min_completion_tokens=min_completion_tokens)
+            self._options |= dict(endpoint_cooldown=endpoint_cooldown, exact_budget=exact_budget)
         self._usage = Usage()
         self._usage_lock = threading.Lock()
 
@@ -225,7 +226,7 @@ class MiniMaxVLClient:
 
     def spec(self, **settings: Any) -> ClientSpec | None:
         """What rebuilds this client in another process, ``settings`` changed (:func:`.spec.spec_of`)."""
-        return spec_of(self, self._options if self._own_limiter else None, **settings)
+        return spec_of(self, self._options, **settings)
 
     def record_usage(self, usage: Usage) -> None:
         """Add ``usage`` spent on this client's behalf elsewhere (a sending worker process)."""

@@ -223,8 +223,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         """How this run records a page: pixel-only blank check (text layers are the loader's own business),
         rotation with Tesseract when installed, the loader's fallbacks, and with ``workers`` (model modes)
         the sender processes (:mod:`..page_senders`) or else the worker pool."""
-        from ..page_senders import senders_for
-        from ..page_workers import shared_pool
+        from ..page_senders import worker_pools
 
         fallbacks = Fallbacks(self.fallbacks, min_text_chars=1, local_engine=self._local)
         rotation = self._rotation_engine()
@@ -232,8 +231,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         if self.mode in ("vlm", "auto"):
             local_fallback = path is not None and "local" in self.fallbacks
             render = partial(self._render_one, path) if local_fallback else None
-            senders = senders_for(self.client, workers) if workers else None
-            pool = shared_pool(workers) if workers and senders is None else None
+            pool, senders = worker_pools(self.client, workers)
             reader = PageReader.build(
                 self.client,
                 plain=self.plain,
@@ -284,9 +282,12 @@ class MiniMaxVLDocumentLoader(BaseLoader):
             return max(1, min(4, os.cpu_count() or 1))
         from .. import page_workers as pw
 
-        workers = self.workers if self.workers is not None else setting_of(self.client, "workers")
         slots = max(1, int(setting_of(self.client, "max_concurrency")))
-        return window_for(slots, workers=pw.resolve_workers(workers) > 0)
+        return window_for(slots, workers=pw.resolve_workers(self._workers_setting()) > 0)
+
+    def _workers_setting(self) -> int | None:
+        """``workers`` as asked: this loader's, else its client's settings (None: from the cores)."""
+        return self.workers if self.workers is not None else setting_of(self.client, "workers")
 
     def _store(self, key: str, rec: PageRecord) -> PageRecord:
         """Cache a finished page; a cache that cannot be written (disk full, read-only) costs only the
@@ -432,9 +433,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
 
         if self.mode not in ("vlm", "auto"):
             return 0
-        workers = self.workers
-        if workers is None:
-            workers = getattr(getattr(self.client, "settings", None), "workers", None)
+        workers = self._workers_setting()
         pages = None
         if workers is None:
             pages = self.stats.pages + self._count(path)

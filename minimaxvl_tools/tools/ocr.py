@@ -19,8 +19,8 @@ from ..errors import (
     UnsupportedImageError,
     redact_url,
 )
-from ..page_senders import senders_for
-from ..page_workers import resolve_workers, shared_pool
+from ..page_senders import worker_pools
+from ..page_workers import resolve_workers
 from ..pages import MIN_X_HEIGHT, PageImage, iter_pages, single_fit
 from ..pages.fallback import FallbackEngine, Fallbacks
 from ..pages.pipeline import PageReader
@@ -141,9 +141,7 @@ class OCRTool(MiniMaxVLBaseTool):
     def _reader(self, source: str, plain: bool, count: int) -> PageReader:
         """This call's page pipeline: the tool's options, its fallbacks, and for ``count`` pages the sender
         processes (:mod:`..page_senders`) or the worker pool, or neither (in-process)."""
-        workers = self._workers(source, count)
-        senders = senders_for(self.vl_client, workers) if workers else None
-        pool = shared_pool(workers) if workers and senders is None else None
+        pool, senders = worker_pools(self.vl_client, self._workers(source, count))
         return PageReader.build(
             self.vl_client,
             plain=plain,
