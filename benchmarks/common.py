@@ -399,6 +399,17 @@ class ServerProcess:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def busy_cpu_seconds() -> float:
+    """CPU seconds the whole machine has spent busy since boot (all cores, from /proc/stat; 0.0 where
+    unavailable): the difference over a run, divided by its wall time, is how many cores it kept busy."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
 def server_process(latency: float = 0.0, slots: int | None = None) -> Iterator[ServerProcess]:
     """Run :class:`LocalVLLMServer` in a child Python process (its CPU is not ours)."""
@@ -463,6 +474,7 @@ __all__ = [
     "RESULTS_DIR",
     "BenchResult",
     "Row",
+    "busy_cpu_seconds",
     "format_table",
     "make_client",
     "make_text_pdf",

@@ -109,6 +109,7 @@ def _cmd_ingest_ray(args: argparse.Namespace) -> int:
         settings=_settings(args) if args.mode in ("vlm", "auto") else None,
         ray_address=args.ray_address,
         output=args.ray_output,
+        task_cpus=args.task_cpus,
         **opts,
     ).as_dict()
     return _finish(args, summary, EXIT_OK)

@@ -240,6 +240,13 @@ def build_parser(*, load_eval: bool = True) -> argparse.ArgumentParser:
         default="jsonl",
         help="--engine ray: page records as JSONL or Parquet shards in OUT/records (default: jsonl)",
     )
+    p.add_argument(
+        "--task-cpus",
+        type=int,
+        default=1,
+        metavar="N",
+        help="--engine ray: CPUs each page task holds, and threads of page work in it (default: 1)",
+    )
 
     p = add(
         "plan",

@@ -9,10 +9,11 @@ three Ray Data stages:
    ``gs://...``) are listed and read by Ray Data through pyarrow filesystems with the credentials of the
    environment (pass ``filesystem=`` for anything else, e.g. an fsspec filesystem wrapped in
    ``pyarrow.fs.PyFileSystem``). Each file is hashed once (sha256 of its bytes) and its pages counted.
-2. **pages** (CPU tasks, at most ``workers`` at once, one CPU each): pages are rendered, checked (blank,
-   rotation), encoded and sent with :class:`~minimaxvl_tools.client.MiniMaxVLClient` (one or several base
-   URLs, with its backpressure and failover; one client per worker process) through the loader's page
-   pipeline, up to ``max_concurrency`` pages of a task in flight at once; each finished page is
+2. **pages** (CPU tasks, at most ``workers`` at once, ``task_cpus`` CPUs each): pages are rendered,
+   checked (blank, rotation), encoded and sent with :class:`~minimaxvl_tools.client.MiniMaxVLClient` (one
+   or several base URLs, with its backpressure and failover; one client per worker process) through the
+   loader's page pipeline, up to ``max_concurrency`` pages of a task in flight at once but its page work
+   on at most ``task_cpus`` threads at once (a task uses the cores Ray gave it); each finished page is
    cached at once in ``cache_dir`` (a folder every node can reach) under the loader's key (content hash,
    page, settings).
 3. **write**: page records (the local ingest schema: ``source``, ``page``, ``text``, ``metadata``) go to
@@ -109,6 +110,7 @@ class _Options:
     staging: str
     output: RecordFormat
     threads: int = 1
+    task_cpus: int = 1
     sources: dict[str, str] = field(default_factory=dict)
 
     def loader(self) -> MiniMaxVLDocumentLoader:
@@ -118,7 +120,7 @@ class _Options:
 
             client = MiniMaxVLClient(self.settings)
         same = {name: getattr(self, name) for name in _LOADER_OPTIONS}  # exactly the local loader's
-        return MiniMaxVLDocumentLoader([], client=client, **same)
+        return MiniMaxVLDocumentLoader([], client=client, page_threads=self.task_cpus, **same)
 
 
 _LOADER_OPTIONS = ("mode", "dpi", "plain", "cache_dir", "fallbacks", "detect_rotation")
@@ -226,9 +228,8 @@ class _PageWorker:
         try:
             if todo:
                 data = bytes(row["data"]) or _read(path, bytes(row["raw"]), self.opts.policy)
-                for page in iter_pages(
-                    data, pages=todo, dpi=self.opts.dpi, render=self.opts.mode != "text-layer"
-                ):
+                render = self.opts.mode != "text-layer"
+                for page in self.loader.gated(iter_pages(data, pages=todo, dpi=self.opts.dpi, render=render)):
                     page.source = path
                     jobs[page.number] = (page, self.pool.submit(self._job, page, keys[page.number]))
         except Exception as e:  # unreadable (part of the) file: its finished pages are kept
@@ -352,6 +353,7 @@ def ray_ingest(
     output: RecordFormat = "jsonl",
     ray_address: str | None = None,
     workers: int | None = None,
+    task_cpus: int = 1,
     pages_per_task: int = 8,
     shard_pages: int = 256,
     filesystem: pyarrow.fs.FileSystem | None = None,
@@ -361,13 +363,16 @@ def ray_ingest(
     ``settings`` configures the client of every worker (``base_urls`` for several replicas; default:
     ``Settings.from_env()``); ``ray_address`` joins a running cluster (default: the Ray already initialised
     in this process, else a new local one); ``workers`` page tasks run at once (default: the cluster's
-    CPUs), one CPU each, each with up to ``settings.max_concurrency`` requests in flight. The other
-    options are local ingest's. Returns the run's counts; ``written`` names the shards (relative to ``out``).
+    CPUs over ``task_cpus``), ``task_cpus`` CPUs each (and page work on as many threads), each with up to
+    ``settings.max_concurrency`` requests in flight. The other options are local ingest's. Returns the
+    run's counts; ``written`` names the shards (relative to ``out``).
     """
     import ray
 
     if output not in ("jsonl", "parquet"):
         raise InvalidInputError(f"output {output!r} is not 'jsonl' or 'parquet'")
+    if task_cpus < 1:
+        raise InvalidInputError(f"task_cpus={task_cpus} must be at least 1 (the CPUs of each page task)")
     if isinstance(inputs, str | os.PathLike):
         inputs = [inputs]
     out_dir = Path(out)
@@ -385,7 +390,7 @@ def ray_ingest(
         settings = Settings.from_env()
     _init_ray(ray_address)
     if workers is None:
-        workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        workers = max(1, int(ray.cluster_resources().get("CPU", 1)) // task_cpus)
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = out_dir / f".{RECORDS_DIR}-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
@@ -409,6 +414,7 @@ def ray_ingest(
         staging=str(staging.resolve()),
         output=output,
         threads=settings.max_concurrency if settings is not None else 1,
+        task_cpus=task_cpus,
         sources=abs_local,
     )
     summary = IngestSummary(out=safe_text(str(out_dir)))
@@ -450,7 +456,10 @@ def ray_ingest(
             light_tasks = ray.data.TaskPoolStrategy(size=light)  # `concurrency=` is deprecated for maps
             ds = ds.flat_map(_split, fn_kwargs={"opts": opts}, num_cpus=0, compute=light_tasks)
             ds = ds.flat_map(
-                _pages, fn_kwargs={"opts": opts}, compute=ray.data.TaskPoolStrategy(size=workers), num_cpus=1
+                _pages,
+                fn_kwargs={"opts": opts},
+                compute=ray.data.TaskPoolStrategy(size=workers),
+                num_cpus=task_cpus,
             )
             ds = ds.map_batches(
                 _write_batch,

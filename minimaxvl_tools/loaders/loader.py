@@ -32,7 +32,7 @@ from ..errors import InvalidInputError, MiniMaxVLError
 from ..images.policy import InputPolicy
 from ..pages import PageImage, iter_pages
 from ..pages.fallback import FallbackEngine, Fallbacks
-from ..pages.pipeline import PageReader
+from ..pages.pipeline import PageReader, cpu_gate, gated
 from ..pages.read import setting_of
 from ..pages.window import FailureRule, Ready, ain_order, in_order, window_for
 from ..settings import check_dpi, current
@@ -97,6 +97,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         policy: InputPolicy | None = None,
         local_engine: LocalOCREngine | None = None,
         workers: int | None = None,
+        page_threads: int | None = None,
         digests: dict[Path, str] | None = None,
     ) -> None:
         if mode not in ("vlm", "text-layer", "auto", "local"):
@@ -134,6 +135,10 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         self.policy = policy if policy is not None else _configured_policy(client)
         self._local = local_engine
         self.workers = workers  # page-work processes; None: the client's settings.workers (see page_workers)
+        self.page_threads = page_threads
+        """Threads of page work (rendering, checks, encoding) at once in this process, whatever the window
+        (None: no bound): a job given N cores, such as a Ray task, keeps to N; requests go out meanwhile."""
+        self._cpu = cpu_gate(page_threads)
         self.digests: dict[Path, str] = dict(digests or {})
         """Content hashes the caller already computed (file -> sha256 hex): used instead of reading again."""
         self.stats = JobStats()
@@ -245,6 +250,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
                 dpi=self.dpi,
                 password=self.password,
                 render=render,
+                cpu=self._cpu,
                 **self._plan_kwargs(),
             )
         return PageRecorder(
@@ -338,7 +344,11 @@ class MiniMaxVLDocumentLoader(BaseLoader):
             render=render,
             page_errors=True,  # a page that cannot be rendered fails alone (see PageRecorder.early)
         )
-        return reader, pages, digest
+        return reader, self.gated(pages), digest
+
+    def gated(self, pages: Iterator[PageImage]) -> Iterator[PageImage]:
+        """``pages`` rendered within :attr:`page_threads` (as they are without a bound)."""
+        return pages if self.page_threads is None else gated(pages, self._cpu)
 
     def _item(self, path: Path, page: PageImage, digest: str, make: Callable[..., Any]) -> tuple[_Meta, Any]:
         """One page's item: its cached record, or the job ``make(path, page, key)`` builds."""

@@ -13,7 +13,9 @@ prepared by a worker process from its file.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -49,7 +51,9 @@ class PageReader:
     prepared); ``send``: how requests go out (:class:`~.send.SendOptions`); ``release`` drops a page's
     pixels once it is read (a job of many pages keeps memory flat). ``pool``: worker processes that
     prepare pages without pixels (this process sends); ``senders``: worker processes that read such pages
-    whole (:mod:`~minimaxvl_tools.page_senders`; used instead of ``pool`` when given).
+    whole (:mod:`~minimaxvl_tools.page_senders`; used instead of ``pool`` when given). ``cpu``: held
+    around a page's CPU work here (preparation, fallbacks; see :func:`cpu_gate`), so a job given N cores
+    (a Ray task) uses N however many pages are in flight; requests are sent outside it.
     """
 
     client: MiniMaxVLClient
@@ -64,6 +68,7 @@ class PageReader:
     fit: bool = False
     release: bool = True
     render: Callable[[PageImage], PageImage | None] | None = field(default=None, repr=False)
+    cpu: AbstractContextManager[Any] = field(default_factory=nullcontext, repr=False)
     _client_blob: bytes | None = field(default=None, init=False, repr=False)
 
     @classmethod
@@ -111,7 +116,8 @@ class PageReader:
     def prepare(self, page: PageImage) -> PreparedPage | OCRPage:
         """The page's preparation, or its ``failed`` OCRPage (raised instead: input errors, raise_errors)."""
         try:
-            return prepare(page, self.options, self.rotation_engine)
+            with self.cpu:
+                return prepare(page, self.options, self.rotation_engine)
         except MiniMaxVLError as e:
             if self.send.raise_errors or isinstance(e, InvalidInputError):
                 raise
@@ -132,7 +138,10 @@ class PageReader:
 
     def finish(self, page: PageImage, ocr: OCRPage) -> OCRPage:
         """``ocr`` after the fallback chain (a failed page only)."""
-        return self.fallbacks.apply(page, ocr, self._turned(page, ocr))
+        if ocr.status != "failed":
+            return ocr
+        with self.cpu:
+            return self.fallbacks.apply(page, ocr, self._turned(page, ocr))
 
     def read(self, page: PageImage) -> OCRPage:
         """One rendered page, end to end, on this thread."""
@@ -242,6 +251,26 @@ class PageReader:
             fut.cancel()
 
 
+def cpu_gate(threads: int | None) -> AbstractContextManager[Any]:
+    """What a :class:`PageReader` (and :func:`gated`) holds around page work: at most ``threads`` threads
+    at once; None: no bound."""
+    if threads is None:
+        return nullcontext()
+    if threads < 1:
+        raise InvalidInputError(f"page threads={threads} must be at least 1, or None for no bound")
+    return threading.BoundedSemaphore(threads)
+
+
+def gated(pages: Iterator[PageImage], gate: AbstractContextManager[Any]) -> Iterator[PageImage]:
+    """``pages`` with each page's rendering (the iterator's step) done under ``gate``."""
+    while True:
+        with gate:
+            page = next(pages, None)
+        if page is None:
+            return
+        yield page
+
+
 class _Job:
     """A window job whose page work already runs in a worker process: cancelling it drops that work."""
 
@@ -265,4 +294,4 @@ def _with_layer(prepared: PreparedPage, page: PageImage) -> PageImage:
     return out
 
 
-__all__ = ["PageReader"]
+__all__ = ["PageReader", "cpu_gate", "gated"]

@@ -439,6 +439,59 @@ def test_pages_keep_their_order_and_max_concurrency_bounds_them(
     assert ld.stats.ok == 5
 
 
+def test_page_threads_bounds_page_work_but_not_requests(
+    vllm_server: LocalVLLMServer, scans: Path, tmp_path: Path, drive: Drive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # page_threads=1 (a Ray task's one CPU): renders and preparations never overlap, requests still do
+    import minimaxvl_tools.pages.pipeline as pipeline
+    import minimaxvl_tools.pages.source as source
+
+    busy = {"now": 0, "peak": 0}
+    lock = threading.Lock()
+
+    def counted(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*a: Any, **kw: Any) -> Any:
+            with lock:
+                busy["now"] += 1
+                busy["peak"] = max(busy["peak"], busy["now"])
+            try:
+                time.sleep(0.02)  # long enough for overlapping work to show
+                return fn(*a, **kw)
+            finally:
+                with lock:
+                    busy["now"] -= 1
+
+        return run
+
+    render = source.iter_pdf_pages
+
+    def pages(*a: Any, **kw: Any) -> Any:
+        it = render(*a, **kw)
+        step = counted(lambda: next(it, None))
+        while (page := step()) is not None:
+            yield page
+
+    monkeypatch.setattr(pipeline, "prepare", counted(pipeline.prepare))
+    monkeypatch.setattr(source, "iter_pdf_pages", pages)
+    vllm_server.set_responder(markdown_responder(delay=lambda n: 0.2))
+    client = client_for(vllm_server, max_concurrency=4)
+    ld = loader(scans, tmp_path, mode="vlm", client=client, page_threads=1, workers=0)
+    docs = drive.iterate(ld, "lazy_load")
+    assert [d.metadata["page_number"] for d in docs] == [1, 2, 3, 4, 5]
+    assert ld.stats.ok == 5
+    assert busy["peak"] == 1  # one page's rendering or preparation at a time
+    assert vllm_server.max_running >= 3  # while the requests overlapped
+    busy["peak"] = 0
+    unbounded = loader(scans, tmp_path / "again", mode="vlm", client=client, workers=0)
+    assert len(drive.iterate(unbounded, "lazy_load")) == 5
+    assert busy["peak"] >= 2  # without the bound, preparations run side by side
+
+
+def test_page_threads_below_one_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="page threads=0"):
+        MiniMaxVLDocumentLoader(tmp_path, page_threads=0)
+
+
 async def test_alazy_load_matches_lazy_load(
     vllm_server: LocalVLLMServer, scans: Path, tmp_path: Path
 ) -> None:

@@ -168,3 +168,5 @@ def test_cli_engine_ray(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys:
     assert any(r["source"].endswith("caf\\xe9.pdf") and r["text"] == "cli text" for r in recs)
     code = main([*argv, "--max-failure-rate", "0.5"])
     assert code == 2 and "--max-failure-rate" in capsys.readouterr().err
+    code = main([*argv, "--task-cpus", "0"])  # reaches ray_ingest, which refuses it before any work
+    assert code == 2 and "task_cpus=0" in capsys.readouterr().err

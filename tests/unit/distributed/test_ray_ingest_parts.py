@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fpdf import FPDF
@@ -13,21 +16,24 @@ from fpdf import FPDF
 from minimaxvl_tools.distributed import ray_ingest as ri
 from minimaxvl_tools.errors import AccessDeniedError
 from minimaxvl_tools.images.policy import InputPolicy
+from minimaxvl_tools.settings import Settings
+from minimaxvl_tools.testing.server import LocalVLLMServer, Reply
 
 
-def _opts(tmp_path: Path, pages_per_task: int = 2) -> ri._Options:
+def _opts(tmp_path: Path, pages_per_task: int = 2, **kw: Any) -> ri._Options:
+    kw.setdefault("mode", "text-layer")
+    kw.setdefault("settings", None)
     return ri._Options(
-        mode="text-layer",
         dpi=72,
         plain=False,
         fallbacks=(),
         detect_rotation=False,
         cache_dir=str(tmp_path / "cache"),
-        settings=None,
         policy=None,
         pages_per_task=pages_per_task,
         staging=str(tmp_path / "staging"),
         output="jsonl",
+        **kw,
     )
 
 
@@ -64,6 +70,60 @@ def test_text_layer_pages_through_the_worker_and_the_cache(tmp_path: Path) -> No
     assert [r["text"] for r in again] == [r["text"] for r in recs]
     assert {r["metadata"]["cached"] for r in again} == {True}
     assert {r["metadata"]["total_pages"] for r in again} == {3}
+
+
+def _scan_pdf(pages: int) -> bytes:
+    """Image-only pages (no text layer), so every page goes to the model."""
+    from PIL import Image, ImageDraw
+
+    doc = FPDF(unit="pt", format=(612, 792))
+    for i in range(pages):
+        img = Image.new("RGB", (612, 792), "white")
+        ImageDraw.Draw(img).text((60, 60), f"scanned page {i + 1} with a few words", fill="black")
+        doc.add_page()
+        doc.image(img, x=0, y=0, w=612, h=792)
+    return bytes(doc.output())
+
+
+def test_a_page_task_keeps_its_page_work_to_its_cpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # task_cpus=1: one page rendered or prepared at a time in the task, while its requests overlap
+    import minimaxvl_tools.pages.pipeline as pipeline
+
+    busy = {"now": 0, "peak": 0}
+    lock = threading.Lock()
+    real = pipeline.prepare
+
+    def prepare(*a: Any, **kw: Any) -> Any:
+        with lock:
+            busy["now"] += 1
+            busy["peak"] = max(busy["peak"], busy["now"])
+        try:
+            time.sleep(0.02)
+            return real(*a, **kw)
+        finally:
+            with lock:
+                busy["now"] -= 1
+
+    monkeypatch.setattr(pipeline, "prepare", prepare)
+    with LocalVLLMServer() as server:
+        server.set_responder(lambda body: Reply(text="# scanned page", delay=0.2))
+        settings = Settings(base_url=server.base_url, max_concurrency=4, max_retries=0)
+        src = tmp_path / "scan.pdf"
+        src.write_bytes(_scan_pdf(4))
+        opts = _opts(tmp_path, 4, mode="vlm", settings=settings, threads=4, task_cpus=1)
+        assert opts.loader().page_threads == 1
+        (row,) = ri._split({"bytes": src.read_bytes(), "path": str(src)}, opts)
+        recs = [json.loads(r["record"]) for r in ri._PageWorker(opts)(row)]
+        assert [(r["page"], r["metadata"]["status"]) for r in recs] == [(n, "ok") for n in range(1, 5)]
+        assert busy["peak"] == 1
+        assert server.max_running >= 3
+
+
+def test_task_cpus_below_one_is_refused(tmp_path: Path) -> None:
+    from minimaxvl_tools.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="task_cpus=0"):
+        ri.ray_ingest(tmp_path, tmp_path / "out", task_cpus=0)
 
 
 def test_read_by_uri_and_by_bytes_with_the_policy(tmp_path: Path) -> None:
