@@ -12,8 +12,9 @@ three Ray Data stages:
 2. **pages** (CPU tasks, at most ``workers`` at once, ``task_cpus`` CPUs each): pages are rendered,
    checked (blank, rotation), encoded and sent with :class:`~minimaxvl_tools.client.MiniMaxVLClient` (one
    or several base URLs, with its backpressure and failover; one client per worker process) through the
-   loader's page pipeline, up to ``max_concurrency`` pages of a task in flight at once but its page work
-   on at most ``task_cpus`` threads at once (a task uses the cores Ray gave it); each finished page is
+   loader's page pipeline; a task reads a batch of files (see :func:`_task_rows`) with up to
+   ``max_concurrency`` pages in flight across them, but its page work on at most ``task_cpus`` threads
+   at once (a task uses the cores Ray gave it); each finished page is
    cached at once in ``cache_dir`` (a folder every node can reach) under the loader's key (content hash,
    page, settings).
 3. **write**: page records (the local ingest schema: ``source``, ``page``, ``text``, ``metadata``) go to
@@ -37,8 +38,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -47,6 +47,7 @@ from ..errors import InvalidInputError
 from ..images.policy import InputPolicy
 from ..ingest import IngestSummary, failed_file_record, list_files, page_record, safe_text
 from ..loaders import DOC_SUFFIXES, FallbackEngine, LoaderMode, MiniMaxVLDocumentLoader, PageCache
+from ..pages.window import Ready, in_order
 from ..settings import Settings, check_dpi, current
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -193,59 +194,71 @@ def _read_local(row: dict[str, Any]) -> dict[str, Any]:
 
 
 class _PageWorker:
-    """Renders, checks, encodes and sends the pages of a task; one per Ray worker process and run (see
-    :func:`_pages`), so its client, connection pool and endpoint health carry over between tasks."""
+    """Renders, checks, encodes and sends the pages of a batch of task rows; one per Ray worker process and
+    run (see :func:`_pages`), so its client, connection pool and endpoint health carry over between tasks.
+
+    The batch's pages go through one in-order window of ``threads`` pages (the loader's, across file
+    boundaries), so a folder of one-page scans keeps as many requests in flight as one long PDF."""
 
     def __init__(self, opts: _Options) -> None:
         self.opts = opts
         self.loader = opts.loader()
         self.cache = PageCache(Path(opts.cache_dir))
-        self.pool = ThreadPoolExecutor(max(1, opts.threads), thread_name_prefix="minimaxvl-ray-page")
 
-    def _job(self, page: Any, key: str) -> dict[str, Any]:
-        rec = self.loader.process_page(page)
-        rec["page_rotation"] = page.rotation  # so a cached page's record is complete without rendering
-        if self.loader.cacheable(rec):
-            try:
-                self.cache.put(key, rec)
-            except OSError as e:
-                log.warning("page cache %s not written (%s): a rerun redoes this page", self.cache.root, e)
-        return rec
+    def _job(self, page: Any, key: str) -> Callable[[], dict[str, Any]]:
+        def run() -> dict[str, Any]:
+            rec = self.loader.process_page(page)
+            rec["page_rotation"] = page.rotation  # so a cached page's record is complete without rendering
+            if self.loader.cacheable(rec):
+                try:
+                    self.cache.put(key, rec)
+                except OSError as e:
+                    log.warning("page cache %s not written (%s): a rerun redoes it", self.cache.root, e)
+            return rec
 
-    def __call__(self, row: dict[str, Any]) -> list[dict[str, Any]]:
+        return run
+
+    def _items(self, row: dict[str, Any]) -> Iterator[tuple[tuple[str, Any, bool], Any]]:
+        """One task row's pages in order: (path, page or None, cached) with a job or a ready record; a
+        file that cannot be read (or part of it) is one failed record after the pages it gave."""
         from ..pages import PageImage, iter_pages
 
         path = str(row["path"])
         if row["error"]:
-            return [_row(failed_file_record(path, str(row["error"])))]
-        digest, pages = str(row["digest"]), [int(n) for n in row["pages"]]
+            yield (path, None, False), Ready(failed_file_record(path, str(row["error"])))
+            return
+        digest, pages, count = str(row["digest"]), [int(n) for n in row["pages"]], int(row["count"])
         keys = {n: self.loader.page_key(digest, n) for n in pages}
         cached = {n: rec for n in pages if (rec := self.cache.get(keys[n])) is not None}
-        jobs: dict[int, tuple[Any, Future[dict[str, Any]]]] = {}
-        error: BaseException | None = None
-        count = int(row["count"])
         todo = [n for n in pages if n not in cached]
+        rendered: Iterator[Any] = iter(())
         try:
             if todo:
                 data = bytes(row["data"]) or _read(path, bytes(row["raw"]), self.opts.policy)
                 render = self.opts.mode != "text-layer"
-                for page in self.loader.gated(iter_pages(data, pages=todo, dpi=self.opts.dpi, render=render)):
-                    page.source = path
-                    jobs[page.number] = (page, self.pool.submit(self._job, page, keys[page.number]))
+                rendered = self.loader.gated(iter_pages(data, pages=todo, dpi=self.opts.dpi, render=render))
+            for n in pages:
+                if n in cached:
+                    rec = cached[n]
+                    page = PageImage(n, count, None, "", path, int(rec.get("page_rotation", 0) or 0))
+                    yield (path, page, True), Ready(rec)
+                    continue
+                page = next(rendered, None)
+                if page is None:  # fewer pages than counted: the rest are the file's failure below
+                    raise InvalidInputError(f"page {n} of {count} could not be read")
+                page.source = path
+                yield (path, page, False), self._job(page, keys[page.number])
         except Exception as e:  # unreadable (part of the) file: its finished pages are kept
-            error = e
+            yield (path, None, False), Ready(failed_file_record(path, e))
+
+    def __call__(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        items = (item for row in rows for item in self._items(row))
         out: list[dict[str, Any]] = []
-        for n in pages:
-            if n in cached:
-                rec = cached[n]
-                page = PageImage(n, count, None, "", path, int(rec.get("page_rotation", 0) or 0))
-                out.append(_row(page_record(self.loader.page_document(Path(path), page, rec, True))))
-            elif n in jobs:
-                page, fut = jobs[n]
-                doc = self.loader.page_document(Path(path), page, fut.result(), False)
-                out.append(_row(page_record(doc)))
-        if error is not None:
-            out.append(_row(failed_file_record(path, error)))
+        for (path, page, cached), rec in in_order(items, max(1, self.opts.threads)):
+            if page is None:
+                out.append(_row(rec))
+            else:
+                out.append(_row(page_record(self.loader.page_document(Path(path), page, rec, cached))))
         return out
 
 
@@ -253,16 +266,23 @@ _WORKER: dict[str, _PageWorker] = {}
 """This process's page worker, by run (its staging folder); a new run replaces it."""
 
 
-def _pages(row: dict[str, Any], opts: _Options) -> list[dict[str, Any]]:
-    """Stage 2 as a Ray task: the page records of one task row. Tasks rather than actors, so that Ray's
-    pooled worker processes (imports done) are reused from run to run."""
+def _pages(batch: pa.Table, opts: _Options) -> dict[str, list[Any]]:
+    """Stage 2 as a Ray task: the page records of a batch of task rows. Tasks rather than actors, so
+    that Ray's pooled worker processes (imports done) are reused from run to run."""
     worker = _WORKER.get(opts.staging)
     if worker is None:
-        for old in _WORKER.values():
-            old.pool.shutdown(wait=False)
         _WORKER.clear()
         worker = _WORKER[opts.staging] = _PageWorker(opts)
-    return worker(row)
+    return {"record": [r["record"] for r in worker(batch.to_pylist())]}
+
+
+def _task_rows(files: int | None, workers: int, threads: int) -> int:
+    """Task rows (files, or parts of large ones) per page task: a window of requests across files four
+    times ``threads`` long, so the requests still in flight when a batch ends (each batch drains) are a
+    small part of it; fewer where that would leave a page task fewer than two batches (``files`` unknown,
+    as for object-store URLs: the full length)."""
+    full = max(1, 4 * threads)
+    return full if files is None else max(1, min(full, files // (2 * workers)))
 
 
 def _row(record: dict[str, Any]) -> dict[str, Any]:
@@ -455,9 +475,11 @@ def ray_ingest(
             ds = parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
             light_tasks = ray.data.TaskPoolStrategy(size=light)  # `concurrency=` is deprecated for maps
             ds = ds.flat_map(_split, fn_kwargs={"opts": opts}, num_cpus=0, compute=light_tasks)
-            ds = ds.flat_map(
+            ds = ds.map_batches(
                 _pages,
                 fn_kwargs={"opts": opts},
+                batch_size=_task_rows(len(utf8) + len(odd) if not remote else None, workers, opts.threads),
+                batch_format="pyarrow",
                 compute=ray.data.TaskPoolStrategy(size=workers),
                 num_cpus=task_cpus,
             )

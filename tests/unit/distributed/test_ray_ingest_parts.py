@@ -63,10 +63,10 @@ def test_text_layer_pages_through_the_worker_and_the_cache(tmp_path: Path) -> No
     opts = _opts(tmp_path)
     worker = ri._PageWorker(opts)
     rows = ri._split({"bytes": src.read_bytes(), "path": str(src)}, opts)
-    recs = [json.loads(r["record"]) for row in rows for r in worker(row)]
+    recs = [json.loads(r["record"]) for r in worker(rows)]
     assert [(r["page"], r["text"].strip()) for r in recs] == [(1, "page 1"), (2, "page 2"), (3, "page 3")]
     assert {r["metadata"]["cached"] for r in recs} == {False}
-    again = [json.loads(r["record"]) for row in rows for r in worker(row)]
+    again = [json.loads(r["record"]) for r in worker(rows)]
     assert [r["text"] for r in again] == [r["text"] for r in recs]
     assert {r["metadata"]["cached"] for r in again} == {True}
     assert {r["metadata"]["total_pages"] for r in again} == {3}
@@ -113,10 +113,30 @@ def test_a_page_task_keeps_its_page_work_to_its_cpus(tmp_path: Path, monkeypatch
         opts = _opts(tmp_path, 4, mode="vlm", settings=settings, threads=4, task_cpus=1)
         assert opts.loader().page_threads == 1
         (row,) = ri._split({"bytes": src.read_bytes(), "path": str(src)}, opts)
-        recs = [json.loads(r["record"]) for r in ri._PageWorker(opts)(row)]
+        recs = [json.loads(r["record"]) for r in ri._PageWorker(opts)([row])]
         assert [(r["page"], r["metadata"]["status"]) for r in recs] == [(n, "ok") for n in range(1, 5)]
         assert busy["peak"] == 1
         assert server.max_running >= 3
+
+
+def test_one_page_files_of_a_batch_are_in_flight_together(tmp_path: Path) -> None:
+    # a batch of task rows shares one window: six one-page files keep several requests in flight, and a
+    # corrupt file among them is one failed record in its place
+    with LocalVLLMServer() as server:
+        server.set_responder(lambda body: Reply(text="# one page", delay=0.3))
+        settings = Settings(base_url=server.base_url, max_concurrency=4, max_retries=0)
+        opts = _opts(tmp_path, 8, mode="vlm", settings=settings, threads=4)
+        rows = []
+        for i in range(6):
+            src = tmp_path / f"scan{i}.pdf"
+            src.write_bytes(_scan_pdf(1) if i != 2 else b"%PDF-1.4 broken")
+            rows += ri._split({"bytes": src.read_bytes(), "path": str(src)}, opts)
+        recs = [json.loads(r["record"]) for r in ri._PageWorker(opts)(rows)]
+        assert [Path(r["source"]).name for r in recs] == [f"scan{i}.pdf" for i in range(6)]
+        assert [r["metadata"]["status"] for r in recs] == ["ok", "ok", "failed", "ok", "ok", "ok"]
+        assert server.max_running >= 3
+    assert ri._task_rows(96, 4, 8) == 12 and ri._task_rows(10_000, 4, 8) == 32
+    assert ri._task_rows(3, 4, 8) == 1 and ri._task_rows(None, 4, 8) == 32
 
 
 def test_task_cpus_below_one_is_refused(tmp_path: Path) -> None:
