@@ -7,6 +7,7 @@ in this run, plus the raw text written to ``benchmarks/results/<name>.txt``.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import statistics
@@ -15,7 +16,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:  # pragma: no cover
     from minimaxvl_tools.client import MiniMaxVLClient
@@ -370,15 +371,31 @@ def make_text_pdf(
 
 # ---------------------------------------------------------------------------------------------- server
 _SERVER_CODE = """
-import sys
+import json, sys, threading, time
 from minimaxvl_tools.testing import LocalVLLMServer
 latency, slots = float(sys.argv[1]), sys.argv[2]
 # image_check="header": the double reads each image's size from its header instead of decoding it, so the
 # benchmark measures the client, not the double's decoding under its one GIL
 s = LocalVLLMServer(latency=latency, slots=None if slots == "none" else int(slots), image_check="header")
+spans = []  # (slot taken, slot given back) of every chat request, on the machine's monotonic clock
+take, give, lock = s._acquire_slot, s._release_slot, threading.Lock()
+def taken():
+    take()
+    with lock:
+        spans.append([time.monotonic(), 0.0])
+def given():
+    with lock:
+        for span in reversed(spans):
+            if not span[1]:
+                span[1] = time.monotonic()
+                break
+    give()
+s._acquire_slot, s._release_slot = taken, given
 s.start()
 print(s.port, flush=True)
-sys.stdin.read()
+for line in sys.stdin:  # "spans": print them (one JSON line); end of input: stop
+    if line.strip() == "spans":
+        print(json.dumps(spans), flush=True)
 s.stop()
 """
 
@@ -389,6 +406,16 @@ class ServerProcess:
 
     port: int
     pid: int
+
+    stdin: Any = None
+    stdout: Any = None
+
+    def spans(self) -> list[tuple[float, float]]:
+        """(start, end) of every chat request's time in a slot so far (``time.monotonic`` seconds, the
+        same clock in every process of the machine); end 0.0 while it runs."""
+        self.stdin.write("spans\n")
+        self.stdin.flush()
+        return [(a, b) for a, b in json.loads(self.stdout.readline())]
 
     def cpu_seconds(self) -> float:
         """User + system CPU seconds of the child (all its threads), from /proc; 0.0 where unavailable."""
@@ -425,7 +452,7 @@ def server_process(latency: float = 0.0, slots: int | None = None) -> Iterator[S
         line = proc.stdout.readline().strip()
         if not line.isdigit():
             raise RuntimeError(f"the test server did not start (printed {line!r})")
-        yield ServerProcess(int(line), proc.pid)
+        yield ServerProcess(int(line), proc.pid, proc.stdin, proc.stdout)
     finally:
         with contextlib.suppress(OSError, ValueError):
             assert proc.stdin is not None

@@ -35,7 +35,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from .common import MODEL, BenchResult, Row, make_text_pdf, server_process
+from .common import MODEL, BenchResult, Row, busy_cpu_seconds, make_text_pdf, server_process
 
 LATENCY = 1.0
 DPI = 200
@@ -69,16 +69,45 @@ async def _tool_run(
     client = _client(ports, concurrency, workers, send)
     tool = OCRTool(client=client, allowed_roots=[pdf.parent], max_pages=pages, tile=False, fix_rotation=False)
     await tool._arun(str(pdf), pages=f"1-{min(pages, 2 * max(1, workers))}")  # connections, imports, pool
-    t0, c0 = time.perf_counter(), time.process_time()
+    t0, c0, m0, b0 = time.perf_counter(), time.process_time(), time.monotonic(), busy_cpu_seconds()
     _, result = await tool._arun(str(pdf), pages=f"1-{pages}")
     wall = time.perf_counter() - t0
+    busy = (busy_cpu_seconds() - b0) / wall
     cpu = time.process_time() - c0
     await client.aclose()
     ok = sum(p.status == "ok" for p in result.pages)
     requests = sum(p.requests for p in result.pages)
     if ok != pages or requests != pages:
         raise RuntimeError(f"workers={workers}: {ok} ok pages, {requests} requests of {pages}")
-    return {"wall_s": wall, "pages_per_s": pages / wall, "main_cpu_ms_per_page": cpu / pages * 1000}
+    return {
+        "wall_s": wall,
+        "pages_per_s": pages / wall,
+        "main_cpu_ms_per_page": cpu / pages * 1000,
+        "started": m0,
+        "busy_cores": busy,
+    }
+
+
+def occupancy(spans: list[tuple[float, float]], slots: int, started: float, wall: float) -> dict[str, float]:
+    """Where a run's time went, from the double's slot spans after ``started`` (monotonic): the first
+    request's arrival, when the slots were first (and last) >= 95% full, and the busy share of the slots
+    over the run (1.0: every slot busy from the call's start to its end)."""
+    spans = sorted((a, b) for a, b in spans if a >= started and b)
+    events = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans])
+    running, full, last_full = 0, None, None
+    for t, step in events:
+        running += step
+        if running >= 0.95 * slots:
+            full = t if full is None else full
+            last_full = t
+    busy = sum(b - a for a, b in spans)
+    return {
+        "first_request_s": spans[0][0] - started if spans else float("nan"),
+        "full_at_s": (full - started) if full is not None else float("nan"),
+        "full_until_s": (last_full - started) if last_full is not None else float("nan"),
+        "slot_busy_share": busy / (slots * wall),
+        "mean_request_s": busy / len(spans) if spans else float("nan"),
+    }
 
 
 def _label(workers: int, send: bool) -> str:
@@ -97,7 +126,9 @@ def _throughput(
         with ExitStack() as stack:  # fresh servers per setting: no state carried over
             procs = [stack.enter_context(server_process(LATENCY, slots // servers)) for _ in range(servers)]
             ports = [p.port for p in procs]
-            out[_label(w, send)] = asyncio.run(_tool_run(pdf, ports, pages, slots, w, send))
+            r = out[_label(w, send)] = asyncio.run(_tool_run(pdf, ports, pages, slots, w, send))
+            spans = [span for p in procs for span in p.spans()]
+            r |= occupancy(spans, slots, r.pop("started"), r["wall_s"])
         if w:
             shared_pool(w).shutdown()
             shared_senders(w).shutdown()
@@ -228,6 +259,18 @@ def run(
             f"  {w}: wall {r['wall_s']:.2f} s -> {r['pages_per_s']:.1f} pages/s = "
             f"{r['pages_per_s'] / 256:.3f} of ideal; main process CPU {r['main_cpu_ms_per_page']:.1f} ms/page"
         )
+    lines.append(
+        "where the time went (the doubles' slot spans): first request after F s; slots >= 95% full from A "
+        "to B s; busy share of the slots over the wall time; mean time a request held its slot; "
+        "the machine's busy cores (all processes) over the run"
+    )
+    for label, runs in (("32", small), ("256", big)):
+        for w, r in runs.items():
+            lines.append(
+                f"  {label} slots, {w}: first request {r['first_request_s']:.2f} s; full {r['full_at_s']:.2f}"
+                f"-{r['full_until_s']:.2f} s of {r['wall_s']:.2f}; busy share {r['slot_busy_share']:.3f}; "
+                f"request {r['mean_request_s']:.3f} s; busy cores {r['busy_cores']:.1f}"
+            )
     lines.append(f"memory: loader vlm alazy_load at {MEMORY_DPI} dpi, workers={n}, fresh process per size:")
     for count, r in mem.items():
         lines.append(

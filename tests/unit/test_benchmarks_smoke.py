@@ -103,6 +103,17 @@ def test_workers_smoke(monkeypatch: pytest.MonkeyPatch) -> None:
     labels = [r.benchmark for r in res.rows]
     assert any("main process sends" in name for name in labels)
     assert res.details["memory"][11]["workers_mib"]  # the worker processes' memory is counted
+    for run in res.details["slots32"].values():  # the doubles' slot spans explain where the time went
+        assert 0 < run["first_request_s"] < run["wall_s"] and 0 < run["slot_busy_share"] <= 1
+        assert run["mean_request_s"] >= 0.05
+
+
+def test_occupancy_from_slot_spans() -> None:
+    # two slots: one busy 0-1 s and 1-2 s, the other 0.5-1.5 s, in a 2 s run started at 10
+    spans = [(10.0, 11.0), (11.0, 12.0), (10.5, 11.5), (9.0, 9.5)]  # the last: before the run (warm-up)
+    o = workers.occupancy(spans, 2, 10.0, 2.0)
+    assert o["first_request_s"] == 0.0 and o["full_at_s"] == 0.5 and o["full_until_s"] == 1.0
+    assert o["slot_busy_share"] == 0.75 and o["mean_request_s"] == 1.0
 
 
 def test_server_view_and_assembly() -> None:
