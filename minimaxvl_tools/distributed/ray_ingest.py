@@ -285,6 +285,12 @@ def _task_rows(files: int | None, workers: int, threads: int) -> int:
     return full if files is None else max(1, min(full, files // (2 * workers)))
 
 
+def _read_blocks(files: int, workers: int) -> int:
+    """Read tasks for ``files`` local files: one per file up to eight per page task, then up to eight
+    files to a task (Ray's per-task cost spread over them, the page tasks still fed from many)."""
+    return max(1, min(files, max(8 * workers, -(-files // 8))))
+
+
 def _row(record: dict[str, Any]) -> dict[str, Any]:
     return {"record": json.dumps(record, ensure_ascii=False)}
 
@@ -448,17 +454,19 @@ def ray_ingest(
         parts = []
         # reading, splitting and writing take no CPU of their own in Ray's accounting (the page tasks
         # hold the cores), so they are capped in number (unbounded, they start a process per file), but
-        # no lower than the page tasks: one file is one read task (~0.17 s on a 16-core machine, Ray's
-        # scheduling included), and one at a time fed 4 page tasks only 23 pages/s
+        # no lower than the page tasks; a read task costs ~0.17 s of Ray's scheduling on a 16-core
+        # machine, so small files are read a few to a task (:func:`_read_blocks`)
         light = max(2, min(16, workers))
         if utf8:
+            blocks = _read_blocks(len(utf8), workers)
             parts.append(
                 ray.data.read_binary_files(
-                    utf8, include_paths=True, override_num_blocks=len(utf8), num_cpus=0, concurrency=light
+                    utf8, include_paths=True, override_num_blocks=blocks, num_cpus=0, concurrency=light
                 )
             )
         if odd:
-            items = ray.data.from_items([{"raw": r} for r in odd], override_num_blocks=len(odd))
+            blocks = _read_blocks(len(odd), workers)
+            items = ray.data.from_items([{"raw": r} for r in odd], override_num_blocks=blocks)
             parts.append(items.map(_read_local, num_cpus=0, compute=ray.data.TaskPoolStrategy(size=light)))
         if remote:
             parts.append(

@@ -161,6 +161,9 @@ async def ain_order(
                 pending.append((meta, job))
             else:
                 pending.append((meta, asyncio.ensure_future(job())))
+                # let the job start now (its first step may hand the page to a worker process): items
+                # that come without a pause would otherwise fill the whole window before any job runs
+                await asyncio.sleep(0)
         async for out in drain(0):
             yield out
     finally:

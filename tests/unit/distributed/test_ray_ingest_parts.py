@@ -137,6 +137,7 @@ def test_one_page_files_of_a_batch_are_in_flight_together(tmp_path: Path) -> Non
         assert server.max_running >= 3
     assert ri._task_rows(96, 4, 8) == 12 and ri._task_rows(10_000, 4, 8) == 32
     assert ri._task_rows(3, 4, 8) == 1 and ri._task_rows(None, 4, 8) == 32
+    assert ri._read_blocks(96, 4) == 32 and ri._read_blocks(10, 4) == 10 and ri._read_blocks(8000, 4) == 1000
 
 
 def test_task_cpus_below_one_is_refused(tmp_path: Path) -> None:

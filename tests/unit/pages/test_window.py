@@ -64,6 +64,27 @@ async def test_async_window_same_order_and_bound() -> None:
     assert 1 < peak <= 3
 
 
+async def test_async_jobs_start_as_they_are_made() -> None:
+    # items that come without a pause (pages handed to worker processes): each job takes its first step
+    # before the next item is made, so the first page is on its way before the window is full
+    log: list[str] = []
+
+    def items():  # a plain iterator: nothing in it gives the loop a turn
+        for i in range(4):
+            log.append(f"made {i}")
+
+            async def job(i: int = i) -> int:
+                log.append(f"started {i}")
+                await asyncio.sleep(0.01)
+                return i
+
+            yield i, job
+
+    got = [r async for _, r in ain_order(items(), 4)]
+    assert got == [0, 1, 2, 3]
+    assert log[:4] == ["made 0", "started 0", "made 1", "started 1"]
+
+
 def test_failure_rule_with_and_without_a_known_total() -> None:
     rule = FailureRule(0.5, min_pages=4)
     rule.check(failed=2, done=2, total=6)  # 2 of 6 can still end under half
