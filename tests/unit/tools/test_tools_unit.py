@@ -187,3 +187,34 @@ def test_docvqa_combine_prefers_found_then_confidence() -> None:
     c = DocumentAnswer(answer="y", found=True, confidence=0.8)
     assert DocumentVQATool.combine([a, b, c]).answer == "y"
     assert DocumentVQATool.combine([a]).answer == "no"
+
+
+def test_selecting_pdf_pages_opens_none_of_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a local PDF is listed from its page count: no page is loaded (1,280 page loads cost 0.25-0.6 s
+    # before the first request), and the page range and the tool's limit still apply
+    from fpdf import FPDF
+
+    import minimaxvl_tools.pdf as pdf
+
+    doc = FPDF()
+    for _ in range(30):
+        doc.add_page()
+    (tmp_path / "doc.pdf").write_bytes(bytes(doc.output()))
+    tool = OCRTool(client=_client(), allowed_roots=[tmp_path], max_pages=5)
+
+    def no_loading(*a: Any, **kw: Any) -> Any:
+        raise AssertionError("a page was opened to select it")
+
+    monkeypatch.setattr(pdf, "iter_pdf_pages", no_loading)
+    monkeypatch.setattr("minimaxvl_tools.pages.source.iter_pdf_pages", no_loading)
+    selected = tool.select_pages(str(tmp_path / "doc.pdf"), "2-4")
+    assert [(p.number, p.page_count, p.image) for p in selected] == [
+        (2, 30, None),
+        (3, 30, None),
+        (4, 30, None),
+    ]
+    assert selected[0].source.endswith("doc.pdf")
+    with pytest.raises(InvalidInputError, match="30 pages selected, over this tool's limit of 5"):
+        tool.select_pages(str(tmp_path / "doc.pdf"))
+    with pytest.raises(AccessDeniedError):
+        tool.select_pages(str(tmp_path.parent / "elsewhere.pdf"))
