@@ -125,7 +125,7 @@ class OCRTool(MiniMaxVLBaseTool):
         """A local PDF's selected pages from its page count alone (number and count; no page is opened:
         opening each of 1,280 pages cost 0.25-0.6 s before the first request); None for other sources."""
         src = self.check_source(source)
-        if src.startswith("data:") or "://" in src:
+        if not _is_file_path(src):
             return None
         path = self.policy.check_path(src)
         if not is_pdf(path, policy=self.policy):
@@ -150,8 +150,7 @@ class OCRTool(MiniMaxVLBaseTool):
     def _workers(self, source: str, count: int) -> int:
         """Worker processes for this job (``settings.workers``; see :mod:`..page_workers`), 0 for
         in-process page work: data URLs and URLs, and small jobs when ``workers`` is None."""
-        src = source.strip()
-        if src.startswith("data:") or "://" in src:
+        if not _is_file_path(source.strip()):
             return 0
         return resolve_workers(self.settings.workers if self.settings else None, count)
 
@@ -336,6 +335,11 @@ class OCRTool(MiniMaxVLBaseTool):
             return await self.aguard(source, go)
         finally:
             render_pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _is_file_path(src: str) -> bool:
+    """True for a file path, not a data URL or a URL (only files are listed by count or read by workers)."""
+    return not (src.startswith("data:") or "://" in src)
 
 
 __all__ = ["OCRInput", "OCRTool", "common_error_type"]
