@@ -154,13 +154,69 @@ def request_kwargs(
     return kw
 
 
+_SPLICE_MIN = 16_384
+"""Strings at least this long (image data URLs) go into the body verbatim instead of through ``json``."""
+_VERBATIM = bytes(c for c in range(32, 128) if c not in b'"\\')
+"""The ASCII bytes ``json`` writes as they are (no control characters, quote or backslash)."""
+_MARK = "\x00minimaxvl-literal\x00"
+
+
+def _literal(value: object) -> bytes | None:
+    """``value`` as its own JSON string body when it is a long string that needs no escaping (ASCII, no
+    quote, backslash or control character: a base64 data URL), else None."""
+    if not isinstance(value, str) or len(value) < _SPLICE_MIN or not value.isascii():
+        return None
+    raw = value.encode("ascii")
+    return None if raw.translate(None, _VERBATIM) else raw  # what is left needs escaping
+
+
+def _marked(messages: Any, literals: list[bytes]) -> Any:
+    """``messages`` with each long image URL replaced by :data:`_MARK` (its bytes kept in ``literals``, in
+    order); the parts on that path are copied, the caller's messages are left as they are."""
+    if not isinstance(messages, list):
+        return messages
+    out = []
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list):
+            out.append(message)
+            continue
+        parts = []
+        for part in content:
+            image = part.get("image_url") if isinstance(part, dict) else None
+            raw = _literal(image.get("url")) if isinstance(image, dict) else None
+            if raw is None:
+                parts.append(part)
+                continue
+            literals.append(raw)
+            parts.append({**part, "image_url": {**image, "url": _MARK}})
+        out.append({**message, "content": parts})
+    return out
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+
+
 def request_content(kw: Mapping[str, Any]) -> bytes:
     """The JSON body ``chat.completions.create(**kw)`` would send (``extra_body`` merged at the top),
     encoded ASCII-only: on Python 3.12 ``json.dumps`` with ``ensure_ascii=False`` (the SDK's choice) takes
-    ~8 ms for a page's base64 data URL, ASCII output ~1 ms, for the same JSON value."""
+    ~8 ms for a page's base64 data URL, ASCII output ~1 ms, for the same JSON value. Image data URLs skip
+    ``json`` altogether: they need no escaping, so their bytes are spliced into the encoded rest (a page's
+    body in 1.1-1.3 ms instead of 2.7-2.9 ms on the 2-core CI machine)."""
     body = {k: v for k, v in kw.items() if k != "extra_body"}
     body.update(kw.get("extra_body") or {})
-    return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+    literals: list[bytes] = []
+    marked = {**body, "messages": _marked(body["messages"], literals)} if "messages" in body else body
+    if not literals:
+        return _dumps(body)
+    pieces = _dumps(marked).split(_dumps(_MARK))
+    if len(pieces) != len(literals) + 1:  # the mark also stood in the caller's own text: no splicing
+        return _dumps(body)
+    out = [pieces[0]]
+    for raw, rest in zip(literals, pieces[1:], strict=True):
+        out += [b'"', raw, b'"', rest]
+    return b"".join(out)
 
 
 def to_result(resp: Any, plan: RequestPlan, latency: float, model: str) -> ChatResult:
