@@ -459,7 +459,7 @@ def test_throughput_vs_plain_openai(
 ) -> None:
     import openai
 
-    n, conc = 96, 8
+    n, conc, pairs = 384, 8, 7
     img = _img(640, 480)
     enc = encode_image(img)
 
@@ -495,11 +495,11 @@ def test_throughput_vs_plain_openai(
         await oc.close()
         return n / (time.perf_counter() - t0)
 
-    # five pairs, each pair's two runs back to back (the order alternating, so neither always goes first
+    # seven pairs, each pair's two runs back to back (the order alternating, so neither always goes first
     # on a warmer server); the ratio is the median of the pairs' ratios, which the run-to-run drift of the
-    # server (a few percent at this size) moves least
+    # server moves least. Runs of ~5 s each: at 96 requests (~1.2 s) single pairs ranged 0.85-1.11.
     runs: dict[str, list[float]] = {"ours": [], "plain": []}
-    for i in range(5):
+    for i in range(pairs):
         for name in ("plain", "ours") if i % 2 == 0 else ("ours", "plain"):
             runs[name].append(asyncio.run(plain() if name == "plain" else ours()))
     ratios = sorted(o / p for o, p in zip(runs["ours"], runs["plain"], strict=True))
@@ -511,5 +511,6 @@ def test_throughput_vs_plain_openai(
         "pair_ratios": [round(r, 3) for r in ratios],
         "ratio_ours_over_plain": round(ratio, 3),
         "ratio_best_over_best": round(max(runs["ours"]) / max(runs["plain"]), 3),
+        "ratio_of_means": round(sum(runs["ours"]) / sum(runs["plain"]), 3),
     }
     assert ratio >= 0.90, results["throughput"]
