@@ -368,40 +368,43 @@ class MiniMaxVLClient:
 
     def _send(self, plan: RequestPlan, kw: Mapping[str, Any]) -> ChatResult:
         create = self._create(self._body(plan, kw))
-        with sync_slot(self.limiter):
-            t0 = time.perf_counter()
-            resp = self._with_retries(create)
-            result = to_result(resp, plan, time.perf_counter() - t0, self.settings.model)
+        t0 = time.perf_counter()
+        resp = self._with_retries(create)
+        result = to_result(resp, plan, time.perf_counter() - t0, self.settings.model)
         self._record(result.usage)
         return result
 
     async def _asend(self, plan: RequestPlan, kw: Mapping[str, Any]) -> ChatResult:
         create = self._create(self._body(plan, kw))
-        async with self.limiter:
-            t0 = time.perf_counter()
-            resp = await self._awith_retries(create)
-            result = to_result(resp, plan, time.perf_counter() - t0, self.settings.model)
+        t0 = time.perf_counter()
+        resp = await self._awith_retries(create)
+        result = to_result(resp, plan, time.perf_counter() - t0, self.settings.model)
         self._record(result.usage)
         return result
 
     def _drive(self, flow: Flow, kw: Mapping[str, Any]) -> ChatResult:
-        """Perform the steps of ``flow`` (:mod:`.steps`) until it gives its result."""
-        step = advance(flow, None)
-        while not isinstance(step, ChatResult):
-            if isinstance(step, Plan):
-                step = advance(flow, self._plan(step, self.max_model_len()))
-            else:
-                step = advance(flow, self._send(step.plan, kw))
+        """Perform the steps of ``flow`` (:mod:`.steps`) until it gives its result, in one slot of the
+        limiter: planning and the request body are built once a slot is free, so many calls started at
+        once (``gather`` of thousands) neither plan and encode them all before the first is sent nor
+        hold all their bodies in memory."""
+        with sync_slot(self.limiter):
+            step = advance(flow, None)
+            while not isinstance(step, ChatResult):
+                if isinstance(step, Plan):
+                    step = advance(flow, self._plan(step, self.max_model_len()))
+                else:
+                    step = advance(flow, self._send(step.plan, kw))
         return step
 
     async def _adrive(self, flow: Flow, kw: Mapping[str, Any]) -> ChatResult:
         """Async :meth:`_drive`."""
-        step = advance(flow, None)
-        while not isinstance(step, ChatResult):
-            if isinstance(step, Plan):
-                step = advance(flow, await self._aplan(step))
-            else:
-                step = advance(flow, await self._asend(step.plan, kw))
+        async with self.limiter:
+            step = advance(flow, None)
+            while not isinstance(step, ChatResult):
+                if isinstance(step, Plan):
+                    step = advance(flow, await self._aplan(step))
+                else:
+                    step = advance(flow, await self._asend(step.plan, kw))
         return step
 
     # ------------------------------------------------------------------ chat

@@ -78,6 +78,28 @@ async def test_batch_respects_concurrency_limit() -> None:
         await c.aclose()
 
 
+async def test_many_calls_at_once_plan_and_encode_only_within_a_slot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A gather of many calls builds each request (plan, JSON body) once it holds a slot, so the first
+    requests go out before the others are planned and no more bodies exist at once than slots."""
+    import minimaxvl_tools.client.core as core
+
+    built: list[int] = []  # requests in flight at the moment each body was built
+    encode = core.request_content
+
+    def counted(body: dict) -> bytes:
+        built.append(c.limiter.in_flight)
+        return encode(body)
+
+    monkeypatch.setattr(core, "request_content", counted)
+    with LocalVLLMServer(latency=0.05, slots=None) as server:
+        c = make_client(server, max_concurrency=2)
+        results = await c.abatch([{"text": f"q{i}"} for i in range(12)])
+        await c.aclose()
+    assert all(not isinstance(r, BaseException) for r in results)
+    assert len(built) == 12 and all(1 <= n <= 2 for n in built)  # never outside a slot
+    assert server.max_running == 2
+
+
 async def test_server_slots_queue_extra_requests() -> None:
     with LocalVLLMServer(latency=0.2, slots=2) as server:
         c = make_client(server, max_concurrency=6)
