@@ -136,14 +136,24 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         self._local = local_engine
         self.workers = workers  # page-work processes; None: the client's settings.workers (see page_workers)
         self.page_threads = page_threads
-        """Threads of page work (rendering, checks, encoding) at once in this process, whatever the window
-        (None: no bound): a job given N cores, such as a Ray task, keeps to N; requests go out meanwhile."""
-        self._cpu = cpu_gate(page_threads)
         self.digests: dict[Path, str] = dict(digests or {})
         """Content hashes the caller already computed (file -> sha256 hex): used instead of reading again."""
         self.stats = JobStats()
 
     # ------------------------------------------------------------ discovery
+
+    @property
+    def page_threads(self) -> int | None:
+        """Threads of page work (rendering, checks, encoding) at once in this process, whatever the window
+        (None: no bound): a job given N cores, such as a Ray task, keeps to N; requests go out meanwhile.
+        Setting it builds the gate anew (InvalidInputError below 1)."""
+        return self._page_threads
+
+    @page_threads.setter
+    def page_threads(self, threads: int | None) -> None:
+        self._cpu = cpu_gate(threads)
+        self._page_threads = threads
+
     def files(self) -> list[Path]:
         """Every document file the given paths name, sorted, folders expanded by suffix."""
         out: list[Path] = []

@@ -490,6 +490,20 @@ def test_page_threads_bounds_page_work_but_not_requests(
 def test_page_threads_below_one_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="page threads=0"):
         MiniMaxVLDocumentLoader(tmp_path, page_threads=0)
+    ld = MiniMaxVLDocumentLoader(tmp_path)
+    with pytest.raises(InvalidInputError, match="page threads=0"):
+        ld.page_threads = 0
+
+
+def test_page_threads_set_later_takes_effect(tmp_path: Path) -> None:
+    import threading
+
+    ld = MiniMaxVLDocumentLoader(tmp_path)
+    assert ld.page_threads is None and not isinstance(ld._cpu, threading.BoundedSemaphore)
+    ld.page_threads = 2
+    gate = ld._cpu
+    assert isinstance(gate, threading.BoundedSemaphore)
+    assert gate.acquire(blocking=False) and gate.acquire(blocking=False) and not gate.acquire(blocking=False)
 
 
 async def test_alazy_load_matches_lazy_load(
