@@ -212,7 +212,11 @@ async def read_order(order: ReadOrder, client: MiniMaxVLClient, render: ThreadPo
 
 def _serve(inbox: Queue[Any], outbox: Queue[Any], index: int, senders: int) -> None:
     """Sender ``index`` of ``senders``: Ctrl-C is the caller's to handle; run until the ``None`` order."""
+    from .page_workers import _DOCUMENTS_KEPT
+    from .pdf import keep_documents
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    keep_documents(_DOCUMENTS_KEPT)  # one page an order: the document stays open for the next page
     asyncio.run(_Sender(inbox, outbox, index, senders).run())
 
 

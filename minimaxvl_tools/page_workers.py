@@ -57,6 +57,8 @@ Box = tuple[int, int, int, int]
 SMALL_JOB_PAGES = 8
 """Below this many pages a job with ``workers=None`` runs in-process (worker start-up outweighs the work)."""
 auto_min_pages = SMALL_JOB_PAGES
+_DOCUMENTS_KEPT = 2
+"""PDFs a worker process keeps open between its page jobs (:func:`~.pdf.keep_documents`)."""
 """The threshold :func:`resolve_workers` applies; this repository's tests raise it (``tests/conftest.py``)
 so ``workers=None`` stays in-process there and the worker tests ask for workers explicitly."""
 
@@ -214,8 +216,9 @@ def _warm() -> int:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from .images import quality, sizing, tiling  # noqa: F401
-    from .pdf import iter_pdf_pages  # noqa: F401
+    from .pdf import keep_documents
 
+    keep_documents(_DOCUMENTS_KEPT)  # one page a job: the document stays open for the next page
     return os.getpid()
 
 

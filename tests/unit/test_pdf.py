@@ -263,3 +263,64 @@ def test_fit_hook_renders_straight_at_the_planned_size(tmp_path: Path) -> None:
     # text=False skips the text layer only
     assert next(iter_pdf_pages(path, dpi=50, text=False)).text == ""
     assert "fit hook" in next(iter_pdf_pages(path, dpi=50)).text
+
+
+@pytest.fixture
+def kept_documents():
+    from minimaxvl_tools import pdf as pdf_mod
+
+    pdf_mod.keep_documents(2)
+    yield pdf_mod
+    pdf_mod.keep_documents(0)
+
+
+def test_kept_documents_are_reused_and_reopened_when_the_file_changes(tmp_path: Path, kept_documents) -> None:
+    import os
+
+    opened: list[str] = []
+    real_open = kept_documents._open
+
+    def counting(target, name, password):
+        opened.append(name)
+        return real_open(target, name, password)
+
+    path = tmp_path / "a.pdf"
+    path.write_bytes(make_pdf(3))
+    mp = pytest.MonkeyPatch()
+    mp.setattr(kept_documents, "_open", counting)
+    try:
+        for n in (1, 2, 3):
+            assert [p.number for p in iter_pdf_pages(path, pages=[n], dpi=36, render=False)] == [n]
+        assert len(opened) == 1 and len(kept_documents._KEPT) == 1  # one open for three calls
+        path.write_bytes(make_pdf(2))  # replaced: another size and mtime
+        os.utime(path, ns=(1, 1))
+        assert next(iter_pdf_pages(path, pages=[1], dpi=36, render=False)).page_count == 2
+        assert len(opened) == 2 and len(kept_documents._KEPT) == 1  # the stale document was closed
+        for i in range(3):  # more files than kept: the oldest is closed
+            other = tmp_path / f"o{i}.pdf"
+            other.write_bytes(make_pdf(1))
+            list(iter_pdf_pages(other, dpi=36, render=False))
+        assert len(kept_documents._KEPT) == 2 and str(path) not in {k[0] for k in kept_documents._KEPT}
+    finally:
+        mp.undo()
+
+
+def test_a_kept_document_is_not_shared_by_two_iterations_at_once(tmp_path: Path, kept_documents) -> None:
+    path = tmp_path / "a.pdf"
+    path.write_bytes(make_pdf(3))
+    list(iter_pdf_pages(path, dpi=36, render=False))
+    first = iter_pdf_pages(path, dpi=36)
+    assert next(first).number == 1  # holds the kept document
+    assert [p.number for p in iter_pdf_pages(path, dpi=36)] == [1, 2, 3]  # opens its own meanwhile
+    assert [p.number for p in first] == [2, 3]
+    kept_documents.keep_documents(0)
+    assert not kept_documents._KEPT  # keep_documents(0) closes what was kept
+
+
+def test_documents_are_closed_after_each_call_by_default(tmp_path: Path) -> None:
+    from minimaxvl_tools import pdf as pdf_mod
+
+    path = tmp_path / "a.pdf"
+    path.write_bytes(make_pdf(1))
+    list(iter_pdf_pages(path, dpi=36, render=False))
+    assert not pdf_mod._KEPT
