@@ -21,13 +21,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from .common import busy_cpu_seconds, make_text_pdf, server_process
+from .common import busy_cpu_seconds, make_text_pdf, process_cpu_seconds, server_process
 from .workers import LATENCY, _client
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _run(pdf: Path, ports: list[int], pages: int, slots: int, senders: int) -> dict[str, Any]:
@@ -38,11 +33,11 @@ async def _run(pdf: Path, ports: list[int], pages: int, slots: int, senders: int
     tool = OCRTool(client=client, allowed_roots=[pdf.parent], max_pages=pages, tile=False, fix_rotation=False)
     await tool._arun(str(pdf), pages=f"1-{2 * senders}")  # starts the senders and their connections
     pids = shared_senders(senders).pids()
-    c0, b0, t0 = [_cpu_seconds(p) for p in pids], busy_cpu_seconds(), time.perf_counter()
+    c0, b0, t0 = [process_cpu_seconds(p) for p in pids], busy_cpu_seconds(), time.perf_counter()
     _, result = await tool._arun(str(pdf), pages=f"1-{pages}")
     wall = time.perf_counter() - t0
     busy = (busy_cpu_seconds() - b0) / wall
-    spent = [_cpu_seconds(p) - c for p, c in zip(pids, c0, strict=True)]
+    spent = [process_cpu_seconds(p) - c for p, c in zip(pids, c0, strict=True)]
     await client.aclose()
     shared_senders(senders).shutdown()
     ok = sum(p.status == "ok" for p in result.pages)

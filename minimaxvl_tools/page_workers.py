@@ -57,10 +57,10 @@ Box = tuple[int, int, int, int]
 SMALL_JOB_PAGES = 8
 """Below this many pages a job with ``workers=None`` runs in-process (worker start-up outweighs the work)."""
 auto_min_pages = SMALL_JOB_PAGES
-_DOCUMENTS_KEPT = 2
-"""PDFs a worker process keeps open between its page jobs (:func:`~.pdf.keep_documents`)."""
 """The threshold :func:`resolve_workers` applies; this repository's tests raise it (``tests/conftest.py``)
 so ``workers=None`` stays in-process there and the worker tests ask for workers explicitly."""
+_DOCUMENTS_KEPT = 2
+"""PDFs a worker process keeps open between its page jobs (:func:`~.pdf.keep_documents`)."""
 
 __all__ = [
     "SMALL_JOB_PAGES",

@@ -7,6 +7,7 @@ thread-safe, so every call into it holds a module lock (never across a ``yield``
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -34,48 +35,6 @@ _DEFAULT_POLICY = InputPolicy()
 _KEPT: OrderedDict[tuple[str, int, int, str | None], pdfium.PdfDocument] = OrderedDict()
 """Documents left open between calls, by (path, mtime_ns, size, password), most recent last (under _LOCK)."""
 _KEEP = 0
-
-
-def keep_documents(count: int) -> None:
-    """Keep up to ``count`` local PDFs open between :func:`iter_pdf_pages` calls (0, the default: close each
-    at the end of its call). Worker processes that render one page per call set it: opening and closing
-    a document costs ~1.4 ms a page. A document is reopened when its file's mtime or size changes."""
-    global _KEEP
-    with _LOCK:
-        _KEEP = max(0, int(count))
-        while len(_KEPT) > _KEEP:
-            _KEPT.popitem(last=False)[1].close()
-
-
-def _checkout(target: Path | bytes, name: str, password: str | None) -> tuple[pdfium.PdfDocument, Any]:
-    """An open document for ``target`` and its cache key (None: not to be kept); a kept one is taken out
-    of the cache while in use, so two callers never share one and eviction never closes one in use."""
-    key = None
-    if _KEEP and isinstance(target, Path):
-        try:
-            st = target.stat()
-            key = (str(target), st.st_mtime_ns, st.st_size, password)
-        except OSError:
-            key = None
-        with _LOCK:
-            doc = _KEPT.pop(key, None) if key is not None else None
-        if doc is not None:
-            return doc, key
-    return _open(target, name, password), key
-
-
-def _checkin(doc: pdfium.PdfDocument, key: Any) -> None:
-    """Give ``doc`` back: kept (the oldest beyond :func:`keep_documents` closed) or closed."""
-    with _LOCK:
-        if key is None or not _KEEP:
-            doc.close()
-            return
-        stale = [k for k in _KEPT if k[0] == key[0]]  # an older version of the same file
-        for k in stale:
-            _KEPT.pop(k).close()
-        _KEPT[key] = doc
-        while len(_KEPT) > _KEEP:
-            _KEPT.popitem(last=False)[1].close()
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 _RANGE_RE = re.compile(r"^\s*(\d*)\s*(-\s*(\d*))?\s*$")
 
@@ -204,6 +163,47 @@ def _open(target: Path | bytes, name: str, password: str | None) -> pdfium.PdfDo
             doc.close()
             raise PDFError(f"PDF {name} has no pages: pass a PDF with at least one page")
         return doc
+
+
+def keep_documents(count: int) -> None:
+    """Keep up to ``count`` local PDFs open between :func:`iter_pdf_pages` calls (0, the default: close each
+    at the end of its call). Worker processes that render one page per call set it: opening and closing
+    a document costs ~1.4 ms a page. A document is reopened when its file's mtime or size changes."""
+    global _KEEP
+    with _LOCK:
+        _KEEP = max(0, int(count))
+        while len(_KEPT) > _KEEP:
+            _KEPT.popitem(last=False)[1].close()
+
+
+def _checkout(target: Path | bytes, name: str, password: str | None) -> tuple[pdfium.PdfDocument, Any]:
+    """An open document for ``target`` and its cache key (None: not to be kept); a kept one is taken out
+    of the cache while in use, so two callers never share one and eviction never closes one in use."""
+    key = None
+    if _KEEP and isinstance(target, Path):
+        with contextlib.suppress(OSError):  # no key: opened and closed as without keeping
+            st = target.stat()
+            key = (str(target), st.st_mtime_ns, st.st_size, password)
+    if key is not None:
+        with _LOCK:
+            doc = _KEPT.pop(key, None)
+        if doc is not None:
+            return doc, key
+    return _open(target, name, password), key
+
+
+def _checkin(doc: pdfium.PdfDocument, key: Any) -> None:
+    """Give ``doc`` back: kept (the oldest beyond :func:`keep_documents` closed) or closed."""
+    with _LOCK:
+        if key is None or not _KEEP:
+            doc.close()
+            return
+        stale = [k for k in _KEPT if k[0] == key[0]]  # an older version of the same file
+        for k in stale:
+            _KEPT.pop(k).close()
+        _KEPT[key] = doc
+        while len(_KEPT) > _KEEP:
+            _KEPT.popitem(last=False)[1].close()
 
 
 def pdf_page_count(

@@ -92,10 +92,10 @@ def _ink(image: Image.Image, ink_delta: int) -> np.ndarray:
     ink &= nb >= 2
     h, w = ink.shape
     # scan borders: rows/columns near an edge that are mostly dark belong to the scanner, not the page
-    for axis, length in ((0, h), (1, w)):
+    for axis, length, across in ((0, h, w), (1, w, h)):
         counts = u.sum(axis=1 - axis, dtype=np.int32)  # ink pixels per row (axis 0) or column (axis 1)
         edge = max(1, length // 16)
-        for idx in np.flatnonzero(counts / (w if axis == 0 else h) > 0.35):
+        for idx in np.flatnonzero(counts / across > 0.35):
             if idx < edge or idx >= length - edge:
                 if axis == 0:
                     ink[idx, :] = False

@@ -140,8 +140,6 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         """Content hashes the caller already computed (file -> sha256 hex): used instead of reading again."""
         self.stats = JobStats()
 
-    # ------------------------------------------------------------ discovery
-
     @property
     def page_threads(self) -> int | None:
         """Threads of page work (rendering, checks, encoding) at once in this process, whatever the window
@@ -154,6 +152,7 @@ class MiniMaxVLDocumentLoader(BaseLoader):
         self._cpu = cpu_gate(threads)
         self._page_threads = threads
 
+    # ------------------------------------------------------------ discovery
     def files(self) -> list[Path]:
         """Every document file the given paths name, sorted, folders expanded by suffix."""
         out: list[Path] = []
