@@ -455,9 +455,9 @@ class MiniMaxVLClient:
         with ``on_usage=callback``, handed to the callback: this call's own usage, exact under concurrency."""
         on_usage, kw = stream_args(kw, "stream")
         req = self._request(text, self.prepare_images(images), kw)
-        plan = self._plan(plan_step(req), self.max_model_len())
-        body = self._body(plan, kw, stream=True)
-        with sync_slot(self.limiter):
+        with sync_slot(self.limiter):  # planned within its slot, as in _drive
+            plan = self._plan(plan_step(req), self.max_model_len())
+            body = self._body(plan, kw, stream=True)
             t0 = time.perf_counter()
             chunks = self._with_retries(lambda c: c.chat.completions.create(**body))
             acc = StreamUsage(plan)
@@ -476,9 +476,9 @@ class MiniMaxVLClient:
         on_usage, kw = stream_args(kw, "astream")
         encoded = await asyncio.to_thread(self.prepare_images, images) if images else []
         req = self._request(text, encoded, kw)
-        plan = await self._aplan(plan_step(req))
-        body = self._body(plan, kw, stream=True)
-        async with self.limiter:
+        async with self.limiter:  # planned within its slot, as in _adrive
+            plan = await self._aplan(plan_step(req))
+            body = self._body(plan, kw, stream=True)
             t0 = time.perf_counter()
             chunks = await self._awith_retries(lambda c: c.chat.completions.create(**body))
             acc = StreamUsage(plan)

@@ -100,6 +100,26 @@ async def test_many_calls_at_once_plan_and_encode_only_within_a_slot(monkeypatch
     assert server.max_running == 2
 
 
+async def test_streams_started_at_once_plan_only_within_a_slot() -> None:
+    built: list[int] = []  # requests in flight at the moment each stream's body was built
+    with LocalVLLMServer(latency=0.05, slots=None) as server:
+        c = make_client(server, max_concurrency=2)
+        body = c._body
+
+        def counted(*args: object, **kw: object) -> dict:
+            built.append(c.limiter.in_flight)
+            return body(*args, **kw)  # type: ignore[arg-type]
+
+        c._body = counted  # type: ignore[method-assign]
+
+        async def drain(i: int) -> str:
+            return "".join([d async for d in c.astream(f"q{i}")])
+
+        texts = await asyncio.gather(*[drain(i) for i in range(6)])
+        await c.aclose()
+    assert all(texts) and len(built) == 6 and all(1 <= n <= 2 for n in built)
+
+
 async def test_server_slots_queue_extra_requests() -> None:
     with LocalVLLMServer(latency=0.2, slots=2) as server:
         c = make_client(server, max_concurrency=6)
