@@ -22,6 +22,17 @@ def secret_value(value: Any) -> str:
     return str(getter() if getter is not None else value)
 
 
+_CLOSING: set[asyncio.Task[None]] = set()
+"""Close tasks of retired async clients (the loop keeps only weak references to its tasks)."""
+
+
+def _close_later(client: openai.AsyncOpenAI) -> None:
+    """On the client's own loop: close it in a task."""
+    task = asyncio.get_running_loop().create_task(client.close())
+    _CLOSING.add(task)
+    task.add_done_callback(_CLOSING.discard)
+
+
 class Endpoint:
     """One vLLM replica: its OpenAI clients (sync, and async per event loop), load and health state.
 
@@ -49,17 +60,32 @@ class Endpoint:
         return f"Endpoint({self.base_url!r}, in_flight={self.in_flight}, failures={self.failures})"
 
     def aclient(self) -> openai.AsyncOpenAI:
-        """The AsyncOpenAI client bound to the running event loop (a new one per loop)."""
+        """The AsyncOpenAI client bound to the running event loop (a new one per loop; the previous
+        loop's is retired: :meth:`retire_aclient`)."""
         loop = asyncio.get_running_loop()
         if self._aclient is None or self._aclient_loop is not loop:
+            self.retire_aclient()
             self._aclient = openai.AsyncOpenAI(
                 base_url=self.base_url,
                 api_key=secret_value(self._api_key),
                 timeout=self._timeout,
                 max_retries=0,
+                # the SDK's own default client closes itself when collected by starting a task on whatever
+                # loop runs then: for a client of a closed loop that task fails ("Event loop is closed")
+                http_client=openai.DefaultAsyncHttpxClient(timeout=self._timeout),
             )
             self._aclient_loop = loop
         return self._aclient
+
+    def retire_aclient(self) -> None:
+        """Let go of the async client: closed on its own loop while that loop still runs; a closed loop's
+        connections cannot be closed through it, and their sockets close when collected."""
+        old, loop = self._aclient, self._aclient_loop
+        self._aclient = self._aclient_loop = None
+        if old is None or loop is None or loop.is_closed() or not loop.is_running():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(_close_later, old)
 
     def healthy(self, now: float) -> bool:
         """True unless a recent failure put the endpoint in its cool-down."""
@@ -132,12 +158,13 @@ class EndpointPool:
             ep.client.close()
 
     async def aclose(self) -> None:
-        """Close every HTTP client, async ones first."""
+        """Close every HTTP client, async ones first (another loop's are retired)."""
+        loop = asyncio.get_running_loop()
         for ep in self.endpoints:
-            if ep._aclient is not None:
+            if ep._aclient is not None and ep._aclient_loop is loop:
                 with contextlib.suppress(Exception):
                     await ep._aclient.close()
-                ep._aclient = None
+            ep.retire_aclient()
         self.close()
 
 

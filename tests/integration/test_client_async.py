@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import httpx
 import pytest
@@ -144,3 +145,22 @@ async def test_limiter_rejects_bad_limit() -> None:
 async def test_ahealth(vllm_server: LocalVLLMServer) -> None:
     h = await make_client(vllm_server).ahealth()
     assert h.ok and h.max_model_len == 32768
+
+
+def test_one_client_across_event_loops_leaves_no_failed_close(
+    vllm_server: LocalVLLMServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A script (or a sync tool) calling ``asyncio.run`` again and again with one client: each loop gets its
+    own connections, and the previous loop's are dropped without a close task that fails on the closed loop
+    ("Task exception was never retrieved ... Event loop is closed" on the user's console)."""
+    import gc
+
+    client = make_client(vllm_server, max_retries=0)
+    caplog.set_level(logging.ERROR, logger="asyncio")
+    for i in range(3):
+        assert asyncio.run(client.achat(f"hello {i}")).text
+    gc.collect()
+    asyncio.run(asyncio.sleep(0))  # a task scheduled on a later loop would run (and fail) here
+    gc.collect()
+    assert not [r for r in caplog.records if r.name == "asyncio"], [r.getMessage() for r in caplog.records]
+    client.close()
