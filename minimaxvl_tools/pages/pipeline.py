@@ -16,7 +16,7 @@ import asyncio
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +26,7 @@ from ..results import OCRPage
 from ..settings import DEFAULT_DPI
 from .fallback import Fallbacks
 from .plan import MIN_X_HEIGHT
-from .prepare import PreparedPage, PrepareOptions, prepare
+from .prepare import PreparedPage, PrepareOptions, prepare_deferred
 from .read import _profile_of, _quality_of
 from .send import SendOptions, aread_prepared, failed_page, read_prepared
 from .source import PageImage, TileMode
@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..local_ocr import LocalOCREngine
     from ..page_senders import ReadOrder, SenderPool
     from ..page_workers import PageJob, PageOutcome, PagePool
+    from .blocks import BlockGeometry
 
 
 @dataclass
@@ -115,13 +116,27 @@ class PageReader:
     # ------------------------------------------------------------------ one page, in this process
     def prepare(self, page: PageImage) -> PreparedPage | OCRPage:
         """The page's preparation, or its ``failed`` OCRPage (raised instead: input errors, raise_errors)."""
+        prepared, geometry = self._prepare_deferred(page)
+        if geometry is None or isinstance(prepared, OCRPage):
+            return prepared
+        with self.cpu:
+            return replace(prepared, geometry=geometry())
+
+    def _prepare_deferred(
+        self, page: PageImage
+    ) -> tuple[PreparedPage | OCRPage, Callable[[], BlockGeometry] | None]:
+        """:meth:`prepare` less the block geometry, and the call that computes it."""
         try:
             with self.cpu:
-                return prepare(page, self.options, self.rotation_engine)
+                return prepare_deferred(page, self.options, self.rotation_engine)
         except MiniMaxVLError as e:
             if self.send.raise_errors or isinstance(e, InvalidInputError):
                 raise
-            return failed_page(page, e, None, page.warnings)
+            return failed_page(page, e, None, page.warnings), None
+
+    def _geometry(self, geometry: Callable[[], BlockGeometry]) -> BlockGeometry:
+        with self.cpu:
+            return geometry()
 
     def _turned(self, page: PageImage, ocr: OCRPage) -> Callable[[], Image.Image | None]:
         """The pixels the local fallback reads: the page turned as the model saw it, rendered again when
@@ -155,12 +170,16 @@ class PageReader:
                 page.image = None  # the pixels are not needed once the page is read
 
     async def aread(self, page: PageImage) -> OCRPage:
-        """Async :meth:`read`: page work and fallbacks in a thread, the requests on the loop."""
+        """Async :meth:`read`: page work and fallbacks in a thread, the requests on the loop (the block
+        geometry in a thread once the replies are in)."""
         try:
-            prepared = await asyncio.to_thread(self.prepare, page)
+            prepared, later = await asyncio.to_thread(self._prepare_deferred, page)
             if isinstance(prepared, OCRPage):
                 return await asyncio.to_thread(self.finish, page, prepared)
-            ocr = await aread_prepared(self.client, prepared, self.send)
+            # the block geometry only once the replies are in: the page's request goes out sooner (the
+            # first round of a job is bound by page work) and a page that fails never computes it
+            geometry = None if later is None else partial(asyncio.to_thread, self._geometry, later)
+            ocr = await aread_prepared(self.client, prepared, self.send, geometry)
             return ocr if ocr.status != "failed" else await asyncio.to_thread(self.finish, page, ocr)
         finally:
             if self.release:

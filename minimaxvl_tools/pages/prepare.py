@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 from PIL import Image
@@ -152,6 +154,15 @@ def prepare(
     page: PageImage, options: PrepareOptions, rotation_engine: LocalOCREngine | None = None
 ) -> PreparedPage:
     """Do one rendered page's client-side work: blank check, rotation, plan, cut, encode, block geometry."""
+    prepared, geometry = prepare_deferred(page, options, rotation_engine)
+    return prepared if geometry is None else replace(prepared, geometry=geometry())
+
+
+def prepare_deferred(
+    page: PageImage, options: PrepareOptions, rotation_engine: LocalOCREngine | None = None
+) -> tuple[PreparedPage, Callable[[], BlockGeometry] | None]:
+    """:func:`prepare` less the block geometry, and the call that computes it (None for a blank page):
+    what the answer's block boxes need can be worked out while the request is out, not before it goes."""
     common: dict[str, Any] = {
         "number": page.number,
         "page_count": page.page_count,
@@ -160,7 +171,7 @@ def prepare(
     }
     warnings = list(page.warnings)
     if options.skip_blank and is_blank_page(page, options.blank_uses_text_layer)[0]:
-        return PreparedPage(
+        blank = PreparedPage(
             size=page.size,
             rotation=page.rotation,
             blank=True,
@@ -168,6 +179,7 @@ def prepare(
             warnings=tuple(warnings),
             **common,
         )
+        return blank, None
     if options.fix_rotation:
         page, notes = upright(page, rotation_engine)
         warnings += notes
@@ -182,16 +194,18 @@ def prepare(
         enc = encode_page(image, profile=options.profile, quality=options.quality)
         prompt = ocr_prompts.page_prompt(plain=options.plain)
         crops = (PreparedCrop(enc, prompt, (0, 0, *image.size), image),)
-    return PreparedPage(
+    prepared = PreparedPage(
         size=image.size,
         rotation=page.rotation,
         mode=plan.mode,
         crops=crops,
         warnings=tuple(warnings),
         regions=tuple(plan.regions),
-        geometry=block_geometry(page, plan.regions if plan.mode == "tiles" else ()),
         **common,
     )
+    regions = plan.regions if plan.mode == "tiles" else ()
+    # bound to these pixels (the upright ones), which stay even if the caller lets go of the page's
+    return prepared, partial(block_geometry, replace(page, image=image), regions)
 
 
 class _Pixels:

@@ -9,7 +9,7 @@ crops still in flight), and the page is ``failed`` with the first failure in cro
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,7 @@ from .source import PageImage
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..client import MiniMaxVLClient
+    from .blocks import BlockGeometry
 
 
 @dataclass
@@ -189,10 +190,15 @@ def read_prepared(
 
 
 async def aread_prepared(
-    client: MiniMaxVLClient, prepared: PreparedPage, options: SendOptions | None = None
+    client: MiniMaxVLClient,
+    prepared: PreparedPage,
+    options: SendOptions | None = None,
+    geometry: Callable[[], Awaitable[BlockGeometry]] | None = None,
 ) -> OCRPage:
     """Async :func:`read_prepared`: the crops (and retried halves) are sent concurrently, bounded by the
-    client's concurrency cap; with ``stop_on_failure`` the first crop that fails for good cancels the rest."""
+    client's concurrency cap; with ``stop_on_failure`` the first crop that fails for good cancels the rest.
+    ``geometry``: for a page prepared without its block geometry (:func:`.prepare.prepare_deferred`), what
+    computes it once the replies are in (a page that was read is kept, without block boxes, if it fails)."""
     options = options or SendOptions()
     send, early = _start(client, prepared, options)
     if send is None:
@@ -218,6 +224,11 @@ async def aread_prepared(
         for c, t in zip(prepared.crops, tasks, strict=True)
         if t.done() and not t.cancelled() and t.exception() is None
     ]
+    if geometry is not None and done and not any(r.failure for _, r in done):
+        try:
+            send.job.geometry = await geometry()
+        except Exception as e:  # a page read is never lost to its block boxes
+            send.warnings.append(f"block boxes not computed: {e!r}")
     return _result(prepared, send, options.plain, done)
 
 

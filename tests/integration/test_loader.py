@@ -12,6 +12,7 @@ resume tests prove that finished pages are never sent again.
 from __future__ import annotations
 
 import base64
+import importlib
 import io
 import subprocess
 import sys
@@ -444,6 +445,7 @@ def test_page_threads_bounds_page_work_but_not_requests(
 ) -> None:
     # page_threads=1 (a Ray task's one CPU): renders and preparations never overlap, requests still do
     import minimaxvl_tools.pages.pipeline as pipeline
+    prepare_module = importlib.import_module("minimaxvl_tools.pages.prepare")  # the package has prepare()
     import minimaxvl_tools.pages.source as source
 
     busy = {"now": 0, "peak": 0}
@@ -471,7 +473,8 @@ def test_page_threads_bounds_page_work_but_not_requests(
         while (page := step()) is not None:
             yield page
 
-    monkeypatch.setattr(pipeline, "prepare", counted(pipeline.prepare))
+    monkeypatch.setattr(pipeline, "prepare_deferred", counted(pipeline.prepare_deferred))
+    monkeypatch.setattr(prepare_module, "block_geometry", counted(prepare_module.block_geometry))
     monkeypatch.setattr(source, "iter_pdf_pages", pages)
     vllm_server.set_responder(markdown_responder(delay=lambda n: 0.2))
     client = client_for(vllm_server, max_concurrency=4)
@@ -479,7 +482,7 @@ def test_page_threads_bounds_page_work_but_not_requests(
     docs = drive.iterate(ld, "lazy_load")
     assert [d.metadata["page_number"] for d in docs] == [1, 2, 3, 4, 5]
     assert ld.stats.ok == 5
-    assert busy["peak"] == 1  # one page's rendering or preparation at a time
+    assert busy["peak"] == 1  # one page's rendering, preparation or block geometry at a time
     assert vllm_server.max_running >= 3  # while the requests overlapped
     busy["peak"] = 0
     unbounded = loader(scans, tmp_path / "again", mode="vlm", client=client, workers=0)

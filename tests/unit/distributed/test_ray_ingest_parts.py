@@ -91,7 +91,7 @@ def test_a_page_task_keeps_its_page_work_to_its_cpus(tmp_path: Path, monkeypatch
 
     busy = {"now": 0, "peak": 0}
     lock = threading.Lock()
-    real = pipeline.prepare
+    real = pipeline.prepare_deferred
 
     def prepare(*a: Any, **kw: Any) -> Any:
         with lock:
@@ -104,7 +104,7 @@ def test_a_page_task_keeps_its_page_work_to_its_cpus(tmp_path: Path, monkeypatch
             with lock:
                 busy["now"] -= 1
 
-    monkeypatch.setattr(pipeline, "prepare", prepare)
+    monkeypatch.setattr(pipeline, "prepare_deferred", prepare)
     with LocalVLLMServer() as server:
         server.set_responder(lambda body: Reply(text="# scanned page", delay=0.2))
         settings = Settings(base_url=server.base_url, max_concurrency=4, max_retries=0)

@@ -4,6 +4,7 @@ which must give the same pages (text, status, errors, requests, boxes)."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import re
 from collections.abc import Callable
 from dataclasses import replace
@@ -153,6 +154,51 @@ def test_ocr_page_and_aocr_page_agree_and_leave_the_page_alone() -> None:
     asyn = asyncio.run(aocr_page(client, page, tile=True))  # type: ignore[arg-type]
     strip = {"warnings"}
     assert sync.model_dump(exclude=strip) == asyn.model_dump(exclude=strip)
+
+
+def test_async_read_works_out_block_geometry_once_the_reply_is_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The block geometry (line boxes, a few ms a page) is no longer on the way to the request: the async
+    read computes it after the reply, the same boxes as the sync read, and not at all for a failed page."""
+    prepare_module = importlib.import_module("minimaxvl_tools.pages.prepare")  # the package has prepare()
+    events: list[str] = []
+    real = prepare_module.block_geometry
+
+    def geometry(*a: Any, **kw: Any) -> Any:
+        events.append("geometry")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(prepare_module, "block_geometry", geometry)
+
+    def answer(prompt: str, enc: EncodedImage) -> tuple[str, str]:
+        events.append("request")
+        return "Line 0 of the page\nLine 1 of the page", "stop"
+
+    reader = PageReader.build(_Client(answer), tile=False)  # type: ignore[arg-type]
+    sync = reader.read(_page(2))
+    assert events == ["geometry", "request"]
+    events.clear()
+    asyn = asyncio.run(reader.aread(_page(2)))
+    assert events == ["request", "geometry"]
+    assert asyn.blocks == sync.blocks and [b.kind for b in asyn.blocks] == ["line", "line"]
+
+    events.clear()
+    cut = PageReader.build(_Client(lambda p, e: ("cut", "length")), tile=False, max_attempts=1)  # type: ignore[arg-type]
+    failed = asyncio.run(cut.aread(_page(2)))
+    assert failed.status == "failed" and failed.error_type == "TruncatedOutputError"
+    assert events == []  # nothing computed for boxes the page will never have
+
+
+def test_a_page_read_is_kept_when_its_block_geometry_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    prepare_module = importlib.import_module("minimaxvl_tools.pages.prepare")
+
+    def broken(*a: Any, **kw: Any) -> Any:
+        raise ValueError("no line boxes")
+
+    monkeypatch.setattr(prepare_module, "block_geometry", broken)
+    reader = PageReader.build(_Client(lambda p, e: ("Line 0", "stop")), tile=False)  # type: ignore[arg-type]
+    ocr = asyncio.run(reader.aread(_page(2)))
+    assert (ocr.status, ocr.markdown, ocr.blocks) == ("ok", "Line 0", [])
+    assert any("block boxes not computed" in w and "no line boxes" in w for w in ocr.warnings)
 
 
 def test_bad_options_are_typed() -> None:
