@@ -14,6 +14,7 @@ import asyncio
 import json
 import sys
 import time
+from typing import Any
 
 from PIL import Image, ImageDraw
 
@@ -30,14 +31,8 @@ def _img(w: int, h: int) -> Image.Image:
 Times = dict[str, "float | list[float]"]
 
 
-async def _ours(base_url: str, model: str, n: int, conc: int, start_at: float) -> Times:
-    from minimaxvl_tools import MiniMaxVLClient, Settings
-    from minimaxvl_tools.images.encode import encode_image
-
-    settings = Settings(base_url=base_url, model=model, timeout=120, max_retries=3, max_concurrency=conc)
-    client = MiniMaxVLClient(settings)
-    enc = encode_image(_img(640, 480))
-    await client.amax_model_len()  # the fixture's client has it cached by the time the test runs
+async def ours_loop(client: Any, enc: Any, n: int, start_at: float = 0.0) -> Times:
+    """``n`` calls of ``client.achat`` at once (the client's limiter keeps its concurrency)."""
     done: list[float] = []
 
     async def one(i: int) -> None:
@@ -47,18 +42,15 @@ async def _ours(base_url: str, model: str, n: int, conc: int, start_at: float) -
     await asyncio.sleep(max(0.0, start_at - time.time()))
     started = time.time()
     await asyncio.gather(*[one(i) for i in range(n)])
-    await client.aclose()
     return {"started": started, "done": done}
 
 
-async def _plain(base_url: str, model: str, n: int, conc: int, start_at: float) -> Times:
+async def plain_loop(
+    base_url: str, model: str, system: str, enc: Any, n: int, conc: int, start_at: float = 0.0
+) -> Times:
+    """The same ``n`` requests through a fresh ``AsyncOpenAI`` under a semaphore of ``conc``."""
     import openai
 
-    from minimaxvl_tools import MiniMaxVLClient, Settings
-    from minimaxvl_tools.images.encode import encode_image
-
-    system = MiniMaxVLClient(Settings(base_url=base_url, model=model)).system_prompt or ""
-    enc = encode_image(_img(640, 480))
     oc = openai.AsyncOpenAI(base_url=base_url, api_key="EMPTY", max_retries=0)
     sem = asyncio.Semaphore(conc)
     done: list[float] = []
@@ -84,10 +76,25 @@ async def _plain(base_url: str, model: str, n: int, conc: int, start_at: float) 
     return {"started": started, "done": done}
 
 
+async def _side(side: str, base_url: str, model: str, n: int, conc: int, start_at: float) -> Times:
+    from minimaxvl_tools import MiniMaxVLClient, Settings
+    from minimaxvl_tools.images.encode import encode_image
+
+    settings = Settings(base_url=base_url, model=model, timeout=120, max_retries=3, max_concurrency=conc)
+    client = MiniMaxVLClient(settings)
+    enc = encode_image(_img(640, 480))
+    if side == "plain":
+        return await plain_loop(base_url, model, client.system_prompt or "", enc, n, conc, start_at)
+    await client.amax_model_len()  # the test's shared client has it cached by the time the test runs
+    try:
+        return await ours_loop(client, enc, n, start_at)
+    finally:
+        await client.aclose()
+
+
 def main(argv: list[str]) -> None:
     side, base_url, model, n, conc, start_at = argv
-    run = _ours if side == "ours" else _plain
-    print(json.dumps(asyncio.run(run(base_url, model, int(n), int(conc), float(start_at)))))
+    print(json.dumps(asyncio.run(_side(side, base_url, model, int(n), int(conc), float(start_at)))))
 
 
 if __name__ == "__main__":

@@ -457,7 +457,7 @@ def test_cli_against_live_server(
 def test_throughput_vs_plain_openai(
     client: MiniMaxVLClient, base_url: str, served_model: str, results: dict[str, Any]
 ) -> None:
-    import openai
+    from tests.gpu.side_by_side import ours_loop, plain_loop
 
     n, conc, pairs = 384, 8, 7
     img = _img(640, 480)
@@ -465,34 +465,12 @@ def test_throughput_vs_plain_openai(
 
     async def ours() -> float:
         t0 = time.perf_counter()
-        await asyncio.gather(
-            *[
-                client.achat(f"q{i}", [enc], max_tokens=16, temperature=0.0, extra_body={"ignore_eos": True})
-                for i in range(n)
-            ]
-        )
+        await ours_loop(client, enc, n)
         return n / (time.perf_counter() - t0)
 
     async def plain() -> float:
-        oc = openai.AsyncOpenAI(base_url=base_url, api_key="EMPTY", max_retries=0)
-        sem = asyncio.Semaphore(conc)
-
-        async def one(i: int) -> None:
-            async with sem:
-                await oc.chat.completions.create(
-                    model=served_model,
-                    max_tokens=16,
-                    temperature=0.0,
-                    extra_body={"ignore_eos": True},
-                    messages=[
-                        {"role": "system", "content": [{"type": "text", "text": client.system_prompt or ""}]},
-                        {"role": "user", "content": [enc.to_part(), {"type": "text", "text": f"q{i}"}]},
-                    ],
-                )
-
         t0 = time.perf_counter()
-        await asyncio.gather(*[one(i) for i in range(n)])
-        await oc.close()
+        await plain_loop(base_url, served_model, client.system_prompt or "", enc, n, conc)
         return n / (time.perf_counter() - t0)
 
     # seven pairs, each pair's two runs back to back (the order alternating, so neither always goes first
