@@ -145,26 +145,30 @@ def plan_size(
     )
 
 
-def apply_plan(image: Image.Image, plan: SizePlan) -> Image.Image:
-    """Resize (bicubic) and pad ``image`` as ``plan`` says (RGB out); it must have the plan's source size."""
+def apply_plan(image: Image.Image, plan: SizePlan, *, gray: bool | None = None) -> Image.Image:
+    """Resize (bicubic) and pad ``image`` as ``plan`` says; it must have the plan's source size.
+
+    RGB out, unless ``gray=True``: the caller knows every pixel is gray (:func:`.encode.is_grayscale`), and
+    gets one channel (L) back, the same pixels for an encoder that sends gray pages as gray anyway.
+    ``gray=False``: known to have colour (nothing checked); None: checked here when resizing.
+    """
     if image.size != plan.source:
         raise InvalidInputError(
             f"image is {image.width}x{image.height} but the plan was made for "
             f"{plan.source[0]}x{plan.source[1]}: plan the size of this image with plan_size()"
         )
+    img = image if image.mode in ("L", "RGB") else image.convert("RGB")
     if plan.resized != plan.source:
         # A gray page (most scans) is resized as one channel: the same pixels in a third of the time.
-        src = image if image.mode in ("L", "RGB") else image.convert("RGB")
-        if src.mode == "RGB" and is_grayscale(src):
-            src = src.convert("L")
+        if img.mode == "RGB" and (gray or (gray is None and is_grayscale(img))):
+            img = img.convert("L")
         # bicubic: what the server itself uses to fit canvases; reducing_gap pre-shrinks large factors fast
-        img = src.resize(plan.resized, Image.Resampling.BICUBIC, reducing_gap=3.0)
-    else:
-        img = image
-    if img.mode != "RGB":
-        img = img.convert("RGB")
+        img = img.resize(plan.resized, Image.Resampling.BICUBIC, reducing_gap=3.0)
+    out = "L" if gray else "RGB"
+    if img.mode != out:
+        img = img.convert(out)
     if plan.final != plan.resized:
-        canvas = Image.new("RGB", plan.final, (255, 255, 255))
+        canvas = Image.new(out, plan.final, 255 if out == "L" else (255, 255, 255))
         canvas.paste(img, plan.offset)
         img = canvas
     return img
@@ -178,8 +182,10 @@ def fit_image(
     profile: ModelProfile = MINIMAX_VL_01,
     shrink_tolerance: float | None = None,
     pad_small: bool = True,
+    gray: bool | None = None,
 ) -> tuple[Image.Image, SizePlan]:
-    """Plan and apply the size of ``image`` in one step; returns the image to send and its plan."""
+    """Plan and apply the size of ``image`` in one step; returns the image to send and its plan
+    (``gray``: as in :func:`apply_plan`)."""
     plan = plan_size(
         image.width,
         image.height,
@@ -189,7 +195,7 @@ def fit_image(
         shrink_tolerance=shrink_tolerance,
         pad_small=pad_small,
     )
-    return apply_plan(image, plan), plan
+    return apply_plan(image, plan, gray=gray), plan
 
 
 def split_boxes(

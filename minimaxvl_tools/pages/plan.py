@@ -338,10 +338,12 @@ def encode_page(
     mode: Literal["legibility", "economy"] = "legibility",
     quality: int = 90,
     profile: ModelProfile = DEFAULT_PROFILE,
+    gray: bool | None = None,
 ) -> EncodedImage:
-    """Fit a whole page to the token budget (:func:`~.images.sizing.fit_image`) and encode it."""
-    fitted, _ = fit_image(image, max_tokens=max_tokens, mode=mode, profile=profile)
-    return encode_image(fitted, quality=quality, profile=profile)
+    """Fit a whole page to the token budget (:func:`~.images.sizing.fit_image`) and encode it; ``gray``:
+    whether every pixel is gray, when the caller knows (None: found out here)."""
+    fitted, _ = fit_image(image, max_tokens=max_tokens, mode=mode, profile=profile, gray=gray)
+    return encode_image(fitted, quality=quality, profile=profile, gray=gray is not False)
 
 
 def cut_page(image: Image.Image, plan: PagePlan) -> list[tuple[Image.Image, Tile]]:

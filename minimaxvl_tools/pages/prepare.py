@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from PIL import Image
 
 from ..errors import InvalidInputError, MiniMaxVLError
-from ..images.encode import EncodedImage
+from ..images.encode import EncodedImage, is_grayscale
 from ..images.quality import correct_rotation, detect_rotation, is_blank
 from ..pdf import text_layer_is_good
 from ..profile import DEFAULT_PROFILE, ModelProfile
@@ -184,6 +184,12 @@ def prepare_deferred(
         page, notes = upright(page, rotation_engine)
         warnings += notes
     image = page.pixels()
+    # a gray page (most scans) goes on as one channel, converted once: the same pixels for the plan, the
+    # encoder and the line boxes (and a third of the memory for the pixels kept for retries)
+    gray = image.mode == "L" or (image.mode == "RGB" and is_grayscale(image))
+    if gray and image.mode != "L":
+        image = image.convert("L")
+        page = replace(page, image=image)
     plan = plan_page_image(
         image, tile=options.tile, min_x_height=options.min_x_height, profile=options.profile
     )
@@ -191,7 +197,7 @@ def prepare_deferred(
         reqs = _crop_requests(page, plan, options.plain, options.profile, options.quality)
         crops = tuple(PreparedCrop(enc, prompt, plan.boxes[t.index], img) for prompt, enc, t, img in reqs)
     else:
-        enc = encode_page(image, profile=options.profile, quality=options.quality)
+        enc = encode_page(image, profile=options.profile, quality=options.quality, gray=gray)
         prompt = ocr_prompts.page_prompt(plain=options.plain)
         crops = (PreparedCrop(enc, prompt, (0, 0, *image.size), image),)
     prepared = PreparedPage(

@@ -123,6 +123,24 @@ def test_apply_plan_resizes_gray_pages_as_one_channel_with_the_same_pixels() -> 
         assert np.array_equal(np.asarray(crop), np.asarray(rgb))  # identical to resizing all three channels
 
 
+@pytest.mark.parametrize("size", [(1275, 1650), (336, 336), (200, 90)])  # resized; as it is; padded
+def test_apply_plan_known_gray_gives_one_channel_of_the_same_pixels(size: tuple[int, int]) -> None:
+    """gray=True (the caller checked): L out, pixel for pixel the RGB result; gray=False checks nothing and
+    gives RGB; the default stays RGB out."""
+    rng = np.random.default_rng(1)
+    gray = Image.fromarray(rng.integers(0, 256, size[::-1], dtype=np.uint8), "L")
+    plan = plan_size(*size)
+    rgb = apply_plan(gray.convert("RGB"), plan)
+    for img in (gray, gray.convert("RGB")):
+        one = apply_plan(img, plan, gray=True)
+        assert one.mode == "L" and one.size == rgb.size == plan.final
+        assert np.array_equal(np.asarray(one), np.asarray(rgb.convert("L")))
+        assert apply_plan(img, plan).mode == "RGB"
+    assert apply_plan(gray.convert("RGB"), plan, gray=False).mode == "RGB"
+    if plan.final != plan.resized:  # the padding is white in one channel too
+        assert apply_plan(gray, plan, gray=True).getpixel((0, 0)) == 255
+
+
 def test_aspect_ratio_refused_with_advice() -> None:
     with pytest.raises(AspectRatioError, match=r"50000x10.*split_strip"):
         plan_size(50000, 10)

@@ -18,7 +18,7 @@ from minimaxvl_tools.images.encode import EncodedImage
 from minimaxvl_tools.pages import PageImage, aocr_page, ocr_page
 from minimaxvl_tools.pages.fallback import Fallbacks, fallback_kind
 from minimaxvl_tools.pages.pipeline import PageReader
-from minimaxvl_tools.pages.prepare import PrepareOptions, prepare
+from minimaxvl_tools.pages.prepare import PrepareOptions, crop_pixels, prepare
 from minimaxvl_tools.results import OCRPage
 
 
@@ -199,6 +199,33 @@ def test_a_page_read_is_kept_when_its_block_geometry_fails(monkeypatch: pytest.M
     ocr = asyncio.run(reader.aread(_page(2)))
     assert (ocr.status, ocr.markdown, ocr.blocks) == ("ok", "Line 0", [])
     assert any("block boxes not computed" in w and "no line boxes" in w for w in ocr.warnings)
+
+
+@pytest.mark.parametrize("tile", [False, True])
+def test_a_gray_page_is_prepared_as_one_channel_with_the_same_bytes(tile: bool) -> None:
+    """A gray RGB page is converted to one channel once, up front: the images sent are byte for byte those
+    of the RGB page encoded crop by crop, and the pixels kept for retries are L (a third of the memory);
+    a page with colour stays RGB."""
+    from minimaxvl_tools.images.encode import encode_image
+    from minimaxvl_tools.pages.plan import cut_page, encode_page, plan_page_image
+
+    page = _page(70, (2400, 3200)) if tile else _page(12)
+    options = PrepareOptions(tile=tile)
+    prepared = prepare(page, options)
+    image = page.pixels()
+    assert image.mode == "RGB"  # the caller's page is left as it was
+    plan = plan_page_image(image, tile=tile)
+    if tile:
+        expected = [encode_image(img).data_url for img, _ in cut_page(image, plan)]
+    else:
+        expected = [encode_page(image).data_url]
+    assert [c.image.data_url for c in prepared.crops] == expected
+    assert {crop_pixels(c).mode for c in prepared.crops} == {"L"}
+
+    colour = _page(12)
+    ImageDraw.Draw(colour.pixels()).rectangle((700, 900, 800, 1000), fill=(200, 30, 30))
+    kept = prepare(colour, PrepareOptions(tile=False)).crops[0]
+    assert crop_pixels(kept).mode == "RGB" and kept.image.data_url == encode_page(colour.pixels()).data_url
 
 
 def test_bad_options_are_typed() -> None:
