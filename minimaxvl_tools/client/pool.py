@@ -87,6 +87,14 @@ class Endpoint:
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
             loop.call_soon_threadsafe(_close_later, old)
 
+    async def aclose(self) -> None:
+        """Close the async client on this loop; another loop's is retired (:meth:`retire_aclient`)."""
+        if self._aclient is not None and self._aclient_loop is asyncio.get_running_loop():
+            client, self._aclient, self._aclient_loop = self._aclient, None, None
+            with contextlib.suppress(Exception):
+                await client.close()
+        self.retire_aclient()
+
     def healthy(self, now: float) -> bool:
         """True unless a recent failure put the endpoint in its cool-down."""
         return self.down_until <= now
@@ -159,12 +167,8 @@ class EndpointPool:
 
     async def aclose(self) -> None:
         """Close every HTTP client, async ones first (another loop's are retired)."""
-        loop = asyncio.get_running_loop()
         for ep in self.endpoints:
-            if ep._aclient is not None and ep._aclient_loop is loop:
-                with contextlib.suppress(Exception):
-                    await ep._aclient.close()
-            ep.retire_aclient()
+            await ep.aclose()
         self.close()
 
 

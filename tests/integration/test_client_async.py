@@ -164,3 +164,16 @@ def test_one_client_across_event_loops_leaves_no_failed_close(
     gc.collect()
     assert not [r for r in caplog.records if r.name == "asyncio"], [r.getMessage() for r in caplog.records]
     client.close()
+
+
+async def test_aclose_closes_this_loops_client_once(vllm_server: LocalVLLMServer) -> None:
+    from minimaxvl_tools.client import pool
+
+    client = make_client(vllm_server, max_retries=0)
+    assert (await client.achat("hello")).text
+    (ep,) = client.pool.endpoints
+    http = ep.aclient()._client
+    await client.aclose()
+    await asyncio.sleep(0)  # a close handed to the loop would have started by now
+    assert http.is_closed and ep._aclient is None
+    assert not pool._CLOSING  # closed here, not handed to a second close task
