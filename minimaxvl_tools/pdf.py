@@ -172,8 +172,13 @@ def keep_documents(count: int) -> None:
     global _KEEP
     with _LOCK:
         _KEEP = max(0, int(count))
-        while len(_KEPT) > _KEEP:
-            _KEPT.popitem(last=False)[1].close()
+        _trim()
+
+
+def _trim() -> None:
+    """Close the oldest kept documents beyond :data:`_KEEP` (under _LOCK)."""
+    while len(_KEPT) > _KEEP:
+        _KEPT.popitem(last=False)[1].close()
 
 
 def _checkout(target: Path | bytes, name: str, password: str | None) -> tuple[pdfium.PdfDocument, Any]:
@@ -202,8 +207,7 @@ def _checkin(doc: pdfium.PdfDocument, key: Any) -> None:
         for k in stale:
             _KEPT.pop(k).close()
         _KEPT[key] = doc
-        while len(_KEPT) > _KEEP:
-            _KEPT.popitem(last=False)[1].close()
+        _trim()
 
 
 def pdf_page_count(
