@@ -119,8 +119,7 @@ class PageReader:
         prepared, geometry = self._prepare_deferred(page)
         if geometry is None or isinstance(prepared, OCRPage):
             return prepared
-        with self.cpu:
-            return replace(prepared, geometry=geometry())
+        return replace(prepared, geometry=self._geometry(geometry))
 
     def _prepare_deferred(
         self, page: PageImage
@@ -135,6 +134,7 @@ class PageReader:
             return failed_page(page, e, None, page.warnings), None
 
     def _geometry(self, geometry: Callable[[], BlockGeometry]) -> BlockGeometry:
+        """The deferred block geometry, computed under the page-work gate."""
         with self.cpu:
             return geometry()
 
