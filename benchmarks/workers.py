@@ -129,6 +129,8 @@ def _throughput(
             r = out[_label(w, send)] = asyncio.run(_tool_run(pdf, ports, pages, slots, w, send))
             spans = [span for p in procs for span in p.spans()]
             r |= occupancy(spans, slots, r.pop("started"), r["wall_s"])
+            if w and send:  # the job's pages per sender (a sender with more than its share: a round more)
+                r["split"] = shared_senders(w).given()
         if w:
             shared_pool(w).shutdown()
             shared_senders(w).shutdown()
@@ -270,6 +272,7 @@ def run(
                 f"  {label} slots, {w}: first request {r['first_request_s']:.2f} s; full {r['full_at_s']:.2f}"
                 f"-{r['full_until_s']:.2f} s of {r['wall_s']:.2f}; busy share {r['slot_busy_share']:.3f}; "
                 f"request {r['mean_request_s']:.3f} s; busy cores {r['busy_cores']:.1f}"
+                + (f"; pages per sender {min(r['split'])}-{max(r['split'])}" if r.get("split") else "")
             )
     lines.append(f"memory: loader vlm alazy_load at {MEMORY_DPI} dpi, workers={n}, fresh process per size:")
     for count, r in mem.items():

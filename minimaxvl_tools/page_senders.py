@@ -10,10 +10,11 @@ process (prepare -> send -> fallback). The caller's process only hands out page 
 page number) and takes back :class:`~.results.OCRPage` results, adding the senders' token usage to its
 client.
 
-Pages go to the sender with the most room (its share of the slots less its pages in flight); results are
-futures the in-flight window awaits in page order. Cancelling a future cancels that page in its sender. A
-sender that dies (a crash in a native library) is replaced and its pages in flight are tried once more on
-the new one; pages in flight on it when it dies again come back ``failed`` (never an exception for the job).
+Pages go out in proportion to the senders' shares of the slots (:func:`pick`: the sender given the
+fewest pages for its share, passing over one that holds three times its share); results are futures
+the in-flight window awaits in page order. Cancelling a future cancels that page in its sender. A sender
+that dies (a crash in a native library) is replaced and its pages in flight are tried once more on the
+new one; pages in flight on it when it dies again come back ``failed`` (never an exception for the job).
 Senders ignore Ctrl-C: the caller's process stops them.
 
 Used by OCRTool and the loader when ``workers`` gives processes and ``Settings.worker_send`` is on
@@ -51,8 +52,18 @@ if TYPE_CHECKING:  # pragma: no cover
     from .client import MiniMaxVLClient
     from .client.spec import ClientSpec
     from .local_ocr import LocalOCREngine
+    from .pages.pipeline import Deferred
 
-__all__ = ["ReadOrder", "SenderPool", "client_blob", "senders_for", "share", "shared_senders", "worker_pools"]
+__all__ = [
+    "ReadOrder",
+    "SenderPool",
+    "client_blob",
+    "pick",
+    "senders_for",
+    "share",
+    "shared_senders",
+    "worker_pools",
+]
 
 _POLL_S = 0.2
 """How often the collector checks that the senders are alive while no result arrives."""
@@ -119,7 +130,8 @@ class _Sender:
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self.closing: set[asyncio.Task[None]] = set()
         self.getter = ThreadPoolExecutor(1, thread_name_prefix="minimaxvl-sender-inbox")
-        self.render = ThreadPoolExecutor(1, thread_name_prefix="minimaxvl-sender-render")  # PDFium: 1 thread
+        # pages rendered and prepared one after another, in order (PDFium renders on one thread anyway)
+        self.render = ThreadPoolExecutor(1, thread_name_prefix="minimaxvl-sender-render")
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -184,9 +196,13 @@ class _Sender:
 
 
 async def read_order(order: ReadOrder, client: MiniMaxVLClient, render: ThreadPoolExecutor) -> OCRPage:
-    """One page end to end in this process: render it (on the ``render`` thread), then the same
-    :class:`~.pages.PageReader` read as in-process (prepare, send, fallback). A page that does not
-    render fails alone (as with :mod:`.page_workers`), through the fallback chain like any failed page."""
+    """One page end to end in this process: render and prepare it (one job on the ``render`` thread),
+    then the same :class:`~.pages.PageReader` read as in-process (send, fallback). A page that does not
+    render fails alone (as with :mod:`.page_workers`), through the fallback chain like any failed page.
+
+    Render and preparation share the one thread, page after page in order: a sender's first pages are
+    ready for its free slots before the pages read ahead take any CPU (the first round of a job is bound
+    by page work; the N senders of a machine already keep its cores busy)."""
     from .pages.pipeline import PageReader
 
     job = order.job
@@ -200,14 +216,24 @@ async def read_order(order: ReadOrder, client: MiniMaxVLClient, render: ThreadPo
         password=job.password,
         fit=job.fit,
     )
-    try:
-        page = await asyncio.get_running_loop().run_in_executor(render, render_page, job)
-    except Exception as e:  # a page that does not render (damaged, over the pixel cap) fails alone
-        if not isinstance(e, MiniMaxVLError):
-            e = MiniMaxVLError(f"page {job.number} of {job.path}: {e!r}")
+
+    def page_work() -> tuple[PageImage, Deferred] | MiniMaxVLError:
+        try:
+            page = render_page(job)
+        except Exception as e:  # a page that does not render (damaged, over the pixel cap) fails alone
+            return (
+                e
+                if isinstance(e, MiniMaxVLError)
+                else MiniMaxVLError(f"page {job.number} of {job.path}: {e!r}")
+            )
+        return page, reader.prepare_deferred(page)  # its errors are raised, as in-process
+
+    done = await asyncio.get_running_loop().run_in_executor(render, page_work)
+    if isinstance(done, MiniMaxVLError):
         meta = order.meta()
-        return await asyncio.to_thread(reader.finish, meta, failed_page(meta, e, None, []))
-    return await reader.aread(page)
+        return await asyncio.to_thread(reader.finish, meta, failed_page(meta, done, None, []))
+    page, deferred = done
+    return await reader.aread(page, deferred)
 
 
 def _serve(inbox: Queue[Any], outbox: Queue[Any], index: int, senders: int) -> None:
@@ -223,12 +249,33 @@ def _serve(inbox: Queue[Any], outbox: Queue[Any], index: int, senders: int) -> N
 # ---------------------------------------------------------------------------------------------- caller side
 @dataclass
 class _Slot:
-    """One sender process and its inbox; ``load`` counts its pages in flight."""
+    """One sender process and its inbox; ``load`` counts its pages in flight, ``given`` the pages it was
+    given since the pool was last idle."""
 
     process: BaseProcess
     inbox: Queue[Any]
     index: int
     load: int = 0
+    given: int = 0
+
+
+_CAP = 3
+"""A sender is passed over while it holds this many times its share of the slots in pages (a stalled
+sender, or one with slow pages), unless every sender does."""
+
+
+def pick(senders: list[_Slot], slots: int, size: int) -> _Slot:
+    """The sender for the next page of a client with ``slots`` request slots, over a pool of ``size``:
+    the one given the fewest pages for its share, so a job's pages split in proportion to the shares and
+    a job of k x ``slots`` pages takes k rounds of requests in every sender. A page is bound to its sender
+    when it is handed out, long before a slot frees; the least-loaded sender instead is the one whose
+    requests started first, and it ends a job with a round more than the others. Ties: most room."""
+
+    def key(slot: _Slot) -> tuple[bool, float, int]:
+        mine = max(1, share(slots, slot.index, size))
+        return (slot.load >= _CAP * mine, slot.given / mine, slot.load - mine)
+
+    return min(senders, key=key)
 
 
 @dataclass
@@ -289,6 +336,10 @@ class SenderPool:
         """Process ids of the running senders (empty before the first page)."""
         return [s.process.pid for s in self._slots if s.process.pid is not None]
 
+    def given(self) -> list[int]:
+        """Pages each sender was given since the pool was last idle (a job's split over the senders)."""
+        return [s.given for s in self._slots]
+
     def submit(self, order: ReadOrder, record: Any = None) -> Future[OCRPage]:
         """Send ``order`` to the least-loaded sender; ``record`` (e.g. the caller's
         ``client.record_usage``) is called with the usage its sender spent. The future's result is the
@@ -297,10 +348,13 @@ class SenderPool:
         with self._lock:
             self._start()
             seq = next(self._seq)
-            active = self._slots[: min(self.size, max(1, order.slots))]
-            slot = max(active, key=lambda s: share(order.slots, s.index, self.size) - s.load)
+            if not any(s.load for s in self._slots):  # idle: a new job shares its pages out afresh
+                for s in self._slots:
+                    s.given = 0
+            slot = pick(self._slots[: min(self.size, max(1, order.slots))], order.slots, self.size)
             self._pending[seq] = _Pending(fut, order, slot, record)
             slot.load += 1
+            slot.given += 1
             slot.inbox.put(("read", seq, order))
         fut.add_done_callback(lambda f, s=seq: f.cancelled() and self._cancel(s))
         return fut
@@ -346,6 +400,7 @@ class SenderPool:
                 if slot.process.is_alive() or self._stop.is_set():
                     continue
                 fresh = self._slots[i] = self._spawn(i)
+                fresh.given = slot.given
                 for seq, item in list(self._pending.items()):
                     if item.slot is not slot:
                         continue

@@ -42,6 +42,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..page_workers import PageJob, PageOutcome, PagePool
     from .blocks import BlockGeometry
 
+    Deferred = tuple[PreparedPage | OCRPage, Callable[[], BlockGeometry] | None]
+    """A page prepared but for its block geometry, and the call that computes it (None: none to compute)."""
+
 
 @dataclass
 class PageReader:
@@ -116,15 +119,13 @@ class PageReader:
     # ------------------------------------------------------------------ one page, in this process
     def prepare(self, page: PageImage) -> PreparedPage | OCRPage:
         """The page's preparation, or its ``failed`` OCRPage (raised instead: input errors, raise_errors)."""
-        prepared, geometry = self._prepare_deferred(page)
+        prepared, geometry = self.prepare_deferred(page)
         if geometry is None or isinstance(prepared, OCRPage):
             return prepared
         return replace(prepared, geometry=self._geometry(geometry))
 
-    def _prepare_deferred(
-        self, page: PageImage
-    ) -> tuple[PreparedPage | OCRPage, Callable[[], BlockGeometry] | None]:
-        """:meth:`prepare` less the block geometry, and the call that computes it."""
+    def prepare_deferred(self, page: PageImage) -> Deferred:
+        """:meth:`prepare` less the block geometry, and the call that computes it (None: no geometry)."""
         try:
             with self.cpu:
                 return prepare_deferred(page, self.options, self.rotation_engine)
@@ -169,11 +170,12 @@ class PageReader:
             if self.release:
                 page.image = None  # the pixels are not needed once the page is read
 
-    async def aread(self, page: PageImage) -> OCRPage:
+    async def aread(self, page: PageImage, deferred: Deferred | None = None) -> OCRPage:
         """Async :meth:`read`: page work and fallbacks in a thread, the requests on the loop (the block
-        geometry in a thread once the replies are in)."""
+        geometry in a thread once the replies are in). ``deferred``: the page's :meth:`prepare_deferred`,
+        when the caller has done it already (a sender, on its page thread right after the render)."""
         try:
-            prepared, later = await asyncio.to_thread(self._prepare_deferred, page)
+            prepared, later = deferred or await asyncio.to_thread(self.prepare_deferred, page)
             if isinstance(prepared, OCRPage):
                 return await asyncio.to_thread(self.finish, page, prepared)
             # the block geometry only once the replies are in: the page's request goes out sooner (the

@@ -7,20 +7,32 @@ cancellation, Ctrl-C, and when the caller's client is not shipped.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import random
 import signal
 import time
-from concurrent.futures import CancelledError
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from fpdf import FPDF
 
 from minimaxvl_tools.client import ConcurrencyLimiter, MiniMaxVLClient
-from minimaxvl_tools.page_senders import ReadOrder, SenderPool, client_blob, senders_for, share
+from minimaxvl_tools.page_senders import (
+    ReadOrder,
+    SenderPool,
+    _Slot,
+    client_blob,
+    pick,
+    read_order,
+    senders_for,
+    share,
+)
 from minimaxvl_tools.page_workers import PageJob
 from minimaxvl_tools.pages.fallback import Fallbacks
 from minimaxvl_tools.pages.send import SendOptions
+from minimaxvl_tools.results import OCRPage
 from minimaxvl_tools.settings import Settings
 from minimaxvl_tools.testing.server import LocalVLLMServer
 
@@ -91,6 +103,45 @@ def test_a_page_that_does_not_render_goes_through_the_fallbacks(
     assert (page.page, page.status, page.engine, page.text) == (4, "fallback", "text-layer", layer)
     assert page.error and "broken.pdf" in page.error  # the model path's reason is kept
     assert not vllm_server.requests
+
+
+def test_a_sender_prepares_each_page_before_it_renders_the_next(
+    vllm_server: LocalVLLMServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Render and preparation are one job per page on the sender's page thread: its first pages are ready
+    for its free slots before the pages read ahead take any of its CPU."""
+    import minimaxvl_tools.page_senders as senders_mod
+    from minimaxvl_tools.pages.pipeline import PageReader
+
+    events: list[str] = []
+    render, prepare = senders_mod.render_page, PageReader.prepare_deferred
+
+    def rendered(job: PageJob) -> object:
+        out = render(job)
+        events.append(f"render {job.number}")
+        return out
+
+    def prepared(self: PageReader, page: object) -> object:
+        out = prepare(self, page)  # type: ignore[arg-type]
+        events.append(f"prepare {page.number}")  # type: ignore[attr-defined]
+        return out
+
+    monkeypatch.setattr(senders_mod, "render_page", rendered)
+    monkeypatch.setattr(PageReader, "prepare_deferred", prepared)
+    pdf = _pdf(tmp_path / "doc.pdf", 3)
+    client = _client(vllm_server)
+    thread = ThreadPoolExecutor(1)
+
+    async def go() -> list[OCRPage]:
+        orders = [_order(client, pdf, n) for n in (1, 2, 3)]
+        return await asyncio.gather(*(read_order(o, client, thread) for o in orders))
+
+    try:
+        pages = asyncio.run(go())
+    finally:
+        thread.shutdown()
+    assert [p.status for p in pages] == ["ok"] * 3
+    assert events == ["render 1", "prepare 1", "render 2", "prepare 2", "render 3", "prepare 3"]
 
 
 def test_a_sender_that_dies_is_replaced_and_its_pages_are_retried(tmp_path: Path) -> None:
@@ -164,7 +215,61 @@ def test_pages_in_flight_never_exceed_the_clients_cap(tmp_path: Path) -> None:
         futs = [pool.submit(_order(client, pdf, n)) for n in range(1, 7)]
         assert [f.result(timeout=60).status for f in futs] == ["ok"] * 6
         assert len(pool.pids()) == 2
+        assert pool.given() == [4, 2]  # in proportion to the shares
+        time.sleep(0.3)  # the collector settles the last load
+        again = [pool.submit(_order(client, pdf, n)) for n in (1, 2, 3)]
+        assert [f.result(timeout=60).status for f in again] == ["ok"] * 3
+        assert pool.given() == [2, 1]  # an idle pool shares the next job out afresh
     assert server.max_running == 3
+
+
+def _fake_senders(count: int) -> list[_Slot]:
+    return [_Slot(None, None, i) for i in range(count)]  # type: ignore[arg-type]
+
+
+def _split(slots: int, size: int, pages: int, seed: int) -> list[int]:
+    """A job's split over ``size`` senders in a model of the real run: pages handed out through the in-
+    order window of 2 x slots, each bound to its sender at once; a sender works its pages one after another
+    (at its own pace: 30-42 ms a page) and sends each on the first of its slots to free; requests take
+    1.00-1.02 s, one in twenty up to 0.4 s more (as measured against the 256-slot double)."""
+    rng = random.Random(seed)
+    senders = _fake_senders(size)
+    free = [[0.0] * max(1, share(slots, i, size)) for i in range(size)]
+    pace = [0.030 * (1 + 0.4 * rng.random()) for _ in range(size)]
+    worked = [0.0] * size  # when each sender's page work is free again
+    ends: list[float] = []
+    mine: list[list[float]] = [[] for _ in range(size)]
+    for j in range(pages):
+        now = max(ends[: j - 2 * slots + 1]) if j >= 2 * slots else 0.0
+        for s in senders:
+            s.load = sum(end > now for end in mine[s.index])
+        s = pick(senders, slots, size)
+        s.given += 1
+        worked[s.index] = max(now, worked[s.index]) + pace[s.index]
+        start = max(worked[s.index], min(free[s.index]))
+        free[s.index].remove(min(free[s.index]))
+        end = start + 1.0 + 0.02 * rng.random() + (0.4 * rng.random() if rng.random() < 0.05 else 0.0)
+        free[s.index].append(end)
+        ends.append(end)
+        mine[s.index].append(end)
+    return [s.given for s in senders]
+
+
+@pytest.mark.parametrize("slots", [32, 256])
+def test_a_job_of_k_rounds_is_k_rounds_in_every_sender(slots: int) -> None:
+    """A job of 5 x slots pages splits 5 x share per sender whatever the senders' pace and the requests'
+    tails. (Handing each page to the sender with the most room gives those whose requests came back
+    first more pages: 84-89 per 17 slots at 256, so some senders take a sixth round of requests.)"""
+    for seed in range(5):
+        assert _split(slots, 15, 5 * slots, seed) == [5 * share(slots, i, 15) for i in range(15)]
+
+
+def test_a_sender_holding_three_times_its_share_is_passed_over() -> None:
+    senders = _fake_senders(2)  # 4 slots: shares 2 + 2
+    senders[0].load, senders[1].load, senders[1].given = 6, 1, 10  # sender 0 stalled, sender 1 busy
+    assert pick(senders, 4, 2) is senders[1]
+    senders[1].load = 6  # both at three times their share: the fewest given again
+    assert pick(senders, 4, 2) is senders[0]
 
 
 def test_a_sender_keeps_a_bounded_number_of_clients() -> None:
