@@ -378,16 +378,31 @@ latency, slots = float(sys.argv[1]), sys.argv[2]
 # benchmark measures the client, not the double's decoding under its one GIL
 s = LocalVLLMServer(latency=latency, slots=None if slots == "none" else int(slots), image_check="header")
 spans = []  # (slot taken, slot given back) of every chat request, on the machine's monotonic clock
-take, give, lock = s._acquire_slot, s._release_slot, threading.Lock()
+# per chat request, the time around its slot: from the request's headers read to the slot (the body's
+# upload by the client, the double's JSON and checks), and from the slot's end to the reply written
+reads = []
+take, give, lock, here = s._acquire_slot, s._release_slot, threading.Lock(), threading.local()
+from minimaxvl_tools.testing.handler import Handler
+post = Handler.do_POST
+def arrived(handler):
+    here.at, here.entry = time.monotonic(), None
+    post(handler)
+    if here.entry is not None:
+        here.entry[1] = time.monotonic() - here.given
+Handler.do_POST = arrived
 def taken():
     take()
+    now = time.monotonic()
     with lock:
-        spans.append([time.monotonic(), 0.0])
+        spans.append([now, 0.0])
+        here.entry = [now - getattr(here, "at", now), 0.0]
+        reads.append(here.entry)
 def given():
     with lock:
+        here.given = time.monotonic()
         for span in reversed(spans):
             if not span[1]:
-                span[1] = time.monotonic()
+                span[1] = here.given
                 break
     give()
 s._acquire_slot, s._release_slot = taken, given
@@ -396,6 +411,8 @@ print(s.port, flush=True)
 for line in sys.stdin:  # "spans": print them (one JSON line); end of input: stop
     if line.strip() == "spans":
         print(json.dumps(spans), flush=True)
+    elif line.strip() == "reads":
+        print(json.dumps(reads), flush=True)
 s.stop()
 """
 
@@ -414,6 +431,14 @@ class ServerProcess:
         """(start, end) of every chat request's time in a slot so far (``time.monotonic`` seconds, the
         same clock in every process of the machine); end 0.0 while it runs."""
         self.stdin.write("spans\n")
+        self.stdin.flush()
+        return [(a, b) for a, b in json.loads(self.stdout.readline())]
+
+    def reads(self) -> list[tuple[float, float]]:
+        """The time around each chat request's slot (in the order of :meth:`spans`): seconds from its
+        headers read to its slot (the body's upload by the client, the double's parsing and checks) and
+        from the slot's end to the reply written (0.0 while it runs)."""
+        self.stdin.write("reads\n")
         self.stdin.flush()
         return [(a, b) for a, b in json.loads(self.stdout.readline())]
 

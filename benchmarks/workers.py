@@ -12,7 +12,9 @@ settings in the same run:
   each (1.0 s; given as ``base_urls``): ideal 256 pages/s. The double reads only image headers
   (``image_check="header"``) and the 256 slots are spread over four processes, so its own work (one
   GIL per process) stays small beside the client's. Target >= 200 pages/s for one client process tree
-  (the client process and its page workers).
+  (the client process and its page workers). Reported beside it: the time before each request's slot
+  (from its headers read: the body's upload and the double's parsing) and after it (the reply
+  written), and the job's pages per sender.
 * **memory**: the loader (``vlm`` mode, ``alazy_load``, 100 dpi as in ``benchmarks/memory.py``) on a 10-
   and a large-page PDF with ``workers=N``, each in a fresh process; peak RSS of the tree is the client's
   ``VmHWM`` plus each worker's. Target: large <= 1.5 x small.
@@ -110,6 +112,14 @@ def occupancy(spans: list[tuple[float, float]], slots: int, started: float, wall
     }
 
 
+def _quantiles_ms(values: list[float]) -> tuple[float, float, float]:
+    """Median, 99th percentile and max of ``values`` (seconds) in ms; nan for none."""
+    if not values:
+        return (float("nan"),) * 3
+    v = sorted(values)
+    return (1000 * v[len(v) // 2], 1000 * v[int(0.99 * (len(v) - 1))], 1000 * v[-1])
+
+
 def _label(workers: int, send: bool) -> str:
     return f"workers={workers}" + ("" if send or not workers else ", main process sends")
 
@@ -127,8 +137,12 @@ def _throughput(
             procs = [stack.enter_context(server_process(LATENCY, slots // servers)) for _ in range(servers)]
             ports = [p.port for p in procs]
             r = out[_label(w, send)] = asyncio.run(_tool_run(pdf, ports, pages, slots, w, send))
-            spans = [span for p in procs for span in p.spans()]
-            r |= occupancy(spans, slots, r.pop("started"), r["wall_s"])
+            started = r.pop("started")
+            both = [(span, read) for p in procs for span, read in zip(p.spans(), p.reads(), strict=True)]
+            r |= occupancy([span for span, _ in both], slots, started, r["wall_s"])
+            mine = [read for (a, _), read in both if a >= started]  # this run's requests
+            r["read_ms"] = _quantiles_ms([a for a, _ in mine])
+            r["write_ms"] = _quantiles_ms([b for _, b in mine])
             if w and send:  # the job's pages per sender (a sender with more than its share: a round more)
                 r["split"] = shared_senders(w).given()
         if w:
@@ -264,7 +278,9 @@ def run(
     lines.append(
         "where the time went (the doubles' slot spans): first request after F s; slots >= 95% full from A "
         "to B s; busy share of the slots over the wall time; mean time a request held its slot; "
-        "the machine's busy cores (all processes) over the run"
+        "the machine's busy cores (all processes) over the run; pages per sender (min-max); "
+        "median/p99/max ms before a request's slot (from its headers read: the body's upload, the "
+        "double's parsing) and after it (the reply written)"
     )
     for label, runs in (("32", small), ("256", big)):
         for w, r in runs.items():
@@ -273,6 +289,9 @@ def run(
                 f"-{r['full_until_s']:.2f} s of {r['wall_s']:.2f}; busy share {r['slot_busy_share']:.3f}; "
                 f"request {r['mean_request_s']:.3f} s; busy cores {r['busy_cores']:.1f}"
                 + (f"; pages per sender {min(r['split'])}-{max(r['split'])}" if r.get("split") else "")
+                + "; before/after the slot {:.1f}/{:.1f}/{:.1f} and {:.1f}/{:.1f}/{:.1f} ms".format(
+                    *r["read_ms"], *r["write_ms"]
+                )
             )
     lines.append(f"memory: loader vlm alazy_load at {MEMORY_DPI} dpi, workers={n}, fresh process per size:")
     for count, r in mem.items():

@@ -106,6 +106,9 @@ def test_workers_smoke(monkeypatch: pytest.MonkeyPatch) -> None:
     for run in res.details["slots32"].values():  # the doubles' slot spans explain where the time went
         assert 0 < run["first_request_s"] < run["wall_s"] and 0 < run["slot_busy_share"] <= 1
         assert run["mean_request_s"] >= 0.05
+        assert 0 <= run["read_ms"][0] <= run["read_ms"][2] < 50_000 and run["write_ms"][2] >= 0
+    sent = res.details["slots32"]["workers=1"]  # the senders' split of the job's pages
+    assert sent["split"] == [2]
 
 
 def test_occupancy_from_slot_spans() -> None:
