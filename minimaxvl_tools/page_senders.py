@@ -94,11 +94,15 @@ class ReadOrder:
         return PageImage(job.number, self.page_count, None, text_layer=self.text_layer, source=job.path)
 
 
+def _spec(client: MiniMaxVLClient) -> ClientSpec | None:
+    spec = getattr(client, "spec", None)
+    return spec() if callable(spec) else None
+
+
 def client_blob(client: MiniMaxVLClient) -> bytes | None:
     """``client`` as a sender rebuilds it (each sender with its share of ``max_concurrency``, see
     :func:`share`); None when the client cannot be rebuilt in another process."""
-    spec = getattr(client, "spec", None)
-    built = spec() if callable(spec) else None
+    built = _spec(client)
     return pickle.dumps(built) if built is not None else None
 
 
@@ -471,7 +475,7 @@ def senders_for(client: MiniMaxVLClient, workers: int) -> SenderPool | None:
     (``worker_send``) and the client can be rebuilt in them; None: prepare in workers, send here."""
     if workers < 1 or not getattr(client.settings, "worker_send", False):
         return None
-    if client_blob(client) is None:
+    if _spec(client) is None:  # pickled once, by the job's reader
         return None
     return shared_senders(workers)
 
