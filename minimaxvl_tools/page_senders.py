@@ -271,9 +271,10 @@ sender, or one with slow pages), unless every sender does."""
 def pick(senders: list[_Slot], slots: int, size: int) -> _Slot:
     """The sender for the next page of a client with ``slots`` request slots, over a pool of ``size``:
     the one given the fewest pages for its share, so a job's pages split in proportion to the shares and
-    a job of k x ``slots`` pages takes k rounds of requests in every sender. A page is bound to its sender
-    when it is handed out, long before a slot frees; the least-loaded sender instead is the one whose
-    requests started first, and it ends a job with a round more than the others. Ties: most room."""
+    a job of k x ``slots`` pages takes k rounds of requests in every sender. (A page is bound to its
+    sender when it is handed out, long before a slot frees: handing it to the sender with the most room
+    favours the senders whose requests started first, which then end the job a round after the others.)
+    Ties: the most room."""
 
     def key(slot: _Slot) -> tuple[bool, float, int]:
         mine = max(1, share(slots, slot.index, size))
@@ -345,7 +346,7 @@ class SenderPool:
         return [s.given for s in self._slots]
 
     def submit(self, order: ReadOrder, record: Any = None) -> Future[OCRPage]:
-        """Send ``order`` to the least-loaded sender; ``record`` (e.g. the caller's
+        """Send ``order`` to the sender :func:`pick` gives; ``record`` (e.g. the caller's
         ``client.record_usage``) is called with the usage its sender spent. The future's result is the
         page (failed pages included); it raises what the in-process read would raise for the page."""
         fut: Future[OCRPage] = Future()
