@@ -152,12 +152,13 @@ class PageReader:
 
         return pixels
 
-    def finish(self, page: PageImage, ocr: OCRPage) -> OCRPage:
-        """``ocr`` after the fallback chain (a failed page only)."""
+    def finish(self, page: PageImage, ocr: OCRPage, *, rendered: bool = True) -> OCRPage:
+        """``ocr`` after the fallback chain (a failed page only); ``rendered=False``: the page did not
+        render, so the local fallback does not render it again (it reads only pixels ``page`` has)."""
         if ocr.status != "failed":
             return ocr
         with self.cpu:
-            return self.fallbacks.apply(page, ocr, self._turned(page, ocr))
+            return self.fallbacks.apply(page, ocr, self._turned(page, ocr) if rendered else None)
 
     def read(self, page: PageImage) -> OCRPage:
         """One rendered page, end to end, on this thread."""

@@ -246,7 +246,7 @@ class OCRTool(MiniMaxVLBaseTool):
         failed page), else None."""
         if page.error is None:
             return None
-        return Ready(reader.finish(meta, self._unrendered(meta, page.error)))
+        return Ready(reader.finish(meta, self._unrendered(meta, page.error), rendered=False))
 
     def _items(
         self, source: str, selected: list[PageImage], reader: PageReader

@@ -26,6 +26,7 @@ from minimaxvl_tools.errors import (
 from minimaxvl_tools.images.policy import InputPolicy
 from minimaxvl_tools.loaders import MiniMaxVLDocumentLoader
 from minimaxvl_tools.pages import PageImage, ocr_page
+from minimaxvl_tools.pages.fallback import Fallbacks
 from minimaxvl_tools.settings import Settings
 from minimaxvl_tools.testing.server import LocalVLLMServer, Reply
 from minimaxvl_tools.tools import MiniMaxVLToolkit, OCRTool
@@ -121,6 +122,28 @@ def test_tool_fails_only_the_page_that_cannot_fit_the_cap(
         and "1 dpi" in (first.error or "")
     )
     assert second.status != "failed" and any("max_pixels=200" in w for w in second.warnings)
+
+
+def test_a_page_that_did_not_render_is_not_rendered_again_for_the_local_fallback(
+    vllm_server: LocalVLLMServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pdf = _pdf(tmp_path / "two.pdf", [(2160, 2160), (612, 792)])
+    vllm_server.set_responder(lambda body: "Page line 0")
+    settings = Settings(base_url=vllm_server.base_url, allowed_roots=[tmp_path], max_pixels=200)
+    tool = OCRTool(settings=settings, tile=True, fix_rotation=False, fallback=("local",))
+    monkeypatch.setattr(Fallbacks, "local_available", lambda self: True)  # as if Tesseract were there
+    renders: list[int] = []
+    again = OCRTool._rendered
+
+    def rendered(self: OCRTool, source: str, page: PageImage) -> PageImage:
+        renders.append(page.number)
+        return again(self, source, page)
+
+    monkeypatch.setattr(OCRTool, "_rendered", rendered)
+    _content, res = tool._run(str(pdf))
+    first = res.pages[0]
+    assert first.status == "failed" and first.error_type == "ImageTooLargeError"
+    assert renders == [] and not any("fallback local failed" in w for w in first.warnings)
 
 
 def test_loader_fails_only_the_page_that_cannot_fit_the_cap(
