@@ -34,7 +34,6 @@ import threading
 import time
 from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from .client.types import Usage
@@ -236,9 +235,7 @@ async def read_order(order: ReadOrder, client: MiniMaxVLClient, render: ThreadPo
     done = await asyncio.get_running_loop().run_in_executor(render, page_work)
     if isinstance(done, MiniMaxVLError):
         meta = order.meta()
-        return await asyncio.to_thread(
-            partial(reader.finish, meta, failed_page(meta, done, None, []), rendered=False)
-        )
+        return await asyncio.to_thread(reader.finish, meta, failed_page(meta, done, None, []), rendered=False)
     page, deferred = done
     return await reader.aread(page, deferred)
 
