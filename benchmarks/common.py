@@ -456,6 +456,14 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def quantiles_ms(values: list[float]) -> tuple[float, float, float]:
+    """Median, 99th percentile and max of ``values`` (seconds) in ms; nan for none."""
+    if not values:
+        return (float("nan"),) * 3
+    v = sorted(values)
+    return (1000 * v[len(v) // 2], 1000 * v[int(0.99 * (len(v) - 1))], 1000 * v[-1])
+
+
 def busy_cpu_seconds() -> float:
     """CPU seconds the whole machine has spent busy since boot (all cores, from /proc/stat; 0.0 where
     unavailable): the difference over a run, divided by its wall time, is how many cores it kept busy."""

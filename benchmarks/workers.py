@@ -37,7 +37,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from .common import MODEL, BenchResult, Row, busy_cpu_seconds, make_text_pdf, server_process
+from .common import MODEL, BenchResult, Row, busy_cpu_seconds, make_text_pdf, quantiles_ms, server_process
 
 LATENCY = 1.0
 DPI = 200
@@ -112,14 +112,6 @@ def occupancy(spans: list[tuple[float, float]], slots: int, started: float, wall
     }
 
 
-def _quantiles_ms(values: list[float]) -> tuple[float, float, float]:
-    """Median, 99th percentile and max of ``values`` (seconds) in ms; nan for none."""
-    if not values:
-        return (float("nan"),) * 3
-    v = sorted(values)
-    return (1000 * v[len(v) // 2], 1000 * v[int(0.99 * (len(v) - 1))], 1000 * v[-1])
-
-
 def _label(workers: int, send: bool) -> str:
     return f"workers={workers}" + ("" if send or not workers else ", main process sends")
 
@@ -141,8 +133,8 @@ def _throughput(
             both = [(span, read) for p in procs for span, read in zip(p.spans(), p.reads(), strict=True)]
             r |= occupancy([span for span, _ in both], slots, started, r["wall_s"])
             mine = [read for (a, _), read in both if a >= started]  # this run's requests
-            r["read_ms"] = _quantiles_ms([a for a, _ in mine])
-            r["write_ms"] = _quantiles_ms([b for _, b in mine])
+            r["read_ms"] = quantiles_ms([a for a, _ in mine])
+            r["write_ms"] = quantiles_ms([b for _, b in mine])
             if w and send:  # the job's pages per sender (a sender with more than its share: a round more)
                 r["split"] = shared_senders(w).given()
         if w:

@@ -11,10 +11,11 @@ and the requests that took over 1.1 s with when they were sent.
 from __future__ import annotations
 
 import glob
-import statistics
 import sys
 from collections import defaultdict
 from typing import Any
+
+from benchmarks.common import quantiles_ms
 
 STAGES = [
     ("submit", "got"),
@@ -40,10 +41,10 @@ def load(prefix: str) -> list[tuple[float, int, str, str]]:
 
 
 def _q(values: list[float]) -> str:
-    v = sorted(values)
-    if not v:
+    if not values:
         return "-"
-    return f"{1000 * statistics.median(v):.1f}/{1000 * v[int(0.99 * (len(v) - 1))]:.0f}/{1000 * v[-1]:.0f}"
+    median, p99, top = quantiles_ms(values)
+    return f"{median:.1f}/{p99:.0f}/{top:.0f}"
 
 
 def main(prefix: str, slots: int) -> None:
